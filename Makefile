@@ -1,0 +1,49 @@
+# Everything runs inside .venv, built from the pinned requirements on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EVENT ?= events/schedule.json
+AUTH ?= aksk
+PYTEST_ARGS ?=
+
+.PHONY: help run test lint format unit integration contract clean
+
+help:
+	@echo "make run      - one trigger (EVENT=$(EVENT)) through the handler against the local emulator + moto"
+	@echo "make test     - lint, type-check and the whole test suite"
+	@echo "make lint     - ruff + mypy --strict on src/"
+	@echo "make format   - ruff format + autofix"
+
+$(STAMP): requirements/dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/python -m devtools.run_local $(EVENT) --auth $(AUTH)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests devtools
+	$(BIN)/ruff format --check src tests devtools
+	$(BIN)/mypy --strict src
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests devtools
+	$(BIN)/ruff check --fix src tests devtools
+
+test: lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+integration: $(STAMP)
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+contract: $(STAMP)
+	$(BIN)/pytest tests/contract $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Turn timers and queue messages into Huawei Cloud CBR restore points."""

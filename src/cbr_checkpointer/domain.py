@@ -1,0 +1,111 @@
+"""Value objects that flow from triggers through the service to the publisher.
+
+Everything here is plain data: no I/O, no settings, no knowledge of envelopes or wire formats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+TriggerKind = Literal["schedule", "rule", "eventbridge", "sqs", "direct"]
+ErrorKind = Literal["validation", "api", "auth", "throttled", "timeout", "network"]
+OutcomeKind = Literal["created", "failed", "rejected", "validated"]
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """Where a request came from: the kind of trigger, its id and its time (if it carries one)."""
+
+    kind: TriggerKind
+    id: str
+    time: datetime | None = None
+
+    def to_detail(self) -> dict[str, Any]:
+        detail: dict[str, Any] = {"kind": self.kind, "id": self.id}
+        if self.time is not None:
+            detail["time"] = self.time.isoformat()
+        return detail
+
+
+@dataclass(frozen=True, slots=True)
+class BackupRequest:
+    """A validated request: the exact JSON body for `POST /v3/{project_id}/checkpoints`."""
+
+    idempotency_key: str
+    project_id: str
+    body: dict[str, Any]
+    trigger: Trigger
+    dry_run: bool = False
+
+    @property
+    def vault_id(self) -> str:
+        return str(self.body["checkpoint"]["vault_id"])
+
+    @property
+    def name(self) -> str:
+        return str(self.body["checkpoint"]["parameters"]["name"])
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One broken rule, with the dotted path of the field that broke it."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A payload that broke the contract; nothing is sent to CBR for it."""
+
+    idempotency_key: str
+    trigger: Trigger
+    errors: tuple[FieldError, ...]
+    payload: Any
+    project_id: str | None = None
+    vault_id: str | None = None
+
+    @property
+    def message(self) -> str:
+        return "; ".join(str(error) for error in self.errors)
+
+
+WorkItem = BackupRequest | Rejected
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """Why a request failed, in the shape of the event's `error` object."""
+
+    kind: ErrorKind
+    message: str
+    code: str | None = None
+    http_status: int | None = None
+    retryable: bool = False
+    request_id: str | None = None
+
+    def to_detail(self) -> dict[str, Any]:
+        detail: dict[str, Any] = {"kind": self.kind, "message": self.message, "retryable": self.retryable}
+        if self.code is not None:
+            detail["code"] = self.code
+        if self.http_status is not None:
+            detail["http_status"] = self.http_status
+        if self.request_id is not None:
+            detail["request_id"] = self.request_id
+        return detail
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The end of one work item: what the publisher turns into one event."""
+
+    kind: OutcomeKind
+    item: WorkItem
+    checkpoint: dict[str, Any] | None = None
+    error: ErrorInfo | None = None
+    duplicate: bool = False

@@ -1,0 +1,156 @@
+"""Configuration, read from the environment once per execution environment into one frozen model."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+DEFAULT_IAM_ENDPOINT = "https://iam.myhuaweicloud.com"
+
+# Environment variable -> Settings field. The Huawei SDK's own names are used where they exist.
+ENVIRONMENT: dict[str, str] = {
+    "CBR_REGION": "cbr_region",
+    "CBR_ENDPOINT": "cbr_endpoint",
+    "HUAWEICLOUD_SDK_IAM_ENDPOINT": "iam_endpoint",
+    "HUAWEICLOUD_SDK_PROJECT_ID": "project_id",
+    "HUAWEICLOUD_SDK_AK": "huawei_ak",
+    "HUAWEICLOUD_SDK_SK": "huawei_sk",
+    "HUAWEICLOUD_SDK_SECURITY_TOKEN": "huawei_security_token",
+    "CBR_CREDENTIALS_SECRET": "credentials_secret",
+    "EVENT_BUS_NAME": "event_bus_name",
+    "EVENT_SOURCE": "event_source",
+    "IDEMPOTENCY_TABLE": "idempotency_table",
+    "IDEMPOTENCY_TTL_SECONDS": "idempotency_ttl_seconds",
+    "WATCH_QUEUE_URL": "watch_queue_url",
+    "DEFAULT_VAULT_ID": "default_vault_id",
+    "MAX_CONCURRENCY": "max_concurrency",
+    "DRY_RUN": "dry_run",
+    "AWS_REGION": "aws_region",
+    "AWS_ACCESS_KEY_ID": "aws_access_key_id",
+    "AWS_SECRET_ACCESS_KEY": "aws_secret_access_key",
+    "AWS_SESSION_TOKEN": "aws_session_token",
+    "AWS_ENDPOINT_URL": "aws_endpoint_url",
+}
+FIELD_TO_VARIABLE = {field: variable for variable, field in ENVIRONMENT.items()}
+
+# Signing name -> the service id used in AWS_ENDPOINT_URL_<SERVICE> (the AWS SDKs' convention).
+AWS_SERVICE_ENV_IDS: dict[str, str] = {
+    "events": "EVENTS",
+    "dynamodb": "DYNAMODB",
+    "secretsmanager": "SECRETS_MANAGER",
+    "sqs": "SQS",
+}
+
+
+class ConfigurationError(ValueError):
+    """The environment does not describe a usable configuration; the message names the variable."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _require_safe_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url.rstrip("/")
+    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+        return url.rstrip("/")
+    raise ValueError("must be an https:// URL (plain http is allowed only on loopback)")
+
+
+class Settings(BaseModel):
+    """Everything the function needs from its environment. Secrets are SecretStr and never printed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cbr_region: str | None = None
+    cbr_endpoint: str
+    iam_endpoint: str = DEFAULT_IAM_ENDPOINT
+    project_id: str | None = None
+    huawei_ak: SecretStr | None = None
+    huawei_sk: SecretStr | None = None
+    huawei_security_token: SecretStr | None = None
+    credentials_secret: str | None = None
+    event_bus_name: str = "default"
+    event_source: str = "cbr.checkpointer"
+    idempotency_table: str = "memory"
+    idempotency_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    watch_queue_url: str | None = None
+    default_vault_id: str | None = None
+    max_concurrency: int = Field(default=8, ge=1, le=100)
+    dry_run: bool = False
+    aws_region: str = "us-east-1"
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_session_token: SecretStr | None = None
+    aws_endpoint_url: str | None = None
+    aws_service_endpoints: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("cbr_endpoint", "iam_endpoint")
+    @classmethod
+    def _endpoint_is_safe(cls, url: str) -> str:
+        return _require_safe_url(url)
+
+    @field_validator("aws_endpoint_url")
+    @classmethod
+    def _aws_endpoint_is_safe(cls, url: str | None) -> str | None:
+        return None if url is None else _require_safe_url(url)
+
+    @field_validator("aws_service_endpoints")
+    @classmethod
+    def _aws_service_endpoints_are_safe(cls, endpoints: dict[str, str]) -> dict[str, str]:
+        return {service: _require_safe_url(url) for service, url in endpoints.items()}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        values: dict[str, Any] = {
+            field: environ[variable] for variable, field in ENVIRONMENT.items() if environ.get(variable)
+        }
+        values.setdefault("aws_region", environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+        if "cbr_endpoint" not in values:
+            region = values.get("cbr_region")
+            if not region:
+                raise ConfigurationError("set CBR_REGION (or CBR_ENDPOINT) to reach Huawei CBR")
+            values["cbr_endpoint"] = f"https://cbr.{region}.myhuaweicloud.com"
+        values["aws_service_endpoints"] = {
+            service: environ[f"AWS_ENDPOINT_URL_{env_id}"]
+            for service, env_id in AWS_SERVICE_ENV_IDS.items()
+            if environ.get(f"AWS_ENDPOINT_URL_{env_id}")
+        }
+        try:
+            return cls(**values)
+        except ValidationError as error:
+            problems = []
+            for detail in error.errors(include_input=False, include_url=False):
+                field = str(detail["loc"][0]) if detail["loc"] else "?"
+                if field == "aws_service_endpoints" and len(detail["loc"]) > 1:
+                    variable = f"AWS_ENDPOINT_URL_{AWS_SERVICE_ENV_IDS[str(detail['loc'][1])]}"
+                else:
+                    variable = FIELD_TO_VARIABLE.get(field, field)
+                problems.append(f"{variable}: {detail['msg']}")
+            raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
+
+    def aws_endpoint(self, service: str) -> str:
+        """The base URL for an AWS service, honouring AWS_ENDPOINT_URL_<SERVICE> then AWS_ENDPOINT_URL."""
+        override = self.aws_service_endpoints.get(service) or self.aws_endpoint_url
+        if override:
+            return override
+        return f"https://{service}.{self.aws_region}.amazonaws.com"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this execution environment, parsed on first use (never at import)."""
+    return Settings.from_env(os.environ)

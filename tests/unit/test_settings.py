@@ -1,0 +1,76 @@
+"""Settings are parsed once from the environment; mistakes name the variable; secrets stay hidden."""
+
+from __future__ import annotations
+
+import pytest
+
+from cbr_checkpointer.settings import ConfigurationError, Settings
+
+
+def test_defaults_follow_the_design() -> None:
+    settings = Settings.from_env({"CBR_REGION": "cn-north-4"})
+
+    assert settings.cbr_endpoint == "https://cbr.cn-north-4.myhuaweicloud.com"
+    assert settings.iam_endpoint == "https://iam.myhuaweicloud.com"
+    assert settings.event_bus_name == "default"
+    assert settings.event_source == "cbr.checkpointer"
+    assert settings.max_concurrency == 8
+    assert settings.dry_run is False
+
+
+def test_a_missing_region_and_endpoint_is_named() -> None:
+    with pytest.raises(ConfigurationError, match="CBR_REGION"):
+        Settings.from_env({})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CBR_ENDPOINT", "http://cbr.example.com"),
+        ("HUAWEICLOUD_SDK_IAM_ENDPOINT", "ftp://iam.example.com"),
+        ("AWS_ENDPOINT_URL", "http://10.0.0.5:4566"),
+        ("AWS_ENDPOINT_URL_EVENTS", "http://192.168.1.1"),
+        ("MAX_CONCURRENCY", "0"),
+        ("MAX_CONCURRENCY", "many"),
+        ("DRY_RUN", "perhaps"),
+    ],
+)
+def test_bad_values_name_their_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=variable):
+        Settings.from_env({"CBR_REGION": "cn-north-4", variable: value})
+
+
+def test_plain_http_is_allowed_only_on_loopback() -> None:
+    settings = Settings.from_env({"CBR_ENDPOINT": "http://127.0.0.1:8080/", "AWS_ENDPOINT_URL": "http://localhost:5000"})
+
+    assert settings.cbr_endpoint == "http://127.0.0.1:8080"
+    assert settings.aws_endpoint("events") == "http://localhost:5000"
+
+
+def test_service_specific_aws_endpoint_wins_over_the_general_one() -> None:
+    settings = Settings.from_env(
+        {
+            "CBR_REGION": "cn-north-4",
+            "AWS_REGION": "eu-west-1",
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:1",
+            "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:2",
+        }
+    )
+
+    assert settings.aws_endpoint("dynamodb") == "http://127.0.0.1:2"
+    assert settings.aws_endpoint("events") == "http://127.0.0.1:1"
+    assert Settings.from_env({"CBR_REGION": "x", "AWS_REGION": "eu-west-1"}).aws_endpoint("events") == (
+        "https://events.eu-west-1.amazonaws.com"
+    )
+
+
+def test_secrets_never_show_in_repr_or_errors() -> None:
+    settings = Settings.from_env(
+        {"CBR_REGION": "cn-north-4", "HUAWEICLOUD_SDK_SK": "sk-very-secret", "AWS_SECRET_ACCESS_KEY": "aws-very-secret"}
+    )
+
+    assert "very-secret" not in repr(settings)
+    assert "very-secret" not in str(settings.model_dump())
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env({"CBR_ENDPOINT": "http://cbr.example.com", "HUAWEICLOUD_SDK_SK": "sk-very-secret"})
+    assert "very-secret" not in str(raised.value)
