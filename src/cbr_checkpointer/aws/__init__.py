@@ -1,0 +1,14 @@
+"""AWS without boto3: SigV4 signing and the AWS JSON protocol over httpx."""
+
+from cbr_checkpointer.aws.client import JSON_SERVICES, AwsError, AwsJsonClient, aws_json_client
+from cbr_checkpointer.aws.sigv4 import AwsCredentials, SigV4Auth, sign
+
+__all__ = [
+    "JSON_SERVICES",
+    "AwsCredentials",
+    "AwsError",
+    "AwsJsonClient",
+    "SigV4Auth",
+    "aws_json_client",
+    "sign",
+]

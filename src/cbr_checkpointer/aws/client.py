@@ -1,0 +1,197 @@
+"""The AWS JSON protocol (awsJson1_0 / awsJson1_1) over one shared httpx client, signed with SigV4."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+
+from cbr_checkpointer.aws.sigv4 import AwsCredentials, SigV4Auth
+
+JsonVersion = Literal["1.0", "1.1"]
+
+
+@dataclass(frozen=True, slots=True)
+class JsonService:
+    """How one AWS service speaks the JSON protocol: its `X-Amz-Target` prefix and protocol version."""
+
+    target_prefix: str
+    json_version: JsonVersion
+
+
+# Keyed by signing name, which is also the service id moto routes on.
+JSON_SERVICES: dict[str, JsonService] = {
+    "events": JsonService("AWSEvents", "1.1"),
+    "dynamodb": JsonService("DynamoDB_20120810", "1.0"),
+    "secretsmanager": JsonService("secretsmanager", "1.1"),
+    "sqs": JsonService("AmazonSQS", "1.0"),
+}
+
+RETRYABLE_CODES = frozenset(
+    {
+        "InternalFailure",
+        "InternalError",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "TransactionInProgressException",
+    }
+)
+
+
+class AwsError(Exception):
+    """An AWS call that did not succeed: the service's error, or a transport failure (`http_status` None)."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        http_status: int | None,
+        retryable: bool,
+        body: dict[str, Any] | None = None,
+    ) -> None:
+        status = f"HTTP {http_status}" if http_status is not None else "no response"
+        super().__init__(f"{code} ({status}): {message}")
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+        self.retryable = retryable
+        self.body: dict[str, Any] = body or {}
+
+
+def _error_code(response: httpx.Response, body: dict[str, Any]) -> str:
+    # awsJson: the header wins, then `__type`, then `code`; either may carry a namespace
+    # (`ns#Code`) or a trailing URI (`Code:http://...`).
+    raw = response.headers.get("x-amzn-errortype") or body.get("__type") or body.get("code") or ""
+    code = str(raw).split(":", 1)[0].rsplit("#", 1)[-1]
+    return code or f"HTTP{response.status_code}"
+
+
+def _parse_error(operation: str, response: httpx.Response) -> AwsError:
+    try:
+        parsed = response.json()
+    except ValueError:
+        parsed = None
+    body: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+    code = _error_code(response, body)
+    message = str(body.get("message") or body.get("Message") or f"{operation} failed")
+    retryable = response.status_code >= 500 or response.status_code == 429 or code in RETRYABLE_CODES
+    return AwsError(code, message, http_status=response.status_code, retryable=retryable, body=body)
+
+
+class AwsJsonClient:
+    """Calls one AWS JSON-protocol service; the httpx client is built on first use and shared by threads."""
+
+    def __init__(
+        self,
+        service: str,
+        endpoint: str,
+        region: str,
+        credentials: AwsCredentials,
+        *,
+        target_prefix: str,
+        json_version: JsonVersion,
+        max_connections: int = 10,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.service = service
+        self._url = endpoint.rstrip("/") + "/"
+        self._auth = SigV4Auth(credentials, region=region, service=service)
+        self._target_prefix = target_prefix
+        self._content_type = f"application/x-amz-json-{json_version}"
+        self._limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        self._timeout = timeout
+        self._transport = transport
+        self._http: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    def _client(self) -> httpx.Client:
+        with self._lock:
+            if self._http is None:
+                self._http = httpx.Client(
+                    auth=self._auth,
+                    limits=self._limits,
+                    timeout=self._timeout,
+                    transport=self._transport,
+                    verify=True,
+                )
+            return self._http
+
+    def call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Send one operation and return its JSON answer; raise `AwsError` for anything but success."""
+        content = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        headers = {"X-Amz-Target": f"{self._target_prefix}.{operation}", "Content-Type": self._content_type}
+        try:
+            response = self._client().post(self._url, content=content, headers=headers)
+        except httpx.TransportError as error:
+            raise AwsError(
+                type(error).__name__,
+                f"{self.service} {operation}: {error}",
+                http_status=None,
+                retryable=True,
+            ) from error
+        if response.status_code != 200:
+            raise _parse_error(operation, response)
+        if not response.content:
+            return {}
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise AwsError(
+                "InvalidResponse",
+                f"{self.service} {operation} answered with something other than a JSON object",
+                http_status=response.status_code,
+                retryable=False,
+            )
+        return answer
+
+    def close(self) -> None:
+        with self._lock:
+            if self._http is not None:
+                self._http.close()
+                self._http = None
+
+
+def aws_json_client(
+    service: str,
+    endpoint: str,
+    region: str,
+    credentials: AwsCredentials,
+    *,
+    max_connections: int = 10,
+    timeout: float = 10.0,
+    transport: httpx.BaseTransport | None = None,
+) -> AwsJsonClient:
+    """A client for one of the services in `JSON_SERVICES`, e.g. `aws_json_client("events", ...)`."""
+    try:
+        known = JSON_SERVICES[service]
+    except KeyError:
+        raise ValueError(f"unknown AWS JSON service {service!r}; known: {', '.join(JSON_SERVICES)}") from None
+    return AwsJsonClient(
+        service,
+        endpoint,
+        region,
+        credentials,
+        target_prefix=known.target_prefix,
+        json_version=known.json_version,
+        max_connections=max_connections,
+        timeout=timeout,
+        transport=transport,
+    )

@@ -1,0 +1,237 @@
+"""The outbound event: one EventBridge event per outcome, published at least once (DESIGN §4, §5)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cbr_checkpointer.aws import AwsError, AwsJsonClient
+from cbr_checkpointer.domain import BackupRequest, ErrorInfo, Outcome, OutcomeKind, Rejected
+
+logger = logging.getLogger(__name__)
+
+DETAIL_VERSION = "1"
+DETAIL_TYPES: dict[OutcomeKind, str] = {
+    "created": "CBR Checkpoint Created",
+    "failed": "CBR Checkpoint Failed",
+    "rejected": "CBR Backup Request Rejected",
+    "validated": "CBR Backup Request Validated",
+}
+PAYLOAD_LIMIT_BYTES = 32 * 1024
+# PutEvents: at most 10 entries a call, and at most 256 KiB per entry and per call, sizes counted
+# as https://docs.aws.amazon.com/eventbridge/latest/userguide/calculate-putevents-entry-size.html
+MAX_ENTRIES_PER_CALL = 10
+MAX_ENTRY_BYTES = 256 * 1024
+TIME_FIELD_BYTES = 14
+RETRYABLE_ENTRY_CODES = frozenset({"InternalFailure", "ThrottlingException"})
+BACKOFF_BASE_SECONDS = 0.1
+BACKOFF_CAP_SECONDS = 2.0
+
+
+def detail_type(outcome: Outcome) -> str:
+    return DETAIL_TYPES[outcome.kind]
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def event_detail(outcome: Outcome, *, payload_limit_bytes: int = PAYLOAD_LIMIT_BYTES) -> dict[str, Any]:
+    """The event's `Detail`: only the keys that apply to this outcome, never null placeholders."""
+    item = outcome.item
+    detail: dict[str, Any] = {
+        "version": DETAIL_VERSION,
+        "outcome": outcome.kind,
+        "idempotency_key": item.idempotency_key,
+        "trigger": item.trigger.to_detail(),
+    }
+    if isinstance(item, Rejected):
+        return detail | _rejected_fields(item, payload_limit_bytes)
+    return detail | _request_fields(outcome, item)
+
+
+def _request_fields(outcome: Outcome, request: BackupRequest) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "project_id": request.project_id,
+        "vault_id": request.vault_id,
+        "request": request.body,
+    }
+    if outcome.checkpoint is not None:
+        fields["checkpoint"] = outcome.checkpoint
+    if outcome.error is not None:
+        fields["error"] = outcome.error.to_detail()
+    if outcome.kind == "created":
+        fields["duplicate"] = outcome.duplicate
+    return fields
+
+
+def _rejected_fields(rejected: Rejected, payload_limit_bytes: int) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if rejected.project_id is not None:
+        fields["project_id"] = rejected.project_id
+    if rejected.vault_id is not None:
+        fields["vault_id"] = rejected.vault_id
+    fields["error"] = ErrorInfo(
+        kind="validation", code="InvalidRequest", message=rejected.message
+    ).to_detail()
+    fields["errors"] = [{"field": error.field, "message": error.message} for error in rejected.errors]
+    return fields | _payload_fields(rejected.payload, payload_limit_bytes)
+
+
+def _payload_fields(payload: Any, limit_bytes: int) -> dict[str, Any]:
+    """The payload itself, or when its compact JSON text is longer, that text cut to `limit_bytes`."""
+    text = _json(payload).encode("utf-8")
+    if len(text) <= limit_bytes:
+        return {"payload": payload}
+    # Cutting UTF-8 bytes may split a character; drop the partial one.
+    return {"payload": text[:limit_bytes].decode("utf-8", errors="ignore"), "payload_truncated": True}
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    outcome: Outcome
+    fields: dict[str, Any]
+    size: int
+
+
+def _entry_size(source: str, detail_type_: str, detail: str) -> int:
+    return TIME_FIELD_BYTES + sum(len(part.encode("utf-8")) for part in (source, detail_type_, detail))
+
+
+class EventPublisher:
+    """Publishes outcomes to one bus; `publish` returns the outcomes it could not publish."""
+
+    def __init__(
+        self,
+        events: AwsJsonClient,
+        *,
+        source: str,
+        bus_name: str,
+        max_attempts: int = 4,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._events = events
+        self._source = source
+        self._bus_name = bus_name
+        self._max_attempts = max_attempts
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+
+    def publish(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
+        """Put one event per outcome, up to 10 per call; return those not published, in the order given."""
+        entries: list[_Entry] = []
+        unpublished: list[Outcome] = []
+        for outcome in outcomes:
+            entry = self._entry(outcome)
+            if entry is None:
+                unpublished.append(_give_up(outcome, "EntryTooLarge"))
+            else:
+                entries.append(entry)
+        for batch in self._batches(entries):
+            unpublished.extend(self._put(batch))
+        failed = {id(outcome) for outcome in unpublished}
+        return [outcome for outcome in outcomes if id(outcome) in failed]
+
+    def _entry(self, outcome: Outcome) -> _Entry | None:
+        kind = detail_type(outcome)
+        detail = _json(event_detail(outcome))
+        size = _entry_size(self._source, kind, detail)
+        if isinstance(outcome.item, Rejected):
+            # Only the original payload can give way; each pass removes at least the overflow.
+            limit = min(len(_json(outcome.item.payload).encode("utf-8")), PAYLOAD_LIMIT_BYTES)
+            while size > MAX_ENTRY_BYTES and limit > 0:
+                limit = max(0, limit - (size - MAX_ENTRY_BYTES))
+                detail = _json(event_detail(outcome, payload_limit_bytes=limit))
+                size = _entry_size(self._source, kind, detail)
+        if size > MAX_ENTRY_BYTES:
+            return None
+        fields = {
+            "Source": self._source,
+            "DetailType": kind,
+            "Detail": detail,
+            "EventBusName": self._bus_name,
+            "Resources": [],
+            "Time": time.time(),
+        }
+        return _Entry(outcome, fields, size)
+
+    @staticmethod
+    def _batches(entries: list[_Entry]) -> list[list[_Entry]]:
+        batches: list[list[_Entry]] = []
+        batch: list[_Entry] = []
+        batch_size = 0
+        for entry in entries:
+            if len(batch) == MAX_ENTRIES_PER_CALL or batch_size + entry.size > MAX_ENTRY_BYTES:
+                batches.append(batch)
+                batch, batch_size = [], 0
+            batch.append(entry)
+            batch_size += entry.size
+        if batch:
+            batches.append(batch)
+        return batches
+
+    def _put(self, batch: list[_Entry]) -> list[Outcome]:
+        """Send one batch, retrying what failed transiently; return the outcomes left unpublished."""
+        pending = batch
+        unpublished: list[Outcome] = []
+        last_codes: dict[int, str] = {}
+        for attempt in range(self._max_attempts):
+            if attempt:
+                self._sleep(self._backoff(attempt))
+            try:
+                results = self._put_events(pending)
+            except AwsError as error:
+                if not error.retryable:
+                    return unpublished + [_give_up(entry.outcome, error.code) for entry in pending]
+                last_codes = {id(entry): error.code for entry in pending}
+                continue
+            retry: list[_Entry] = []
+            for entry, result in zip(pending, results, strict=True):
+                code = result.get("ErrorCode")
+                if code is None:
+                    continue
+                if code in RETRYABLE_ENTRY_CODES:
+                    retry.append(entry)
+                    last_codes[id(entry)] = code
+                else:
+                    unpublished.append(_give_up(entry.outcome, code))
+            if not retry:
+                return unpublished
+            pending = retry
+        return unpublished + [_give_up(entry.outcome, last_codes[id(entry)]) for entry in pending]
+
+    def _put_events(self, entries: list[_Entry]) -> list[dict[str, Any]]:
+        """One PutEvents call; the per-entry results in request order (empty dicts when all succeeded)."""
+        answer = self._events.call("PutEvents", {"Entries": [entry.fields for entry in entries]})
+        if not answer.get("FailedEntryCount"):
+            return [{} for _ in entries]
+        results: list[dict[str, Any]] = answer.get("Entries", [])
+        if len(results) != len(entries):
+            raise AwsError(
+                "InvalidResponse",
+                "PutEvents reported failures without one result per entry",
+                http_status=200,
+                retryable=True,
+            )
+        return results
+
+    def _backoff(self, attempt: int) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2^(attempt - 1))]."""
+        return self._rng.uniform(0.0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)))
+
+
+def _give_up(outcome: Outcome, code: str) -> Outcome:
+    # The code and key only: the detail may hold a user's payload.
+    logger.error(
+        "event not published: %s for %r (idempotency_key %s)",
+        code,
+        detail_type(outcome),
+        outcome.item.idempotency_key,
+    )
+    return outcome
