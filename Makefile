@@ -7,13 +7,15 @@ EVENT ?= events/schedule.json
 AUTH ?= aksk
 PYTEST_ARGS ?=
 
-.PHONY: help run test lint format unit integration contract clean
+.PHONY: help run test lint format unit integration contract clean package validate
 
 help:
 	@echo "make run      - one trigger (EVENT=$(EVENT)) through the handler against the local emulator + moto"
 	@echo "make test     - lint, type-check and the whole test suite"
 	@echo "make lint     - ruff + mypy --strict on src/"
 	@echo "make format   - ruff format + autofix"
+	@echo "make package  - dist/function.zip for python3.13/arm64 (no boto3 inside)"
+	@echo "make validate - template.yaml through the SAM translator and cfn-lint, offline"
 
 $(STAMP): requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +24,7 @@ $(STAMP): requirements/dev.txt pyproject.toml
 	touch $@
 
 run: $(STAMP)
-	$(BIN)/python -m devtools.run_local $(EVENT) --auth $(AUTH)
+	@$(BIN)/python -m devtools.run_local $(EVENT) --auth $(AUTH)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests devtools
@@ -47,3 +49,17 @@ contract: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .mypy_cache .ruff_cache
+
+# dist/function.zip for python3.13 on arm64: pinned runtime wheels for manylinux aarch64 plus
+# src/cbr_checkpointer (never the emulator), zipped reproducibly; fails if boto3/botocore got in.
+package: $(STAMP)
+	rm -rf build/package dist/function.zip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile \
+		--platform manylinux2014_aarch64 --implementation cp --python-version 3.13 --only-binary=:all: \
+		--target build/package -r requirements/runtime.txt
+	cp -R src/cbr_checkpointer build/package/cbr_checkpointer
+	$(BIN)/python devtools/package.py build/package dist/function.zip --require cbr_checkpointer/handler.py
+
+# template.yaml: SAM transform offline, cfn-lint on the expansion, and assertions on the result.
+validate: $(STAMP)
+	$(BIN)/pytest tests/infrastructure $(PYTEST_ARGS)
