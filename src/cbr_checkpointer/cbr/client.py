@@ -1,0 +1,255 @@
+"""The CBR calls this project makes, over one shared, thread-safe httpx connection pool."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Generator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from pydantic import ValidationError
+
+from cbr_checkpointer.cbr.credentials import AkSkCredentials, CredentialsProvider, secrets_of
+from cbr_checkpointer.cbr.errors import CbrError, classify_response, classify_transport_error, clip_message
+from cbr_checkpointer.cbr.iam import TokenIssuer
+from cbr_checkpointer.cbr.signer import sign_request
+from cbr_checkpointer.domain import ErrorInfo
+from cbr_checkpointer.models import CheckpointCreate, CreateCheckpointResponse
+
+logger = logging.getLogger(__name__)
+
+JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
+BACKUPS_PAGE_SIZE = 100
+MAX_BACKUP_PAGES = 20
+KEEPALIVE_SECONDS = 30.0
+
+
+class _CbrAuth(httpx.Auth):
+    """Per call: AK/SK signature or IAM token, whichever the provider's current credentials allow.
+
+    Remembers the token it sent (so only that one is dropped if refused) and the secrets in play (so
+    they can be scrubbed from error messages).
+    """
+
+    requires_request_body = True
+
+    def __init__(
+        self,
+        credentials: CredentialsProvider,
+        tokens: TokenIssuer,
+        project_id: str,
+    ) -> None:
+        self._credentials = credentials
+        self._tokens = tokens
+        self._project_id = project_id
+        self.token: str | None = None
+        self.secrets: tuple[str, ...] = ()
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        credentials = self._credentials.get()
+        self.secrets = secrets_of(credentials)
+        if isinstance(credentials, AkSkCredentials):
+            sign_request(request, credentials, project_id=self._project_id, now=datetime.now(UTC))
+        else:
+            self.token = self._tokens.token(credentials, self._project_id)
+            self.secrets += (self.token,)
+            request.headers["X-Auth-Token"] = self.token
+        yield request
+
+
+def _problems(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    return f"{error.error_count()} problem(s), first at {where}: {first['msg']}"
+
+
+def _unexpected_answer(what: str, detail: str, response: httpx.Response) -> CbrError:
+    info = ErrorInfo(
+        "api",
+        clip_message(f"unexpected answer to {what} (HTTP {response.status_code}): {detail}"),
+        http_status=response.status_code,
+        retryable=True,
+        request_id=response.headers.get("X-Request-Id"),
+    )
+    # Only a create can have taken effect; for reads the flag has no consequence.
+    return CbrError(info, ambiguous=what == "CreateCheckpoint")
+
+
+class CbrClient:
+    """CreateCheckpoint, ShowCheckpoint and ListBackups for one CBR endpoint.
+
+    One attempt per call, except that a refusal of the credentials (APIGW.0301/0307,
+    BackupService.9998, IAM 401) refreshes them and tries once more: the request was refused, so
+    repeating it cannot create twice. Every other retry is the caller's business.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        credentials: CredentialsProvider,
+        *,
+        iam_endpoint: str,
+        max_connections: int = 8,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._endpoint = endpoint.rstrip("/")
+        self._credentials = credentials
+        self._max_connections = max_connections
+        self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
+        self._transport = transport
+        self._tokens = TokenIssuer(
+            iam_endpoint, connect_timeout=connect_timeout, read_timeout=read_timeout, transport=transport
+        )
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    def create_checkpoint(self, project_id: str, body: Mapping[str, Any]) -> CheckpointCreate:
+        """`POST /v3/{project_id}/checkpoints` with `body` as is; the new checkpoint on HTTP 200."""
+        content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        response = self._send(
+            "POST",
+            project_id,
+            f"/v3/{_segment(project_id)}/checkpoints",
+            content=content,
+            headers={"Content-Type": JSON_CONTENT_TYPE},
+        )
+        return self._checkpoint("CreateCheckpoint", response)
+
+    def show_checkpoint(self, project_id: str, checkpoint_id: str) -> CheckpointCreate:
+        """`GET /v3/{project_id}/checkpoints/{checkpoint_id}`."""
+        response = self._send(
+            "GET", project_id, f"/v3/{_segment(project_id)}/checkpoints/{_segment(checkpoint_id)}"
+        )
+        return self._checkpoint("ShowCheckpoint", response)
+
+    def list_backups(self, project_id: str, **filters: str) -> list[dict[str, Any]]:
+        """`GET /v3/{project_id}/backups` with `filters` (vault_id, name, checkpoint_id, start_time, ...).
+
+        Follows offset paging for at most MAX_BACKUP_PAGES pages of BACKUPS_PAGE_SIZE (newest first).
+        """
+        if "limit" in filters or "offset" in filters:
+            raise ValueError("list_backups pages by itself; do not pass limit or offset")
+        path = f"/v3/{_segment(project_id)}/backups"
+        backups: list[dict[str, Any]] = []
+        for _ in range(MAX_BACKUP_PAGES):
+            params = {**filters, "limit": str(BACKUPS_PAGE_SIZE), "offset": str(len(backups))}
+            response = self._send("GET", project_id, path, params=params)
+            page, count = self._backups_page(response)
+            backups.extend(page)
+            done = len(backups) >= count if count is not None else len(page) < BACKUPS_PAGE_SIZE
+            if done or not page:
+                return backups
+        logger.warning("ListBackups stopped after %d pages (%d backups)", MAX_BACKUP_PAGES, len(backups))
+        return backups
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+        self._tokens.close()
+
+    def _http(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    base_url=self._endpoint,
+                    timeout=self._timeout,
+                    limits=httpx.Limits(
+                        max_connections=self._max_connections,
+                        max_keepalive_connections=self._max_connections,
+                        keepalive_expiry=KEEPALIVE_SECONDS,
+                    ),
+                    verify=True,
+                    follow_redirects=False,
+                    # Endpoints, proxies and CA bundles come from configuration, not the environment.
+                    trust_env=False,
+                    transport=self._transport,
+                )
+            return self._client
+
+    def _send(
+        self,
+        method: str,
+        project_id: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        auth = _CbrAuth(self._credentials, self._tokens, project_id)
+        try:
+            return self._attempt(method, path, auth, params=params, content=content, headers=headers)
+        except CbrError as error:
+            if not error.is_auth_failure:
+                raise
+            logger.info("credentials refused (%s); refreshing them and trying once more", error.info.code)
+        self._credentials.refresh()
+        if auth.token is not None:
+            self._tokens.invalidate(auth.token)
+        auth = _CbrAuth(self._credentials, self._tokens, project_id)
+        return self._attempt(method, path, auth, params=params, content=content, headers=headers)
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        auth: _CbrAuth,
+        *,
+        params: Mapping[str, str] | None,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
+        try:
+            response = self._http().request(
+                method, path, params=params, content=content, headers=headers, auth=auth
+            )
+        except httpx.RequestError as error:
+            failure = classify_transport_error(error).scrubbed(auth.secrets)
+            logger.info("CBR %s %s failed: %s", method, path, failure.info.message)
+            raise failure from None
+        request_id = response.headers.get("X-Request-Id")
+        if response.status_code == 200:
+            logger.debug("CBR %s %s -> 200 (request id %s)", method, path, request_id)
+            return response
+        failure = classify_response(response.status_code, response.headers, response.content)
+        logger.info(
+            "CBR %s %s -> %d %s (request id %s)",
+            method,
+            path,
+            response.status_code,
+            failure.info.code or "-",
+            failure.info.request_id,
+        )
+        raise failure.scrubbed(auth.secrets)
+
+    @staticmethod
+    def _checkpoint(what: str, response: httpx.Response) -> CheckpointCreate:
+        try:
+            return CreateCheckpointResponse.model_validate_json(response.content).checkpoint
+        except ValidationError as error:
+            raise _unexpected_answer(what, _problems(error), response) from None
+
+    @staticmethod
+    def _backups_page(response: httpx.Response) -> tuple[list[dict[str, Any]], int | None]:
+        try:
+            document = json.loads(response.content)
+        except ValueError:
+            raise _unexpected_answer("ListBackups", "not JSON", response) from None
+        backups = document.get("backups") if isinstance(document, dict) else None
+        if not isinstance(backups, list) or not all(isinstance(backup, dict) for backup in backups):
+            raise _unexpected_answer("ListBackups", "no list of backups", response)
+        count = document.get("count")
+        return backups, count if isinstance(count, int) and not isinstance(count, bool) else None
+
+
+def _segment(value: str) -> str:
+    """A path parameter, percent-encoded as the SDK does, so it can never change the path."""
+    return quote(value, safe="")

@@ -1,0 +1,60 @@
+"""Huawei Cloud credentials: AK/SK (optionally temporary, with a security token) or an IAM password."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from pydantic import SecretStr
+
+
+@dataclass(frozen=True, slots=True)
+class AkSkCredentials:
+    """An access key pair; `security_token` is set for temporary credentials (sent as X-Security-Token)."""
+
+    ak: str
+    sk: SecretStr
+    security_token: SecretStr | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordCredentials:
+    """An IAM user's password, exchanged for a project-scoped token."""
+
+    user_name: str
+    password: SecretStr
+    domain_name: str
+
+
+class CredentialsProvider(Protocol):
+    def get(self) -> AkSkCredentials | PasswordCredentials:
+        """The credentials to use now (may be cached by the provider)."""
+        ...
+
+    def refresh(self) -> None:
+        """Forget cached credentials so the next `get` reads them again (after a rotation)."""
+        ...
+
+
+class StaticCredentials:
+    """Credentials fixed for the life of the process (environment variables, tests)."""
+
+    def __init__(self, credentials: AkSkCredentials | PasswordCredentials) -> None:
+        self._credentials = credentials
+
+    def get(self) -> AkSkCredentials | PasswordCredentials:
+        return self._credentials
+
+    def refresh(self) -> None:
+        """Nothing to re-read."""
+
+    def __repr__(self) -> str:
+        return f"StaticCredentials({self._credentials!r})"
+
+
+def secrets_of(credentials: AkSkCredentials | PasswordCredentials) -> tuple[str, ...]:
+    """The secret strings inside `credentials`, for scrubbing them out of error messages."""
+    if isinstance(credentials, AkSkCredentials):
+        token = credentials.security_token
+        return (credentials.sk.get_secret_value(),) + (() if token is None else (token.get_secret_value(),))
+    return (credentials.password.get_secret_value(),)

@@ -1,0 +1,237 @@
+"""Project-scoped IAM tokens for password credentials: fetched once, shared by every thread, renewed early."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+
+from cbr_checkpointer.cbr.credentials import PasswordCredentials
+from cbr_checkpointer.cbr.errors import (
+    CbrError,
+    classify_transport_error,
+    clip_message,
+    parse_error_body,
+    scrub,
+)
+from cbr_checkpointer.domain import ErrorInfo
+
+logger = logging.getLogger(__name__)
+
+TOKEN_PATH = "/v3/auth/tokens"  # noqa: S105 - a URL path, not a secret
+SUBJECT_TOKEN_HEADER = "X-Subject-Token"  # noqa: S105 - a header name
+# Renew this long before expiry (tokens live 24 h), but never hold on to one with less than the floor left.
+RENEW_BEFORE_SECONDS = 3600.0
+RENEW_BEFORE_FLOOR_SECONDS = 900.0
+
+# httpcore's DEBUG trace prints response headers verbatim: `(b'X-Subject-Token', b'<the token>')`.
+_HTTP_TRACE_LOGGER = "httpcore.http11"
+_SUBJECT_TOKEN_IN_TRACE = re.compile(r"(x-subject-token',\s*b')[^']*", re.IGNORECASE)
+
+_TokenKey = tuple[str, str, str]
+
+
+class _HideSubjectToken(logging.Filter):
+    """Masks IAM tokens in httpcore's header traces, so DEBUG logging never prints one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = _SUBJECT_TOKEN_IN_TRACE.sub(r"\1***", message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def _hide_tokens_from_http_traces() -> None:
+    trace_logger = logging.getLogger(_HTTP_TRACE_LOGGER)
+    if not any(isinstance(existing, _HideSubjectToken) for existing in trace_logger.filters):
+        trace_logger.addFilter(_HideSubjectToken())
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    value: str = field(repr=False)
+    renew_at: float
+
+
+def _renew_at(issued_at: float, expires_at: float) -> float:
+    lifetime = expires_at - issued_at
+    margin = min(RENEW_BEFORE_SECONDS, max(RENEW_BEFORE_FLOOR_SECONDS, lifetime / 2))
+    return expires_at - margin
+
+
+def _token_body(credentials: PasswordCredentials, project_id: str) -> bytes:
+    document = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {
+                        "name": credentials.user_name,
+                        "password": credentials.password.get_secret_value(),
+                        "domain": {"name": credentials.domain_name},
+                    }
+                },
+            },
+            "scope": {"project": {"id": project_id}},
+        }
+    }
+    return json.dumps(document).encode()
+
+
+def _auth_error(
+    message: str,
+    *,
+    status: int | None = None,
+    code: str | None = None,
+    request_id: str | None = None,
+    retryable: bool = False,
+    is_auth_failure: bool = False,
+) -> CbrError:
+    info = ErrorInfo(
+        "auth",
+        clip_message(message),
+        code=code,
+        http_status=status,
+        retryable=retryable,
+        request_id=request_id,
+    )
+    return CbrError(info, is_auth_failure=is_auth_failure)
+
+
+class TokenIssuer:
+    """Issues `X-Auth-Token` values for `(user, domain, project)`; one IAM request at a time per key."""
+
+    def __init__(
+        self,
+        iam_endpoint: str,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._iam_endpoint = iam_endpoint.rstrip("/")
+        self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
+        self._transport = transport
+        self._clock = clock
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+        self._tokens: dict[_TokenKey, _Token] = {}
+        self._fetch_locks: dict[_TokenKey, threading.Lock] = {}
+
+    def token(self, credentials: PasswordCredentials, project_id: str) -> str:
+        """A valid token for `credentials` scoped to `project_id`, from the cache or from IAM."""
+        key = (credentials.user_name, credentials.domain_name, project_id)
+        with self._lock:
+            cached = self._fresh(key)
+            if cached is not None:
+                return cached
+            fetch_lock = self._fetch_locks.setdefault(key, threading.Lock())
+        with fetch_lock:
+            with self._lock:
+                cached = self._fresh(key)
+            if cached is not None:
+                return cached
+            issued = self._issue(credentials, project_id)
+            with self._lock:
+                self._tokens[key] = issued
+            return issued.value
+
+    def invalidate(self, token: str | None = None) -> None:
+        """Drop `token` from the cache (every cached token when None), e.g. after the API refused it.
+
+        Dropping only the refused token keeps a newer one that another thread fetched meanwhile.
+        """
+        with self._lock:
+            if token is None:
+                self._tokens.clear()
+                return
+            for key, cached in list(self._tokens.items()):
+                if cached.value == token:
+                    del self._tokens[key]
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def _fresh(self, key: _TokenKey) -> str | None:
+        cached = self._tokens.get(key)
+        if cached is None or self._clock() >= cached.renew_at:
+            return None
+        return cached.value
+
+    def _http(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                _hide_tokens_from_http_traces()
+                self._client = httpx.Client(
+                    base_url=self._iam_endpoint,
+                    timeout=self._timeout,
+                    limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
+                    verify=True,
+                    follow_redirects=False,
+                    trust_env=False,
+                    transport=self._transport,
+                )
+            return self._client
+
+    def _issue(self, credentials: PasswordCredentials, project_id: str) -> _Token:
+        secrets = (credentials.password.get_secret_value(),)
+        issued_at = self._clock()
+        try:
+            response = self._http().post(
+                TOKEN_PATH,
+                params={"nocatalog": "true"},
+                content=_token_body(credentials, project_id),
+                headers={"Content-Type": "application/json;charset=utf8"},
+            )
+        except httpx.RequestError as error:
+            cause = classify_transport_error(error).info.message
+            raise _auth_error(scrub(f"IAM token request failed: {cause}", secrets), retryable=True) from None
+        request_id = response.headers.get("X-Request-Id")
+        logger.info("IAM token request answered %s (request id %s)", response.status_code, request_id)
+        if response.status_code != 201:
+            raise self._refusal(response, secrets)
+        token = response.headers.get(SUBJECT_TOKEN_HEADER)
+        if not token:
+            raise _auth_error(f"IAM answered 201 without an {SUBJECT_TOKEN_HEADER} header", status=201)
+        expires_at = self._expires_at(response.content)
+        if expires_at is None:
+            raise _auth_error("IAM answered 201 without a valid token.expires_at", status=201)
+        return _Token(token, _renew_at(issued_at, expires_at))
+
+    @staticmethod
+    def _refusal(response: httpx.Response, secrets: tuple[str, ...]) -> CbrError:
+        status = response.status_code
+        body = parse_error_body(response.content)
+        detail = f": {body.message}" if body.message else ""
+        message = scrub(f"IAM refused the token request (HTTP {status}){detail}", secrets)
+        # 401: wrong user, password or domain, perhaps just rotated. 429 and 5xx: try again later.
+        return _auth_error(
+            message,
+            status=status,
+            code=body.code,
+            request_id=response.headers.get("X-Request-Id") or body.request_id,
+            retryable=status == 429 or status >= 500,
+            is_auth_failure=status == 401,
+        )
+
+    @staticmethod
+    def _expires_at(body: bytes) -> float | None:
+        try:
+            expires_at = datetime.fromisoformat(json.loads(body)["token"]["expires_at"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        if expires_at.tzinfo is None:
+            expires_at = expires_at.replace(tzinfo=UTC)
+        return expires_at.timestamp()

@@ -1,0 +1,338 @@
+"""Classification of CBR / API-gateway answers and transport failures (no sockets)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+import httpx
+import pytest
+
+from cbr_checkpointer.cbr import ERROR_CODES, CbrError, classify_response, classify_transport_error
+from cbr_checkpointer.cbr.errors import MAX_MESSAGE_LENGTH, parse_error_body, parse_retry_after
+
+# research/cbr-api.md §3.2, every code, with its documented HTTP status.
+DOCUMENTED = {
+    "BackupService.9900": 400,
+    "BackupService.6105": 404,
+    "BackupService.6217": 404,
+    "BackupService.6302": 404,
+    "BackupService.6135": 400,
+    "BackupService.0001": 400,
+    "BackupService.0002": 500,
+    "BackupService.6125": 400,
+    "BackupService.6203": 400,
+    "BackupService.7501": 400,
+    "BackupService.7200": 400,
+    "BackupService.2010": 400,
+    "BackupService.6130": 400,
+    "BackupService.6134": 400,
+    "BackupService.6113": 400,
+    "BackupService.6112": 400,
+    "BackupService.6114": 400,
+    "BackupService.6142": 400,
+    "BackupService.8300": 400,
+    "BackupService.6100": 400,
+    "BackupService.6133": 400,
+    "BackupService.6124": 400,
+    "BackupService.6102": 400,
+    "BackupService.6215": 400,
+    "BackupService.7101": 400,
+    "BackupService.7003": 400,
+    "BackupService.7502": 400,
+    "BackupService.7602": 400,
+    "BackupService.7102": 400,
+    "BackupService.7106": 400,
+    "BackupService.7108": 400,
+    "BackupService.7104": 400,
+    "BackupService.7111": 400,
+    "BackupService.6107": 400,
+    "BackupService.6108": 400,
+    "BackupService.6110": 400,
+    "BackupService.6118": 400,
+    "BackupService.6121": 400,
+    "BackupService.7504": 400,
+    "BackupService.7505": 400,
+    "BackupService.7506": 400,
+    "BackupService.8600": 403,
+    "BackupService.9998": 500,
+    "BackupService.9910": 500,
+    "APIGW.0301": 401,
+    "APIGW.0307": 401,
+    "APIGW.0302": 403,
+    "APIGW.0101": 404,
+    "APIGW.0308": 429,
+}
+BUSY = {
+    "BackupService.0001",
+    "BackupService.0002",
+    "BackupService.6125",
+    "BackupService.6203",
+    "BackupService.7501",
+    "BackupService.7200",
+    "BackupService.2010",
+    "BackupService.6130",
+    "BackupService.6134",
+    "BackupService.7504",
+    "BackupService.7505",
+    "BackupService.7506",
+    "BackupService.6107",
+    "BackupService.6108",
+    "BackupService.6110",
+    "BackupService.6118",
+    "BackupService.6121",
+}
+AUTH = {"APIGW.0301", "APIGW.0307", "BackupService.9998"}
+
+
+def expected(code: str) -> tuple[str, bool, bool, bool]:
+    """(kind, retryable, ambiguous, is_auth_failure) as the design states it."""
+    if code == "APIGW.0308":
+        return "throttled", True, False, False
+    if code == "BackupService.9900":
+        return "validation", False, False, False
+    if code in AUTH:
+        return "auth", False, False, True
+    if code == "BackupService.9910":
+        return "api", True, True, False
+    if code in BUSY:
+        return "api", True, False, False
+    return "api", False, False, False
+
+
+def error_body(code: str, message: str = "details", **extra: str) -> bytes:
+    return json.dumps({"error_code": code, "error_msg": message, **extra}).encode()
+
+
+def facts(error: CbrError) -> tuple[str, bool, bool, bool]:
+    return error.info.kind, error.info.retryable, error.ambiguous, error.is_auth_failure
+
+
+def test_the_table_holds_every_documented_code() -> None:
+    assert set(DOCUMENTED) <= set(ERROR_CODES)
+
+
+@pytest.mark.parametrize(("code", "status"), sorted(DOCUMENTED.items()))
+def test_every_documented_code_is_classified_as_designed(code: str, status: int) -> None:
+    # Given the documented answer for the code
+    error = classify_response(status, {}, error_body(code, "what went wrong"))
+
+    # Then it is classified as the design says, and the error keeps the code, status and message
+    assert facts(error) == expected(code)
+    assert error.info.code == code
+    assert error.info.http_status == status
+    assert "what went wrong" in error.info.message
+
+
+@pytest.mark.parametrize("code", sorted(ERROR_CODES))
+def test_every_code_in_the_table_is_classified_by_code_whatever_the_status(code: str) -> None:
+    # Given the code with a status that disagrees with it (but is not a gateway 502/504)
+    error = classify_response(400, {}, error_body(code))
+
+    # Then the code decides
+    rule = ERROR_CODES[code]
+    assert facts(error) == (rule.kind, rule.retryable, rule.ambiguous, rule.auth_failure)
+
+
+def test_busy_backup_service_0002_comes_as_500_but_is_a_clear_refusal() -> None:
+    error = classify_response(500, {}, error_body("BackupService.0002", "resources are being backed up"))
+    assert facts(error) == ("api", True, False, False)
+
+
+def test_auth_failure_9998_comes_as_500() -> None:
+    error = classify_response(500, {}, error_body("BackupService.9998", "auth failed"))
+    assert facts(error) == ("auth", False, False, True)
+
+
+def test_validation_message_names_the_field() -> None:
+    body = error_body("BackupService.9900", "Invalid parameter: checkpoint.vault_id")
+    error = classify_response(400, {}, body)
+    assert error.info.kind == "validation"
+    assert "checkpoint.vault_id" in error.info.message
+    assert "checkpoint.vault_id" in str(error)
+
+
+@pytest.mark.parametrize("code", ["APIG.0308", "APIC.0308", "APIGW.0308"])
+def test_throttling_under_any_gateway_prefix(code: str) -> None:
+    error = classify_response(429, {}, error_body(code, "The throttling threshold has been reached"))
+    assert facts(error) == ("throttled", True, False, False)
+
+
+# --- quirks and status fallbacks ------------------------------------------------------------------
+
+
+def test_malformed_request_url_401_is_not_found_not_auth() -> None:
+    body = json.dumps({"unauthorized": {"code": "401", "message": "Malformed request url"}}).encode()
+    error = classify_response(401, {}, body)
+    assert facts(error) == ("api", False, False, False)
+    assert "not found" in error.info.message
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "want"),
+    [
+        (429, b"", ("throttled", True, False, False)),
+        (401, b"", ("auth", False, False, True)),
+        (403, b"", ("api", False, False, False)),
+        (404, b"", ("api", False, False, False)),
+        (408, b"", ("timeout", True, False, False)),
+        (409, b"", ("api", False, False, False)),
+        (413, error_body("APIGW.0201", "Request entity too large"), ("api", False, False, False)),
+        (502, error_body("APIGW.0201", "Backend unavailable"), ("api", True, True, False)),
+        (504, error_body("APIGW.0201", "Backend timeout"), ("api", True, True, False)),
+        (502, b"<html>Bad Gateway</html>", ("api", True, True, False)),
+        (500, b"", ("api", True, True, False)),
+        (503, b"Service Unavailable", ("api", True, True, False)),
+        (500, error_body("BackupService.1234", "new code"), ("api", True, True, False)),
+        (400, error_body("BackupService.1234", "new code"), ("api", False, False, False)),
+        (302, b"", ("api", False, False, False)),
+        (201, b"{}", ("api", True, True, False)),
+    ],
+)
+def test_statuses_without_a_known_code(status: int, body: bytes, want: tuple[str, bool, bool, bool]) -> None:
+    assert facts(classify_response(status, {}, body)) == want
+
+
+# --- body shapes ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "message"),
+    [
+        ({"error_code": "BackupService.6105", "error_msg": "no vault"}, "BackupService.6105", "no vault"),
+        ({"errorCode": "BackupService.6105", "errorMsg": "no vault"}, "BackupService.6105", "no vault"),
+        ({"code": "BackupService.6105", "message": "no vault"}, "BackupService.6105", "no vault"),
+        ({"error": {"code": "BackupService.6105", "message": "no vault"}}, "BackupService.6105", "no vault"),
+        (
+            {"error": {"code": 401, "message": "wrong password", "title": "Unauthorized"}},
+            "401",
+            "wrong password",
+        ),
+        ({"a": 1, "b": {"c": {"error_code": "X.1", "error_msg": "deep"}}}, "X.1", "deep"),
+        ({"error_code": "BackupService.6105"}, None, None),
+        ({}, None, None),
+    ],
+)
+def test_error_bodies_are_read_like_the_sdk(body: object, code: str | None, message: str | None) -> None:
+    parsed = parse_error_body(json.dumps(body).encode())
+    assert (parsed.code, parsed.message) == (code, message)
+
+
+@pytest.mark.parametrize(
+    "body", [b"<html><body>502 Bad Gateway</body></html>", b"[1, 2]", b"\xff\xfe not utf-8", b"null"]
+)
+def test_bodies_that_are_not_json_objects_become_the_message(body: bytes) -> None:
+    error = classify_response(503, {}, body)
+    assert error.info.code is None
+    assert error.info.message.startswith("server error (HTTP 503): ")
+
+
+def test_empty_body_gives_the_meaning_alone() -> None:
+    assert classify_response(404, {}, b"").info.message == "not found"
+
+
+def test_long_bodies_are_clipped_to_one_line() -> None:
+    error = classify_response(500, {}, b"line\n" * 1000)
+    assert len(error.info.message) <= MAX_MESSAGE_LENGTH
+    assert "\n" not in error.info.message
+
+
+def test_request_id_comes_from_the_header_else_from_the_body() -> None:
+    body = error_body("APIGW.0308", "slow down", request_id="from-body")
+    assert classify_response(429, {"X-Request-Id": "from-header"}, body).info.request_id == "from-header"
+    assert classify_response(429, {"x-request-id": "lower"}, body).info.request_id == "lower"
+    assert classify_response(429, {}, body).info.request_id == "from-body"
+    assert classify_response(429, {}, b"").info.request_id is None
+
+
+def test_the_error_reads_well_and_maps_to_the_event_error_object() -> None:
+    error = classify_response(
+        404, {"X-Request-Id": "r-1"}, error_body("BackupService.6105", "Vault not found")
+    )
+    assert (
+        str(error)
+        == "api error (BackupService.6105 HTTP 404 request r-1): vault does not exist: Vault not found"
+    )
+    assert error.info.to_detail() == {
+        "kind": "api",
+        "code": "BackupService.6105",
+        "message": "vault does not exist: Vault not found",
+        "http_status": 404,
+        "retryable": False,
+        "request_id": "r-1",
+    }
+    assert "BackupService.6105" in repr(error)
+
+
+# --- Retry-After ----------------------------------------------------------------------------------
+
+NOW = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("5", 5.0),
+        ("1.5", 1.5),
+        (" 7 ", 7.0),
+        ("0", 0.0),
+        ("-3", 0.0),
+        (format_datetime(datetime(2025, 1, 1, 0, 0, 30, tzinfo=UTC), usegmt=True), 30.0),
+        ("Wed, 01 Jan 2025 00:01:00 GMT", 60.0),
+        ("Tue, 31 Dec 2024 23:59:00 GMT", 0.0),
+        ("soon", None),
+        ("nan", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_forms(value: str | None, seconds: float | None) -> None:
+    assert parse_retry_after(value, now=NOW) == seconds
+
+
+def test_retry_after_is_taken_from_the_answer() -> None:
+    error = classify_response(429, {"Retry-After": "12"}, error_body("APIGW.0308", "slow down"))
+    assert error.retry_after == 12.0
+    assert classify_response(429, {}, b"").retry_after is None
+
+
+# --- transport failures ---------------------------------------------------------------------------
+
+REQUEST = httpx.Request("POST", "https://cbr.example.com/v3/p/checkpoints")
+
+
+@pytest.mark.parametrize(
+    ("failure", "kind", "ambiguous"),
+    [
+        (httpx.ConnectError("refused", request=REQUEST), "network", False),
+        (httpx.ConnectTimeout("slow connect", request=REQUEST), "timeout", False),
+        (httpx.PoolTimeout("no free connection", request=REQUEST), "timeout", False),
+        (httpx.ReadTimeout("slow answer", request=REQUEST), "timeout", True),
+        (httpx.WriteTimeout("slow send", request=REQUEST), "timeout", True),
+        (httpx.RemoteProtocolError("Server disconnected", request=REQUEST), "network", True),
+        (httpx.ReadError("reset", request=REQUEST), "network", True),
+        (httpx.WriteError("broken pipe", request=REQUEST), "network", True),
+    ],
+)
+def test_transport_failures(failure: httpx.RequestError, kind: str, ambiguous: bool) -> None:
+    error = classify_transport_error(failure)
+    assert (error.info.kind, error.info.retryable, error.ambiguous, error.is_auth_failure) == (
+        kind,
+        True,
+        ambiguous,
+        False,
+    )
+    assert type(failure).__name__ in error.info.message
+    assert error.info.http_status is None
+
+
+def test_scrubbing_removes_secrets_from_the_message() -> None:
+    error = classify_response(
+        401, {}, error_body("APIGW.0301", "bad signature for key s3cr3t-key and tok-123")
+    )
+    scrubbed = error.scrubbed(["s3cr3t-key", "tok-123", "ab"])
+    assert "s3cr3t-key" not in str(scrubbed)
+    assert "tok-123" not in repr(scrubbed)
+    assert facts(scrubbed) == facts(error)
+    assert error.scrubbed(["absent"]) is error
