@@ -313,7 +313,11 @@ def test_a_refused_connection_is_not_ambiguous() -> None:
 
 
 def test_connections_are_reused_across_threads(emu: Emulator) -> None:
-    # Given a client allowed 4 connections
+    # Given a client allowed 4 connections, and a server that answers in 10 ms rather than within one
+    # GIL switch: httpcore 1.0.9 can otherwise expire a pooled connection that another thread has just
+    # taken (has_expired checks "idle" and "readable" non-atomically), which only a same-process
+    # loopback server is fast enough to hit.
+    emu.latency = 0.01
     client = make_client(emu, AkSkCredentials(AK, SecretStr(SK)), max_connections=4)
 
     # When 60 calls run from 8 threads

@@ -1,0 +1,55 @@
+"""`python -m cbr_emulator --port 8080 --vault <uuid>`: serve IAM + CBR on loopback until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import threading
+
+from cbr_emulator.server import DEFAULT_PROJECT_ID, Emulator
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m cbr_emulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--ak", default="AKEXAMPLE")
+    parser.add_argument("--sk", default="SKEXAMPLE")
+    parser.add_argument("--user", default="ops", help="IAM user name for token auth")
+    parser.add_argument("--password", default="pw")
+    parser.add_argument("--domain", default="acme", help="IAM account (domain) name")
+    parser.add_argument("--project-id", default=DEFAULT_PROJECT_ID)
+    parser.add_argument(
+        "--vault",
+        action="append",
+        default=[],
+        metavar="VAULT_UUID",
+        help="a vault with no bound resources (repeat)",
+    )
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every CBR response")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    arguments = parse_arguments(argv)
+    emulator = Emulator(
+        project_id=arguments.project_id,
+        ak=arguments.ak,
+        sk=arguments.sk,
+        user_name=arguments.user,
+        password=arguments.password,
+        domain_name=arguments.domain,
+        host=arguments.host,
+        port=arguments.port,
+        latency=arguments.latency,
+    )
+    for vault_id in arguments.vault:
+        emulator.add_vault(vault_id)
+    with emulator:
+        print(emulator.base_url, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

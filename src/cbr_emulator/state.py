@@ -1,0 +1,213 @@
+"""What the emulator remembers: plain objects that the server mutates under one lock and tests read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+BusyMode = Literal["skip", "reject"]
+DropMode = Literal["none", "before", "after"]
+
+REGION = "cn-north-4"
+# The create response of the real API carries the sizes as strings (research §1.2).
+RESOURCE_SIZE_GB = 40
+# ListBackups' provider_id per resource kind (research §2.2); other kinds reuse the server one.
+PROVIDER_IDS = {
+    "OS::Cinder::Volume": "d1603440-187d-4516-af25-121250c7cc97",
+    "OS::Sfs::Turbo": "3f3c3220-245c-4805-b811-758870015881",
+}
+SERVER_PROVIDER_ID = "0daac4c5-6707-4851-97ba-169e36266b66"
+
+
+def api_timestamp(moment: datetime) -> str:
+    """CBR writes its timestamps in UTC without a zone suffix: `2019-05-10T07:59:12.733403`."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+@dataclass
+class Fault:
+    """A scripted misbehaviour for the next `times` requests with `method` and a path ending in `path_suffix`.
+
+    `status` answers that status, `body` and `headers` instead of the normal handling (nothing takes
+    effect). `delay` sleeps before answering. `drop="before"` closes the connection without doing
+    anything; `drop="after"` handles the request normally (a checkpoint is created) and then closes
+    the connection without answering. Faults are consumed first-in first-out; `times` counts down
+    as matching requests use it up.
+    """
+
+    method: str = "POST"
+    path_suffix: str = "/checkpoints"
+    status: int | None = None
+    body: dict[str, Any] | bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    drop: DropMode = "none"
+    times: int = 1
+
+    def __post_init__(self) -> None:
+        if self.drop not in ("none", "before", "after"):
+            raise ValueError(f"drop must be 'none', 'before' or 'after', not {self.drop!r}")
+        if self.times < 1:
+            raise ValueError("times must be at least 1")
+        if self.delay < 0:
+            raise ValueError("delay must not be negative")
+
+    def matches(self, method: str, path: str) -> bool:
+        return method.upper() == self.method.upper() and path.endswith(self.path_suffix)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One HTTP request as received. `status` is what was answered, 0 when the connection was dropped."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+    json: Any | None
+    authenticated: bool
+    status: int
+
+
+@dataclass(frozen=True)
+class BoundResource:
+    id: str
+    type: str
+    name: str
+
+
+@dataclass
+class Vault:
+    id: str
+    name: str
+    resources: dict[str, BoundResource]
+
+
+@dataclass(frozen=True)
+class SkippedResource:
+    resource: BoundResource
+    code: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.resource.id,
+            "type": self.resource.type,
+            "name": self.resource.name,
+            "code": self.code,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class Backup:
+    id: str
+    project_id: str
+    checkpoint_id: str
+    vault_id: str
+    name: str
+    description: str
+    resource: BoundResource
+    incremental: bool
+    auto_trigger: bool
+    created_at: datetime
+    status: str = "protecting"
+
+    def to_json(self) -> dict[str, Any]:
+        created = api_timestamp(self.created_at)
+        return {
+            "id": self.id,
+            "project_id": self.project_id,
+            "checkpoint_id": self.checkpoint_id,
+            "vault_id": self.vault_id,
+            "name": self.name,
+            "description": self.description,
+            "status": self.status,
+            "resource_id": self.resource.id,
+            "resource_type": self.resource.type,
+            "resource_name": self.resource.name,
+            "resource_size": RESOURCE_SIZE_GB,
+            "resource_az": f"{REGION}a",
+            "image_type": "backup",
+            "incremental": self.incremental,
+            "provider_id": PROVIDER_IDS.get(self.resource.type, SERVER_PROVIDER_ID),
+            "created_at": created,
+            "updated_at": created,
+            "protected_at": created,
+            "expired_at": None,
+            "children": [],
+            "extend_info": {"auto_trigger": self.auto_trigger, "bootable": False, "encrypted": False},
+        }
+
+
+@dataclass
+class Checkpoint:
+    id: str
+    project_id: str
+    vault: Vault
+    resources: list[BoundResource]
+    skipped: list[SkippedResource]
+    name: str
+    description: str
+    retention_duration: int
+    created_at: datetime
+    status: str = "protecting"
+    protect_status: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "project_id": self.project_id,
+            "status": self.status,
+            "created_at": api_timestamp(self.created_at),
+            "vault": {
+                "id": self.vault.id,
+                "name": self.vault.name,
+                "resources": [
+                    {
+                        "id": resource.id,
+                        "name": resource.name,
+                        "type": resource.type,
+                        "protect_status": self.protect_status.get(resource.id, "available"),
+                        "resource_size": str(RESOURCE_SIZE_GB),
+                        "backup_size": "0",
+                        "backup_count": "0",
+                        "extra_info": "{}",
+                    }
+                    for resource in self.resources
+                ],
+                "skipped_resources": [skipped.to_json() for skipped in self.skipped],
+            },
+            "extra_info": {
+                "name": self.name,
+                "description": self.description,
+                "retention_duration": self.retention_duration,
+            },
+        }
+
+
+@dataclass
+class EmulatorState:
+    """Everything the server knows. Vaults survive `clear_activity`; the rest is what happened since."""
+
+    vaults: dict[str, Vault] = field(default_factory=dict)
+    tokens: dict[str, datetime] = field(default_factory=dict)
+    checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
+    backups: list[Backup] = field(default_factory=list)
+    created: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[RecordedRequest] = field(default_factory=list)
+    busy: dict[str, BusyMode] = field(default_factory=dict)
+    token_requests: int = 0
+    connections_opened: int = 0
+
+    def clear_activity(self) -> None:
+        self.tokens.clear()
+        self.checkpoints.clear()
+        self.backups.clear()
+        self.created.clear()
+        self.requests.clear()
+        self.busy.clear()
+        self.token_requests = 0
+        self.connections_opened = 0

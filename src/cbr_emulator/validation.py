@@ -1,0 +1,275 @@
+"""Request checks the real CBR API makes (research/cbr-api.md §1.1, §2.2), each naming the offending field.
+
+Stricter than the documentation in one respect: unknown keys anywhere in the create body are refused,
+so a client that leaks its own fields (an idempotency key, an envelope field) into the wire body is
+caught here instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cbr_emulator.state import Backup
+
+UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+BACKUP_NAME = re.compile(r"[A-Za-z0-9_\-\u4e00-\u9fff]{1,64}")
+RESOURCE_TYPES = frozenset(
+    {
+        "OS::Nova::Server",
+        "OS::Cinder::Volume",
+        "OS::Ironic::BareMetalServer",
+        "OS::Native::Server",
+        "OS::Sfs::Turbo",
+        "OS::Workspace::DesktopV2",
+    }
+)
+MAX_RESOURCES = 256
+MAX_DESCRIPTION = 255
+MAX_RESOURCE_NAME = 255
+MAX_RETENTION_DAYS = 36500
+KEEP_FOREVER = -1
+MAX_PAGE = 1000
+QUERY_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+PARAMETER_KEYS = frozenset(
+    {
+        "auto_trigger",
+        "incremental",
+        "name",
+        "description",
+        "resources",
+        "resource_details",
+        "policy_id",
+        "retention_duration_days",
+    }
+)
+
+
+class InvalidParameter(ValueError):
+    """A request field the API refuses; the message is CBR's `error_msg` and starts with the field."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        super().__init__(f"Invalid parameter: {field} {problem}")
+
+
+@dataclass(frozen=True)
+class CreateCheckpoint:
+    vault_id: str
+    name: str | None
+    description: str
+    incremental: bool
+    auto_trigger: bool
+    retention_duration_days: int | None
+    resource_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BackupQuery:
+    vault_id: str | None
+    checkpoint_id: str | None
+    name: str | None
+    resource_id: str | None
+    statuses: frozenset[str]
+    start_time: datetime | None
+    end_time: datetime | None
+    limit: int
+    offset: int
+
+    def matches(self, backup: Backup) -> bool:
+        return (
+            self.vault_id in (None, backup.vault_id)
+            and self.checkpoint_id in (None, backup.checkpoint_id)
+            and self.name in (None, backup.name)
+            and self.resource_id in (None, backup.resource.id)
+            and (not self.statuses or backup.status in self.statuses)
+            and (self.start_time is None or backup.created_at >= self.start_time)
+            and (self.end_time is None or backup.created_at <= self.end_time)
+        )
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise InvalidParameter("body", "is not valid JSON") from None
+
+
+def parse_create_checkpoint(body: bytes) -> CreateCheckpoint:
+    document = _object(parse_json(body), "body", frozenset({"checkpoint"}))
+    checkpoint = _object(
+        _required(document, "checkpoint", "checkpoint"), "checkpoint", {"vault_id", "parameters"}
+    )
+    vault_id = _uuid(_required(checkpoint, "vault_id", "checkpoint.vault_id"), "checkpoint.vault_id")
+    raw_parameters = checkpoint.get("parameters")
+    parameters = (
+        {} if raw_parameters is None else _object(raw_parameters, "checkpoint.parameters", PARAMETER_KEYS)
+    )
+    prefix = "checkpoint.parameters."
+
+    auto_trigger = _optional_bool(parameters, "auto_trigger", prefix, default=False)
+    retention = parameters.get("retention_duration_days")
+    if retention is not None:
+        field = prefix + "retention_duration_days"
+        if isinstance(retention, bool) or not isinstance(retention, int):
+            raise InvalidParameter(field, "must be an integer")
+        if retention != KEEP_FOREVER and not 1 <= retention <= MAX_RETENTION_DAYS:
+            raise InvalidParameter(field, f"must be between 1 and {MAX_RETENTION_DAYS}, or {KEEP_FOREVER}")
+        if auto_trigger:
+            raise InvalidParameter(field, "is not allowed when auto_trigger is true")
+
+    return CreateCheckpoint(
+        vault_id=vault_id,
+        name=_optional_name(parameters.get("name"), prefix + "name"),
+        description=_description(parameters.get("description"), prefix + "description"),
+        incremental=_optional_bool(parameters, "incremental", prefix, default=True),
+        auto_trigger=auto_trigger,
+        retention_duration_days=retention,
+        resource_ids=_resource_ids(parameters, prefix),
+    )
+
+
+def parse_backup_query(query: Mapping[str, list[str]]) -> BackupQuery:
+    def first(name: str) -> str | None:
+        values = query.get(name)
+        return values[0] if values else None
+
+    return BackupQuery(
+        vault_id=first("vault_id"),
+        checkpoint_id=first("checkpoint_id"),
+        name=first("name"),
+        resource_id=first("resource_id"),
+        statuses=frozenset(query.get("status", [])),
+        start_time=_query_time(first("start_time"), "start_time"),
+        end_time=_query_time(first("end_time"), "end_time"),
+        limit=_query_int(first("limit"), "limit", default=MAX_PAGE, low=1, high=MAX_PAGE),
+        offset=_query_int(first("offset"), "offset", default=0, low=0, high=None),
+    )
+
+
+def _required(container: Mapping[str, Any], key: str, field: str) -> Any:
+    value = container.get(key)
+    if value is None:
+        raise InvalidParameter(field, "is required")
+    return value
+
+
+def _object(value: Any, field: str, allowed: frozenset[str] | set[str]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidParameter(field, "must be an object")
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        prefix = "" if field == "body" else f"{field}."
+        raise InvalidParameter(prefix + unknown[0], "is not a known field")
+    return value
+
+
+def _uuid(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not UUID.fullmatch(value):
+        raise InvalidParameter(field, "must be a UUID")
+    return value
+
+
+def _optional_bool(parameters: Mapping[str, Any], key: str, prefix: str, *, default: bool) -> bool:
+    value = parameters.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise InvalidParameter(prefix + key, "must be a boolean")
+    return value
+
+
+def _optional_name(value: Any, field: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not BACKUP_NAME.fullmatch(value):
+        raise InvalidParameter(field, "must be 1-64 letters, digits, '_', '-' or Chinese characters")
+    return value
+
+
+def _description(value: Any, field: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidParameter(field, "must be a string")
+    if len(value) > MAX_DESCRIPTION:
+        raise InvalidParameter(field, f"must be at most {MAX_DESCRIPTION} characters")
+    if "<" in value or ">" in value:
+        raise InvalidParameter(field, "must not contain '<' or '>'")
+    return value
+
+
+def _list(value: Any, field: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise InvalidParameter(field, "must be an array")
+    if len(value) > MAX_RESOURCES:
+        raise InvalidParameter(field, f"must have at most {MAX_RESOURCES} items")
+    return value
+
+
+def _resource_ids(parameters: Mapping[str, Any], prefix: str) -> tuple[str, ...]:
+    """The ids named by `resources` and `resource_details`, in order, each once."""
+    ids: list[str] = []
+    resources = parameters.get("resources")
+    if resources is not None:
+        field = prefix + "resources"
+        ids.extend(_uuid(item, f"{field}[{index}]") for index, item in enumerate(_list(resources, field)))
+    details = parameters.get("resource_details")
+    if details is not None:
+        field = prefix + "resource_details"
+        ids.extend(
+            _resource_detail(item, f"{field}[{index}]") for index, item in enumerate(_list(details, field))
+        )
+    return tuple(dict.fromkeys(ids))
+
+
+def _resource_detail(value: Any, field: str) -> str:
+    detail = _object(value, field, {"id", "type", "name", "extra_info"})
+    resource_id = _uuid(_required(detail, "id", f"{field}.id"), f"{field}.id")
+    resource_type = _required(detail, "type", f"{field}.type")
+    if resource_type not in RESOURCE_TYPES:
+        raise InvalidParameter(f"{field}.type", f"must be one of {', '.join(sorted(RESOURCE_TYPES))}")
+    name = detail.get("name")
+    if name is not None and (not isinstance(name, str) or len(name) > MAX_RESOURCE_NAME):
+        raise InvalidParameter(f"{field}.name", f"must be a string of at most {MAX_RESOURCE_NAME} characters")
+    extra_info = detail.get("extra_info")
+    if extra_info is not None:
+        _extra_info(extra_info, f"{field}.extra_info")
+    return resource_id
+
+
+def _extra_info(value: Any, field: str) -> None:
+    extra_info = _object(value, field, {"exclude_volumes", "include_volumes"})
+    excluded = extra_info.get("exclude_volumes")
+    if excluded is not None:
+        for index, volume_id in enumerate(_list(excluded, f"{field}.exclude_volumes")):
+            _uuid(volume_id, f"{field}.exclude_volumes[{index}]")
+    included = extra_info.get("include_volumes")
+    if included is not None:
+        for index, item in enumerate(_list(included, f"{field}.include_volumes")):
+            volume_field = f"{field}.include_volumes[{index}]"
+            volume = _object(item, volume_field, {"id", "os_version"})
+            _uuid(_required(volume, "id", f"{volume_field}.id"), f"{volume_field}.id")
+
+
+def _query_time(value: str | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, QUERY_TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        raise InvalidParameter(field, "must look like 2006-01-02T15:04:05Z") from None
+
+
+def _query_int(value: str | None, field: str, *, default: int, low: int, high: int | None) -> int:
+    if value is None:
+        return default
+    if not value.isdigit() or int(value) < low or (high is not None and int(value) > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise InvalidParameter(field, f"must be an integer {bounds}")
+    return int(value)
