@@ -74,6 +74,9 @@ class Rejected:
     def message(self) -> str:
         return "; ".join(str(error) for error in self.errors)
 
+    def error_info(self) -> ErrorInfo:
+        return ErrorInfo(kind="validation", message=self.message, code="InvalidRequest")
+
 
 WorkItem = BackupRequest | Rejected
 

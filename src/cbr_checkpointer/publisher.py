@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cbr_checkpointer.aws import AwsError, AwsJsonClient
-from cbr_checkpointer.domain import BackupRequest, ErrorInfo, Outcome, OutcomeKind, Rejected
+from cbr_checkpointer.domain import BackupRequest, Outcome, OutcomeKind, Rejected
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +76,7 @@ def _rejected_fields(rejected: Rejected, payload_limit_bytes: int) -> dict[str, 
         fields["project_id"] = rejected.project_id
     if rejected.vault_id is not None:
         fields["vault_id"] = rejected.vault_id
-    fields["error"] = ErrorInfo(
-        kind="validation", code="InvalidRequest", message=rejected.message
-    ).to_detail()
+    fields["error"] = rejected.error_info().to_detail()
     fields["errors"] = [{"field": error.field, "message": error.message} for error in rejected.errors]
     return fields | _payload_fields(rejected.payload, payload_limit_bytes)
 

@@ -17,6 +17,7 @@ DEFAULT_IAM_ENDPOINT = "https://iam.myhuaweicloud.com"
 ENVIRONMENT: dict[str, str] = {
     "CBR_REGION": "cbr_region",
     "CBR_ENDPOINT": "cbr_endpoint",
+    "CBR_READ_TIMEOUT_SECONDS": "cbr_read_timeout_seconds",
     "HUAWEICLOUD_SDK_IAM_ENDPOINT": "iam_endpoint",
     "HUAWEICLOUD_SDK_PROJECT_ID": "project_id",
     "HUAWEICLOUD_SDK_AK": "huawei_ak",
@@ -77,6 +78,7 @@ class Settings(BaseModel):
 
     cbr_region: str | None = None
     cbr_endpoint: str
+    cbr_read_timeout_seconds: float = Field(default=30.0, gt=0, le=900)
     iam_endpoint: str = DEFAULT_IAM_ENDPOINT
     project_id: str | None = None
     huawei_ak: SecretStr | None = None
@@ -111,7 +113,13 @@ class Settings(BaseModel):
     @field_validator("aws_service_endpoints")
     @classmethod
     def _aws_service_endpoints_are_safe(cls, endpoints: dict[str, str]) -> dict[str, str]:
-        return {service: _require_safe_url(url) for service, url in endpoints.items()}
+        safe = {}
+        for service, url in endpoints.items():
+            try:
+                safe[service] = _require_safe_url(url)
+            except ValueError as error:
+                raise ValueError(f"AWS_ENDPOINT_URL_{AWS_SERVICE_ENV_IDS[service]} {error}") from None
+        return safe
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -135,10 +143,7 @@ class Settings(BaseModel):
             problems = []
             for detail in error.errors(include_input=False, include_url=False):
                 field = str(detail["loc"][0]) if detail["loc"] else "?"
-                if field == "aws_service_endpoints" and len(detail["loc"]) > 1:
-                    variable = f"AWS_ENDPOINT_URL_{AWS_SERVICE_ENV_IDS[str(detail['loc'][1])]}"
-                else:
-                    variable = FIELD_TO_VARIABLE.get(field, field)
+                variable = FIELD_TO_VARIABLE.get(field, "AWS_ENDPOINT_URL_<SERVICE>")
                 problems.append(f"{variable}: {detail['msg']}")
             raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
 

@@ -41,7 +41,9 @@ def test_bad_values_name_their_variable(variable: str, value: str) -> None:
 
 
 def test_plain_http_is_allowed_only_on_loopback() -> None:
-    settings = Settings.from_env({"CBR_ENDPOINT": "http://127.0.0.1:8080/", "AWS_ENDPOINT_URL": "http://localhost:5000"})
+    settings = Settings.from_env(
+        {"CBR_ENDPOINT": "http://127.0.0.1:8080/", "AWS_ENDPOINT_URL": "http://localhost:5000"}
+    )
 
     assert settings.cbr_endpoint == "http://127.0.0.1:8080"
     assert settings.aws_endpoint("events") == "http://localhost:5000"
@@ -66,7 +68,11 @@ def test_service_specific_aws_endpoint_wins_over_the_general_one() -> None:
 
 def test_secrets_never_show_in_repr_or_errors() -> None:
     settings = Settings.from_env(
-        {"CBR_REGION": "cn-north-4", "HUAWEICLOUD_SDK_SK": "sk-very-secret", "AWS_SECRET_ACCESS_KEY": "aws-very-secret"}
+        {
+            "CBR_REGION": "cn-north-4",
+            "HUAWEICLOUD_SDK_SK": "sk-very-secret",
+            "AWS_SECRET_ACCESS_KEY": "aws-very-secret",
+        }
     )
 
     assert "very-secret" not in repr(settings)

@@ -1,0 +1,145 @@
+"""Lambda entry point: wires Powertools and dispatches a trigger to the service and the publisher."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from cbr_checkpointer.domain import Outcome
+from cbr_checkpointer.observability import logger, metrics
+from cbr_checkpointer.runtime import Runtime, get_runtime
+from cbr_checkpointer.service import TransientFailure
+from cbr_checkpointer.triggers import is_sqs_batch, parse_invocation, parse_sqs_record
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+OUTCOME_METRICS = {
+    "created": "CheckpointsCreated",
+    "failed": "CheckpointsFailed",
+    "rejected": "RequestsRejected",
+    "validated": "RequestsValidated",
+}
+
+
+class InvocationFailed(Exception):
+    """Raised from a timer or direct invocation so that Lambda's retries and failure destination take over."""
+
+
+class ConcurrentSqsProcessor(BatchProcessor):
+    """Powertools' partial-batch processor for SQS, running up to `max_workers` records at once."""
+
+    def __init__(self, max_workers: int) -> None:
+        super().__init__(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        self._max_workers = max_workers
+
+    def process(self) -> list[tuple[Any, ...]]:
+        workers = max(1, min(self._max_workers, len(self.records)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="record") as pool:
+            return list(pool.map(self._process_record, self.records))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
+@metrics.log_metrics(capture_cold_start_metric=True, raise_on_empty_metrics=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    runtime = get_runtime()
+    deadline = time.time() + context.get_remaining_time_in_millis() / 1000
+    if is_sqs_batch(event):
+        return _handle_sqs_batch(event, runtime, deadline)
+    return _handle_invocation(event, context, runtime, deadline)
+
+
+def _handle_invocation(
+    event: dict[str, Any], context: LambdaContext, runtime: Runtime, deadline: float
+) -> dict[str, Any]:
+    items = parse_invocation(
+        event, request_id=context.aws_request_id, now=datetime.now(UTC), defaults=runtime.defaults
+    )
+    results = runtime.service.execute_all(
+        items, deadline=deadline, max_workers=runtime.settings.max_concurrency
+    )
+    outcomes = [result for result in results if isinstance(result, Outcome)]
+    transient = [result for result in results if isinstance(result, TransientFailure)]
+    unpublished = _publish(runtime, outcomes)
+    _count_requeued(len(transient))
+    if transient or unpublished:
+        raise InvocationFailed(
+            f"{len(transient)} request(s) failed transiently and {len(unpublished)} outcome(s) were not "
+            "published; the invocation will be retried"
+        )
+    return {"outcomes": [_summary(outcome) for outcome in outcomes]}
+
+
+def _handle_sqs_batch(event: dict[str, Any], runtime: Runtime, deadline: float) -> dict[str, Any]:
+    finished: list[tuple[str, Outcome]] = []
+    finished_lock = threading.Lock()
+
+    def handle_record(record: SQSRecord) -> None:
+        logger.thread_safe_clear_keys()
+        logger.thread_safe_append_keys(message_id=record.message_id)
+        items = parse_sqs_record(record.raw_event, defaults=runtime.defaults)
+        first_failure: TransientFailure | None = None
+        for item in items:
+            try:
+                outcome = runtime.service.execute(item, deadline=deadline)
+            except TransientFailure as failure:
+                first_failure = first_failure or failure
+                continue
+            with finished_lock:
+                finished.append((record.message_id, outcome))
+        if first_failure is not None:
+            raise first_failure
+
+    processor = ConcurrentSqsProcessor(max_workers=runtime.settings.max_concurrency)
+    with processor(records=event["Records"], handler=handle_record):
+        processor.process()
+    response = processor.response()
+    _count_requeued(len(response["batchItemFailures"]))
+    unpublished = {id(outcome) for outcome in _publish(runtime, [outcome for _, outcome in finished])}
+    already_failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
+    for message_id, outcome in finished:
+        if id(outcome) in unpublished and message_id not in already_failed:
+            response["batchItemFailures"].append({"itemIdentifier": message_id})
+            already_failed.add(message_id)
+    return dict(response)
+
+
+def _publish(runtime: Runtime, outcomes: Sequence[Outcome]) -> list[Outcome]:
+    for outcome in outcomes:
+        logger.info("request finished", extra=_summary(outcome))
+    for kind, count in Counter(outcome.kind for outcome in outcomes).items():
+        metrics.add_metric(name=OUTCOME_METRICS[kind], unit=MetricUnit.Count, value=count)
+    unpublished = runtime.publisher.publish(outcomes) if outcomes else []
+    if unpublished:
+        metrics.add_metric(name="PublishFailed", unit=MetricUnit.Count, value=len(unpublished))
+    return unpublished
+
+
+def _count_requeued(count: int) -> None:
+    if count:
+        metrics.add_metric(name="RequestsRequeued", unit=MetricUnit.Count, value=count)
+
+
+def _summary(outcome: Outcome) -> dict[str, Any]:
+    summary: dict[str, Any] = {"idempotency_key": outcome.item.idempotency_key, "outcome": outcome.kind}
+    if outcome.checkpoint is not None:
+        summary["checkpoint_id"] = outcome.checkpoint.get("id")
+    if outcome.error is not None:
+        summary["error"] = {
+            "kind": outcome.error.kind,
+            "code": outcome.error.code,
+            "message": outcome.error.message,
+        }
+    if outcome.duplicate:
+        summary["duplicate"] = True
+    return summary

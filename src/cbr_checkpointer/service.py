@@ -1,0 +1,171 @@
+"""The rules of the operation: one checkpoint per idempotency key, retries, and what ends as which outcome."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cbr_checkpointer.cbr import CbrClient, CbrError
+from cbr_checkpointer.domain import BackupRequest, ErrorInfo, Outcome, Rejected, WorkItem
+from cbr_checkpointer.ledger import Busy, Claimed, Completed, Ledger
+from cbr_checkpointer.observability import logger
+
+# Backups whose creation we may have missed are searched from a little before the claim, for clock skew.
+RECONCILE_SKEW_SECONDS = 300
+
+
+class TransientFailure(Exception):
+    """The request could not be finished now but may succeed later; its trigger must deliver it again."""
+
+    def __init__(self, item: WorkItem, info: ErrorInfo) -> None:
+        super().__init__(f"{info.kind} {info.code or ''}: {info.message}".strip())
+        self.item = item
+        self.info = info
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, bounded by attempts and by the invocation's deadline."""
+
+    max_attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    safety_margin: float = 5.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        jittered = rng.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+        return max(jittered, retry_after or 0.0)
+
+
+class CheckpointService:
+    """Turns one work item into one outcome, calling CBR at most once per key that it completes."""
+
+    def __init__(
+        self,
+        cbr: CbrClient,
+        ledger: Ledger,
+        *,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._cbr = cbr
+        self._ledger = ledger
+        self._retry = retry or RetryPolicy()
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+
+    def execute(self, item: WorkItem, *, deadline: float) -> Outcome:
+        """Run one item to its outcome; raises TransientFailure when its trigger should deliver it again."""
+        if isinstance(item, Rejected):
+            return Outcome("rejected", item, error=item.error_info())
+        if item.dry_run:
+            return Outcome("validated", item)
+        claimed_at = self._clock()
+        claim = self._ledger.claim(item.idempotency_key, now=claimed_at, lease_until=deadline)
+        if isinstance(claim, Completed):
+            return _replayed(item, claim.result)
+        if isinstance(claim, Busy):
+            held = datetime.fromtimestamp(claim.lease_until, UTC).isoformat()
+            info = ErrorInfo(
+                kind="api",
+                message=f"another invocation holds this request until {held}",
+                code="InProgress",
+                retryable=True,
+            )
+            raise TransientFailure(item, info)
+        return self._create_once(item, claim, claimed_at=claimed_at, deadline=deadline)
+
+    def execute_all(
+        self, items: Sequence[WorkItem], *, deadline: float, max_workers: int
+    ) -> list[Outcome | TransientFailure]:
+        """Run items concurrently (at most `max_workers` CBR calls in flight), results in input order."""
+
+        def run(item: WorkItem) -> Outcome | TransientFailure:
+            try:
+                return self.execute(item, deadline=deadline)
+            except TransientFailure as failure:
+                return failure
+
+        if len(items) <= 1:
+            return [run(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(max_workers, len(items))) as pool:
+            return list(pool.map(run, items))
+
+    def _create_once(
+        self, request: BackupRequest, claim: Claimed, *, claimed_at: float, deadline: float
+    ) -> Outcome:
+        reconcile_since = claim.reconcile_since
+        attempt = 0
+        while True:
+            try:
+                existing = None if reconcile_since is None else self._find_existing(request, reconcile_since)
+                if existing is not None:
+                    logger.info(
+                        "checkpoint found by reconciliation", extra={"checkpoint_id": existing.get("id")}
+                    )
+                    return self._finish(Outcome("created", request, checkpoint=existing))
+                created = self._cbr.create_checkpoint(request.project_id, request.body)
+                return self._finish(Outcome("created", request, checkpoint=created.model_dump(mode="json")))
+            except CbrError as error:
+                if error.ambiguous and reconcile_since is None:
+                    reconcile_since = claimed_at
+                if not error.info.retryable:
+                    return self._finish(Outcome("failed", request, error=error.info))
+                attempt += 1
+                delay = self._retry.delay(attempt, error.retry_after, self._rng)
+                out_of_time = self._clock() + delay > deadline - self._retry.safety_margin
+                if attempt >= self._retry.max_attempts or out_of_time:
+                    self._ledger.release(
+                        request.idempotency_key, now=self._clock(), reconcile_since=reconcile_since
+                    )
+                    raise TransientFailure(request, error.info) from None
+                logger.info(
+                    "transient CBR failure, retrying",
+                    extra={
+                        "error_code": error.info.code,
+                        "attempt": attempt,
+                        "delay_seconds": round(delay, 3),
+                    },
+                )
+                self._sleep(delay)
+
+    def _find_existing(self, request: BackupRequest, since: float) -> dict[str, Any] | None:
+        start = datetime.fromtimestamp(since - RECONCILE_SKEW_SECONDS, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        backups = self._cbr.list_backups(
+            request.project_id, vault_id=request.vault_id, name=request.name, start_time=start
+        )
+        for backup in backups:
+            checkpoint_id = backup.get("checkpoint_id")
+            if checkpoint_id:
+                return self._cbr.show_checkpoint(request.project_id, str(checkpoint_id)).model_dump(
+                    mode="json"
+                )
+        return None
+
+    def _finish(self, outcome: Outcome) -> Outcome:
+        result: dict[str, Any] = {"outcome": outcome.kind}
+        if outcome.checkpoint is not None:
+            result["checkpoint"] = outcome.checkpoint
+        if outcome.error is not None:
+            result["error"] = outcome.error.to_detail()
+        self._ledger.complete(outcome.item.idempotency_key, result, now=self._clock())
+        return outcome
+
+
+def _replayed(request: BackupRequest, result: dict[str, Any]) -> Outcome:
+    error = result.get("error")
+    return Outcome(
+        result["outcome"],
+        request,
+        checkpoint=result.get("checkpoint"),
+        error=ErrorInfo(**error) if error else None,
+        duplicate=True,
+    )

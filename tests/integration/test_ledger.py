@@ -1,0 +1,118 @@
+"""Both ledgers follow the same claim -> complete / release rules that the service relies on.
+
+The DynamoDB ledger runs against moto over loopback; the in-memory one needs no sockets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from devtools.sandbox import Sandbox
+
+from cbr_checkpointer.ledger import Busy, Claimed, Completed, DynamoDBLedger, Ledger, MemoryLedger
+
+NOW = 1_800_000_000.0
+LedgerFactory = Callable[[float], Ledger]
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def make_ledger(request: pytest.FixtureRequest) -> Iterator[LedgerFactory]:
+    if request.param == "memory":
+        yield lambda ttl: MemoryLedger(ttl_seconds=ttl)
+        return
+    sandbox: Sandbox = request.getfixturevalue("sandbox")
+    dynamodb = sandbox.aws("dynamodb")
+    table = sandbox.create_ledger_table()
+    yield lambda ttl: DynamoDBLedger(dynamodb, table, ttl_seconds=ttl)
+
+
+def test_first_claim_holds_the_key_without_reconciliation(make_ledger: LedgerFactory) -> None:
+    ledger = make_ledger(3600)
+
+    assert ledger.claim("k", now=NOW, lease_until=NOW + 60) == Claimed(reconcile_since=None)
+
+
+def test_a_live_lease_makes_the_next_claimer_wait(make_ledger: LedgerFactory) -> None:
+    ledger = make_ledger(3600)
+    ledger.claim("k", now=NOW, lease_until=NOW + 60)
+
+    assert ledger.claim("k", now=NOW + 1, lease_until=NOW + 61) == Busy(lease_until=NOW + 60)
+
+
+def test_an_expired_lease_is_taken_over_with_reconciliation_from_the_first_claim(
+    make_ledger: LedgerFactory,
+) -> None:
+    # Given a holder that died (its lease ran out without complete or release)
+    ledger = make_ledger(3600)
+    ledger.claim("k", now=NOW, lease_until=NOW + 60)
+
+    # When the redelivery claims after the deadline
+    claim = ledger.claim("k", now=NOW + 61, lease_until=NOW + 121)
+
+    # Then it must look for what the dead holder may have created since its claim
+    assert claim == Claimed(reconcile_since=NOW)
+
+
+def test_completed_keys_serve_their_result(make_ledger: LedgerFactory) -> None:
+    ledger = make_ledger(3600)
+    ledger.claim("k", now=NOW, lease_until=NOW + 60)
+    ledger.complete("k", {"outcome": "created", "checkpoint": {"id": "c1"}}, now=NOW + 1)
+
+    assert ledger.claim("k", now=NOW + 2, lease_until=NOW + 62) == Completed(
+        {"outcome": "created", "checkpoint": {"id": "c1"}}
+    )
+
+
+def test_completed_keys_are_forgotten_after_the_ttl(make_ledger: LedgerFactory) -> None:
+    ledger = make_ledger(100)
+    ledger.complete("k", {"outcome": "created"}, now=NOW)
+
+    assert ledger.claim("k", now=NOW + 101, lease_until=NOW + 160) == Claimed(reconcile_since=None)
+
+
+def test_a_clean_release_lets_the_next_claim_start_fresh(make_ledger: LedgerFactory) -> None:
+    ledger = make_ledger(3600)
+    ledger.claim("k", now=NOW, lease_until=NOW + 60)
+    ledger.release("k", now=NOW + 1, reconcile_since=None)
+
+    assert ledger.claim("k", now=NOW + 2, lease_until=NOW + 62) == Claimed(reconcile_since=None)
+
+
+def test_an_ambiguous_release_makes_the_next_claim_reconcile(make_ledger: LedgerFactory) -> None:
+    ledger = make_ledger(3600)
+    ledger.claim("k", now=NOW, lease_until=NOW + 60)
+    ledger.release("k", now=NOW + 1, reconcile_since=NOW)
+
+    assert ledger.claim("k", now=NOW + 2, lease_until=NOW + 62) == Claimed(reconcile_since=NOW)
+
+
+def test_the_reconciliation_window_is_carried_by_every_later_claim(make_ledger: LedgerFactory) -> None:
+    # Given an ambiguous failure, then a second holder that received the window and died
+    ledger = make_ledger(3600)
+    ledger.claim("k", now=NOW, lease_until=NOW + 60)
+    ledger.release("k", now=NOW + 1, reconcile_since=NOW)
+    assert ledger.claim("k", now=NOW + 2, lease_until=NOW + 62) == Claimed(reconcile_since=NOW)
+
+    # Then the third claimer still searches from the first claim
+    assert ledger.claim("k", now=NOW + 63, lease_until=NOW + 123) == Claimed(reconcile_since=NOW)
+
+
+def test_two_racing_claimers_cannot_both_hold_a_key(make_ledger: LedgerFactory) -> None:
+    ledger = make_ledger(3600)
+
+    first = ledger.claim("k", now=NOW, lease_until=NOW + 60)
+    second = ledger.claim("k", now=NOW, lease_until=NOW + 60)
+
+    assert [type(first), type(second)] == [Claimed, Busy]
+
+
+def test_releasing_a_completed_key_keeps_its_result(make_ledger: LedgerFactory) -> None:
+    ledger = make_ledger(3600)
+    ledger.complete(
+        "k", {"outcome": "failed", "error": {"kind": "api", "message": "m", "retryable": False}}, now=NOW
+    )
+
+    ledger.release("k", now=NOW + 1, reconcile_since=None)
+
+    assert isinstance(ledger.claim("k", now=NOW + 2, lease_until=NOW + 60), Completed)
