@@ -24,7 +24,7 @@ $(STAMP): requirements/dev.txt pyproject.toml
 	touch $@
 
 run: $(STAMP)
-	@$(BIN)/python -m devtools.run_local $(EVENT) --auth $(AUTH)
+	@$(BIN)/python -m cbr_checkpointer invoke $(EVENT) --auth $(AUTH)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests devtools

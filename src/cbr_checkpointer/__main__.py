@@ -1,0 +1,7 @@
+"""`python -m cbr_checkpointer`: the operators' command line (see `cbr_checkpointer.cli`)."""
+
+import sys
+
+from cbr_checkpointer.cli import main
+
+sys.exit(main())
