@@ -1,9 +1,19 @@
-"""Shared fixtures. The sandbox (emulator + moto on loopback) is started once per session, reset per test."""
+"""Shared fixtures. The sandbox (emulator + moto on loopback) is started once per session, reset per test.
+
+Every test that uses the sandbox is also scanned for secrets (`secret_scan`): what it printed (fd level,
+so child processes too), what it logged (as Powertools formats it), what escaped the handler, and every
+event it published must hold none of the sandbox's credentials, nor any token or signature that went
+over the wire.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+import functools
+import json
+import logging
+import traceback
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -26,3 +36,110 @@ def sandbox(sandbox_session: Sandbox) -> Iterator[Sandbox]:
     sandbox_session.auth = "aksk"
     with sandbox_session.configured():
         yield sandbox_session
+
+
+class SecretScan:
+    """The texts a test let out, and the secrets that must not be in them."""
+
+    def __init__(self, sandbox: Sandbox, capture: Any, caplog: pytest.LogCaptureFixture) -> None:
+        from devtools.faults import static_secrets
+
+        self._sandbox = sandbox
+        self._capture = capture
+        self._caplog = caplog
+        self.texts: list[str] = []
+        self.secrets: set[str] = static_secrets()
+        self.leak_expected = False
+
+    def add(self, *texts: str) -> None:
+        self.texts.extend(texts)
+
+    def harvest(self) -> None:
+        """Remember the tokens the emulator issued and the signatures and tokens it was sent."""
+        from devtools.faults import signatures_and_tokens
+
+        emulator = self._sandbox.emulator
+        self.secrets |= signatures_and_tokens(emulator.requests) | set(emulator.issued_tokens)
+
+    def collect(self) -> None:
+        """Take in what was printed and logged so far."""
+        out, err = self._capture.readouterr()
+        self.add(out, err)
+        for when in ("setup", "call"):
+            self.add(*(_record_text(record) for record in self._caplog.get_records(when)))
+
+    def leaks(self) -> list[str]:
+        from devtools.faults import leaks
+
+        self.harvest()
+        self.collect()
+        return leaks(self.texts, self.secrets)
+
+
+def _record_text(record: logging.LogRecord) -> str:
+    """A log record as every handler could write it: its fields, its exception, Powertools' JSON line."""
+    from cbr_checkpointer.observability import logger
+
+    parts = [json.dumps(vars(record), default=str)]
+    if record.exc_info:
+        parts.append(logging.Formatter().formatException(record.exc_info))
+    if record.name == logger.name:
+        parts.append(logger.registered_formatter.format(record))
+    return "\n".join(parts)
+
+
+def _recording(function: Callable[..., Any], scan: SecretScan) -> Callable[..., Any]:
+    """`function`, with the text of any exception it raises kept (what Lambda would log of it)."""
+
+    @functools.wraps(function)
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except Exception as error:
+            scan.add("".join(traceback.format_exception(error)))
+            raise
+
+    return recorded
+
+
+@pytest.fixture(autouse=True)
+def secret_scan(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SecretScan | None]:
+    """For a sandbox test: fail it if a secret shows up in its output, logs, errors or events."""
+    if "sandbox" not in request.fixturenames:
+        yield None
+        return
+    session: Sandbox = request.getfixturevalue("sandbox_session")
+    capture_name = "capsys" if "capsys" in request.fixturenames else "capfd"
+    scan = SecretScan(session, request.getfixturevalue(capture_name), request.getfixturevalue("caplog"))
+
+    reset = session.emulator.reset
+
+    def harvest_then_reset() -> None:
+        scan.harvest()
+        reset()
+
+    monkeypatch.setattr(session.emulator, "reset", harvest_then_reset)
+
+    published_events = session.published_events
+
+    def published_and_scanned() -> list[dict[str, Any]]:
+        events = published_events()
+        scan.add(json.dumps(events))
+        return events
+
+    monkeypatch.setattr(session, "published_events", published_and_scanned)
+
+    import cbr_checkpointer.handler as handler
+
+    for name in ("_handle_invocation", "_handle_sqs_batch", "get_runtime"):
+        if hasattr(handler, name):
+            monkeypatch.setattr(handler, name, _recording(getattr(handler, name), scan))
+
+    yield scan
+
+    scan.add(json.dumps(published_events()))  # whatever the test left on the capture queue
+    leaked = scan.leaks()
+    if leaked and not scan.leak_expected:
+        pytest.fail(f"secrets leaked into output, logs, errors or events: {leaked}")

@@ -2,7 +2,10 @@
 
 A key moves through: absent -> in progress (a lease held until the holder's Lambda deadline)
 -> completed (the stored result, republished on redelivery). A lease that ran out means its holder
-died mid-call; whoever claims next must reconcile against CBR before creating anything.
+died mid-call; whoever claims next must reconcile against CBR before creating anything. The first
+claim also pins the request body: a later holder that must reconcile gets it back, so that every
+delivery of a key looks for, and sends, the same request (a name rendered from the time of the
+delivery would otherwise differ between deliveries, and reconciliation by name would miss).
 """
 
 from __future__ import annotations
@@ -17,9 +20,14 @@ from cbr_checkpointer.aws import AwsError, AwsJsonClient
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """The caller holds the key. `reconcile_since` is set when an earlier holder may have created it."""
+    """The caller holds the key. `reconcile_since` is set when an earlier holder may have created it.
+
+    With `reconcile_since`, `request` is the body pinned by the first claim of the key (None when the
+    ledger has none): the body to reconcile against and to send.
+    """
 
     reconcile_since: float | None = None
+    request: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +48,11 @@ ClaimResult = Claimed | Completed | Busy
 
 
 class Ledger(Protocol):
-    def claim(self, key: str, *, now: float, lease_until: float) -> ClaimResult: ...
+    def claim(
+        self, key: str, *, now: float, lease_until: float, request: dict[str, Any] | None = None
+    ) -> ClaimResult:
+        """Take the key until `lease_until`; `request` is the body this claimer means to send."""
+        ...
 
     def complete(self, key: str, result: dict[str, Any], *, now: float) -> None: ...
 
@@ -61,6 +73,7 @@ class _Entry:
     reconcile_since: float | None = None
     result: dict[str, Any] | None = None
     expires_at: float = 0.0
+    request: dict[str, Any] | None = None
 
 
 class MemoryLedger:
@@ -71,7 +84,9 @@ class MemoryLedger:
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
 
-    def claim(self, key: str, *, now: float, lease_until: float) -> ClaimResult:
+    def claim(
+        self, key: str, *, now: float, lease_until: float, request: dict[str, Any] | None = None
+    ) -> ClaimResult:
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry.expires_at <= now:
@@ -81,18 +96,23 @@ class MemoryLedger:
             if entry is not None and entry.lease_until > now:
                 return Busy(entry.lease_until)
             reconcile_since = None
+            pinned = request
             if entry is not None:
                 reconcile_since = (
                     entry.reconcile_since if entry.reconcile_since is not None else entry.claimed_at
                 )
+                pinned = entry.request if entry.request is not None else request
             self._entries[key] = _Entry(
                 status="in_progress",
                 claimed_at=now,
                 lease_until=lease_until,
                 reconcile_since=reconcile_since,
                 expires_at=now + self._ttl_seconds,
+                request=pinned,
             )
-            return Claimed(reconcile_since)
+            if reconcile_since is None:
+                return Claimed()
+            return Claimed(reconcile_since, request=pinned)
 
     def complete(self, key: str, result: dict[str, Any], *, now: float) -> None:
         with self._lock:
@@ -116,8 +136,8 @@ class DynamoDBLedger:
     """The ledger in a DynamoDB table (partition key `id`, TTL attribute `expiration`), by conditional writes.
 
     Item: `id`, `status` (in_progress | completed), `claimed_at`, `lease_until`, `reconcile_since`,
-    `result` (JSON), `expiration`. Every transition is one conditional write, so two invocations racing
-    for a key cannot both hold it.
+    `request` (JSON, the body pinned by the first claim), `result` (JSON), `expiration`. Every
+    transition is one conditional write, so two invocations racing for a key cannot both hold it.
     """
 
     def __init__(self, dynamodb: AwsJsonClient, table: str, *, ttl_seconds: float) -> None:
@@ -125,7 +145,9 @@ class DynamoDBLedger:
         self._table = table
         self._ttl_seconds = ttl_seconds
 
-    def claim(self, key: str, *, now: float, lease_until: float) -> ClaimResult:
+    def claim(
+        self, key: str, *, now: float, lease_until: float, request: dict[str, Any] | None = None
+    ) -> ClaimResult:
         item = {
             "id": {"S": key},
             "status": {"S": "in_progress"},
@@ -133,6 +155,8 @@ class DynamoDBLedger:
             "lease_until": _number(lease_until),
             "expiration": _number(int(now + self._ttl_seconds)),
         }
+        if request is not None:
+            item["request"] = {"S": json.dumps(request, separators=(",", ":"))}
         try:
             answer = self._dynamodb.call(
                 "PutItem",
@@ -160,8 +184,9 @@ class DynamoDBLedger:
         if previous.get("status", {}).get("S") != "in_progress" or float(previous["expiration"]["N"]) <= now:
             return Claimed()
         reconcile_since = float(previous.get("reconcile_since", previous["claimed_at"])["N"])
-        self._mark_reconcile(key, reconcile_since, lease_until=lease_until)
-        return Claimed(reconcile_since)
+        pinned = previous.get("request") or item.get("request")
+        self._mark_reconcile(key, reconcile_since, lease_until=lease_until, request=pinned)
+        return Claimed(reconcile_since, request=None if pinned is None else json.loads(pinned["S"]))
 
     def complete(self, key: str, result: dict[str, Any], *, now: float) -> None:
         self._dynamodb.call(
@@ -198,20 +223,22 @@ class DynamoDBLedger:
             if error.code != "ConditionalCheckFailedException":
                 raise
 
-    def _mark_reconcile(self, key: str, reconcile_since: float, *, lease_until: float) -> None:
-        self._dynamodb.call(
-            "UpdateItem",
-            {
-                "TableName": self._table,
-                "Key": {"id": {"S": key}},
-                "UpdateExpression": "SET reconcile_since = :since",
-                "ConditionExpression": "lease_until = :lease",
-                "ExpressionAttributeValues": {
-                    ":since": _number(reconcile_since),
-                    ":lease": _number(lease_until),
-                },
-            },
-        )
+    def _mark_reconcile(
+        self, key: str, reconcile_since: float, *, lease_until: float, request: dict[str, str] | None
+    ) -> None:
+        call: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"id": {"S": key}},
+            "UpdateExpression": "SET reconcile_since = :since",
+            "ConditionExpression": "lease_until = :lease",
+            "ExpressionAttributeValues": {":since": _number(reconcile_since), ":lease": _number(lease_until)},
+        }
+        if request is not None:
+            # REQUEST is a DynamoDB reserved word.
+            call["UpdateExpression"] += ", #request = :request"
+            call["ExpressionAttributeNames"] = {"#request": "request"}
+            call["ExpressionAttributeValues"][":request"] = request
+        self._dynamodb.call("UpdateItem", call)
 
 
 def _number(value: float) -> dict[str, str]:

@@ -6,13 +6,14 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from cbr_checkpointer.cbr import CbrClient, CbrError
-from cbr_checkpointer.domain import BackupRequest, ErrorInfo, Outcome, Rejected, WorkItem
+from cbr_checkpointer.domain import BackupRequest, ErrorInfo, Outcome, Rejected, WatchCheck, WorkItem
 from cbr_checkpointer.ledger import Busy, Claimed, Completed, Ledger
+from cbr_checkpointer.models import CheckpointCreate
 from cbr_checkpointer.observability import logger
 
 # Backups whose creation we may have missed are searched from a little before the claim, for clock skew.
@@ -20,9 +21,10 @@ RECONCILE_SKEW_SECONDS = 300
 
 
 class TransientFailure(Exception):
-    """The request could not be finished now but may succeed later; its trigger must deliver it again."""
+    """The request (or completion check) could not be finished now but may succeed later; its trigger
+    must deliver it again."""
 
-    def __init__(self, item: WorkItem, info: ErrorInfo) -> None:
+    def __init__(self, item: WorkItem | WatchCheck, info: ErrorInfo) -> None:
         super().__init__(f"{info.kind} {info.code or ''}: {info.message}".strip())
         self.item = item
         self.info = info
@@ -69,7 +71,9 @@ class CheckpointService:
         if item.dry_run:
             return Outcome("validated", item)
         claimed_at = self._clock()
-        claim = self._ledger.claim(item.idempotency_key, now=claimed_at, lease_until=deadline)
+        claim = self._ledger.claim(
+            item.idempotency_key, now=claimed_at, lease_until=deadline, request=item.body
+        )
         if isinstance(claim, Completed):
             return _replayed(item, claim.result)
         if isinstance(claim, Busy):
@@ -103,8 +107,16 @@ class CheckpointService:
         self, request: BackupRequest, claim: Claimed, *, claimed_at: float, deadline: float
     ) -> Outcome:
         reconcile_since = claim.reconcile_since
+        if claim.request is not None and claim.request != request.body:
+            # An earlier delivery may have sent the body it pinned (its name rendered from another
+            # time): look for that one, and send that one, so that the key still means one checkpoint.
+            logger.info(
+                "using the request as first claimed", extra={"idempotency_key": request.idempotency_key}
+            )
+            request = replace(request, body=claim.request)
         attempt = 0
         while True:
+            reconciling = reconcile_since is not None
             try:
                 existing = None if reconcile_since is None else self._find_existing(request, reconcile_since)
                 if existing is not None:
@@ -112,11 +124,19 @@ class CheckpointService:
                         "checkpoint found by reconciliation", extra={"checkpoint_id": existing.get("id")}
                     )
                     return self._finish(Outcome("created", request, checkpoint=existing))
+                reconciling = False
                 created = self._cbr.create_checkpoint(request.project_id, request.body)
                 return self._finish(Outcome("created", request, checkpoint=created.model_dump(mode="json")))
             except CbrError as error:
                 if error.ambiguous and reconcile_since is None:
                     reconcile_since = claimed_at
+                if not error.info.retryable and reconciling:
+                    # CBR may hold a checkpoint for this key but would not let us look for it: the
+                    # request's fate is unknown, so it is not Failed. Its trigger delivers it again.
+                    self._ledger.release(
+                        request.idempotency_key, now=self._clock(), reconcile_since=reconcile_since
+                    )
+                    raise TransientFailure(request, error.info) from None
                 if not error.info.retryable:
                     return self._finish(Outcome("failed", request, error=error.info))
                 attempt += 1
@@ -145,10 +165,33 @@ class CheckpointService:
         for backup in backups:
             checkpoint_id = backup.get("checkpoint_id")
             if checkpoint_id:
-                return self._cbr.show_checkpoint(request.project_id, str(checkpoint_id)).model_dump(
-                    mode="json"
-                )
+                return self._describe(request, str(checkpoint_id), backup)
         return None
+
+    def _describe(self, request: BackupRequest, checkpoint_id: str, backup: dict[str, Any]) -> dict[str, Any]:
+        """The checkpoint found by reconciliation, as ShowCheckpoint tells it.
+
+        It exists (a backup names it), so a permanent refusal to describe it (404 BackupService.6217
+        right after the create, or no permission to read it) must not turn the request into a Failed:
+        the checkpoint is then reported from what its backup says.
+        """
+        try:
+            return self._cbr.show_checkpoint(request.project_id, checkpoint_id).model_dump(mode="json")
+        except CbrError as error:
+            if error.info.retryable:
+                raise
+            logger.warning(
+                "ShowCheckpoint refused a checkpoint found by reconciliation; reporting it from its backup",
+                extra={"checkpoint_id": checkpoint_id, "error_code": error.info.code},
+            )
+        described = {
+            "id": checkpoint_id,
+            "project_id": request.project_id,
+            "status": backup.get("status") or "protecting",
+            "created_at": backup.get("created_at") or "",
+            "extra_info": {"name": backup.get("name"), "description": backup.get("description")},
+        }
+        return CheckpointCreate.model_validate(described).model_dump(mode="json")
 
     def _finish(self, outcome: Outcome) -> Outcome:
         result: dict[str, Any] = {"outcome": outcome.kind}
