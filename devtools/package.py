@@ -1,7 +1,8 @@
 """`make package`: zip a staged Lambda tree into a reproducible deployment package.
 
 The same tree always gives the same bytes: entries are sorted, every timestamp is 1980-01-01, file
-modes are normalised, and `__pycache__`/`*.pyc` and console scripts (`bin/`) are left out. The zip
+modes are normalised, and console scripts (`bin/`) and bytecode are left out, except bytecode for
+the Lambda runtime (`*.cpython-313.pyc`, hash-checked, so as reproducible as the sources). The zip
 must not contain boto3 or botocore (the function never imports them; the Lambda runtime ships its
 own copy anyway), nor the local emulator.
 """
@@ -16,8 +17,8 @@ from pathlib import Path
 
 FIXED_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 FORBIDDEN = ("boto3", "botocore", "cbr_emulator")
-SKIPPED_DIRECTORIES = frozenset({"__pycache__"})
-SKIPPED_SUFFIXES = (".pyc", ".pyo")
+BYTECODE_DIRECTORY = "__pycache__"
+LAMBDA_BYTECODE_SUFFIX = ".cpython-313.pyc"
 UNIX_FILE_MODE = 0o100644  # regular file, rw-r--r--; Lambda only needs to read
 
 
@@ -45,9 +46,10 @@ def iter_entries(root: Path) -> Iterator[tuple[str, Path]]:
     files = []
     for path in root.rglob("*"):
         relative = path.relative_to(root)
-        if not path.is_file() or path.suffix in SKIPPED_SUFFIXES:
+        if not path.is_file():
             continue
-        if any(part in SKIPPED_DIRECTORIES for part in relative.parts[:-1]):
+        is_bytecode = BYTECODE_DIRECTORY in relative.parts[:-1] or path.suffix in (".pyc", ".pyo")
+        if is_bytecode and not path.name.endswith(LAMBDA_BYTECODE_SUFFIX):
             continue
         if relative.parts[0] == "bin":  # console scripts with this machine's interpreter path
             continue

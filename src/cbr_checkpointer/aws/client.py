@@ -10,6 +10,7 @@ from typing import Any, Literal
 import httpx
 
 from cbr_checkpointer.aws.sigv4 import AwsCredentials, SigV4Auth
+from cbr_checkpointer.tls import verified_tls_context
 
 JsonVersion = Literal["1.0", "1.1"]
 
@@ -128,7 +129,7 @@ class AwsJsonClient:
                     limits=self._limits,
                     timeout=self._timeout,
                     transport=self._transport,
-                    verify=True,
+                    verify=verified_tls_context(),
                 )
             return self._http
 

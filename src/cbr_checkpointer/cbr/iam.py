@@ -22,6 +22,7 @@ from cbr_checkpointer.cbr.errors import (
     scrub,
 )
 from cbr_checkpointer.domain import ErrorInfo
+from cbr_checkpointer.tls import verified_tls_context
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ class TokenIssuer:
                     base_url=self._iam_endpoint,
                     timeout=self._timeout,
                     limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
-                    verify=True,
+                    verify=verified_tls_context(),
                     follow_redirects=False,
                     trust_env=False,
                     transport=self._transport,

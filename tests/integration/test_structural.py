@@ -1,0 +1,138 @@
+"""Structural budgets of DESIGN §8, counted on the wire (not timed): connections, tokens, PutEvents, overlap.
+
+`make bench` measures the same things side by side with a reference handler; these tests keep them
+from regressing. Counts come from the servers: the emulator counts TCP connections and IAM token
+requests, and a counting proxy in front of moto counts PutEvents requests.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from benchmarks.counting_proxy import CountingProxy
+from devtools.sandbox import RESOURCE_ID, VAULT_ID, LocalContext, Sandbox
+
+from cbr_checkpointer.handler import lambda_handler
+from cbr_checkpointer.runtime import get_runtime
+
+WARM_INVOCATIONS = 100
+
+
+def sqs_batch(size: int) -> dict[str, Any]:
+    body = {"vault_id": VAULT_ID, "resources": [RESOURCE_ID], "name": "queued-{time:%Y%m%d%H%M%S}"}
+    return {
+        "Records": [
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": "AQEB-structural",
+                "body": json.dumps(body),
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1795766400000",
+                    "SenderId": "AIDAEXAMPLE",
+                    "ApproximateFirstReceiveTimestamp": "1795766400100",
+                },
+                "messageAttributes": {},
+                "md5OfBody": "0" * 32,
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:cbr-checkpointer-requests",
+                "awsRegion": "us-east-1",
+            }
+            for _ in range(size)
+        ]
+    }
+
+
+def checkpoint_creates(sandbox: Sandbox) -> int:
+    return sum(1 for r in sandbox.emulator.requests if r.method == "POST" and r.path.endswith("/checkpoints"))
+
+
+@pytest.fixture
+def moto_proxy(sandbox: Sandbox) -> Iterator[CountingProxy]:
+    """A counting proxy in front of moto; the function's AWS calls go through it."""
+    with CountingProxy(sandbox.moto_url) as proxy, sandbox.configured(AWS_ENDPOINT_URL=proxy.url):
+        yield proxy
+
+
+@pytest.fixture
+def cbr_in_flight(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """The most CreateCheckpoint requests the emulator was serving at one time (one thread each)."""
+    lock = threading.Lock()
+    now = peak = 0
+    serve = sandbox.emulator._handle
+
+    def counting(received: Any) -> Any:
+        nonlocal now, peak
+        is_create = received.method == "POST" and received.path.endswith("/checkpoints")
+        if is_create:
+            with lock:
+                now += 1
+                peak = max(peak, now)
+        try:
+            return serve(received)
+        finally:
+            if is_create:
+                with lock:
+                    now -= 1
+
+    monkeypatch.setattr(sandbox.emulator, "_handle", counting)
+    return lambda: peak
+
+
+def test_100_warm_invocations_reuse_at_most_max_concurrency_connections(sandbox: Sandbox) -> None:
+    # Given a little latency, so that every batch really has several calls in flight at once
+    sandbox.emulator.latency = 0.01
+    max_concurrency = get_runtime().settings.max_concurrency
+    sandbox.aws("events").call("CreateEventBus", {"Name": "uncaptured"})  # keeps moto's work small
+
+    # When one execution environment handles 100 SQS batches of 10
+    with sandbox.configured(EVENT_BUS_NAME="uncaptured"):
+        for _ in range(WARM_INVOCATIONS):
+            response = lambda_handler(sqs_batch(10), LocalContext())
+            assert response["batchItemFailures"] == []
+
+    # Then every request was made, over a pool that never grew beyond MAX_CONCURRENCY connections
+    assert checkpoint_creates(sandbox) == WARM_INVOCATIONS * 10
+    assert 1 <= sandbox.emulator.connections_opened <= max_concurrency
+
+
+def test_token_mode_asks_iam_once_across_100_warm_invocations(sandbox: Sandbox) -> None:
+    sandbox.auth = "token"
+    with sandbox.configured():
+        for _ in range(WARM_INVOCATIONS):
+            assert lambda_handler(sqs_batch(2), LocalContext())["batchItemFailures"] == []
+
+    assert checkpoint_creates(sandbox) == WARM_INVOCATIONS * 2
+    assert sandbox.emulator.token_requests == 1
+
+
+def test_one_sqs_batch_of_ten_results_is_one_put_events_request(
+    sandbox: Sandbox, moto_proxy: CountingProxy
+) -> None:
+    response = lambda_handler(sqs_batch(10), LocalContext())
+
+    assert response["batchItemFailures"] == []
+    assert moto_proxy.count("AWSEvents.PutEvents") == 1
+    published = sandbox.published_events()
+    assert [event["detail-type"] for event in published] == ["CBR Checkpoint Created"] * 10
+
+
+def test_the_records_of_a_batch_are_sent_to_cbr_concurrently(
+    sandbox: Sandbox, cbr_in_flight: Callable[[], int]
+) -> None:
+    # Given a CBR that takes 0.3 s per call
+    sandbox.emulator.latency = 0.3
+    max_concurrency = get_runtime().settings.max_concurrency
+
+    # When a batch of 10 arrives
+    response = lambda_handler(sqs_batch(10), LocalContext())
+
+    # Then the emulator was serving as many creates at once as the function allows, and no more
+    assert response["batchItemFailures"] == []
+    assert checkpoint_creates(sandbox) == 10
+    assert cbr_in_flight() == min(10, max_concurrency)
