@@ -9,11 +9,12 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 from moto.server import ThreadedMotoServer
@@ -34,6 +35,12 @@ HUAWEI_SK = "emulator-secret-key-never-logged"
 IAM_USER = ("ops", "emulator-password-never-logged", "acme")
 # Set by one auth mode and removed by the other, so switching modes never leaves the first one active.
 AUTH_VARIABLES = frozenset({"HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "CBR_CREDENTIALS_SECRET"})
+WATCH_QUEUE = "cbr-checkpointer-watch"
+WATCH_DEAD_LETTER_QUEUE = "cbr-checkpointer-watch-dlq"
+# As template.yaml: a watch message that failed this many receives goes to the watch DLQ.
+WATCH_MAX_RECEIVES = 5
+# How long `make run` lets a backup take in the emulator, with Sandbox(watch=True).
+WATCH_BACKUP_SECONDS = 0.5
 AWS_TEST_CREDENTIALS = AwsCredentials(
     access_key_id="AKIAIOSFODNN7EXAMPLE",
     secret_access_key=SecretStr("moto-secret-never-logged"),
@@ -57,10 +64,23 @@ class LocalContext:
 
 
 class Sandbox:
-    """Starts the emulator and moto on free loopback ports; `configured()` points the function at them."""
+    """Starts the emulator and moto on free loopback ports; `configured()` points the function at them.
 
-    def __init__(self, *, auth: Literal["aksk", "token"] = "aksk") -> None:
+    With `watch=True` the function also follows each checkpoint to its end: `environment` sets
+    WATCH_QUEUE_URL, the emulator finishes backups after `backup_duration` seconds (default
+    WATCH_BACKUP_SECONDS), and `follow_completion` runs the checks. Without it, completion is not
+    followed unless a test passes `WATCH_QUEUE_URL=sandbox.watch_queue_url` to `configured()`.
+    """
+
+    def __init__(
+        self,
+        *,
+        auth: Literal["aksk", "token"] = "aksk",
+        watch: bool = False,
+        backup_duration: float | None = None,
+    ) -> None:
         self.auth = auth
+        self.watch = watch
         self.emulator = Emulator(
             project_id=PROJECT_ID,
             ak=HUAWEI_AK,
@@ -68,10 +88,13 @@ class Sandbox:
             user_name=IAM_USER[0],
             password=IAM_USER[1],
             domain_name=IAM_USER[2],
+            backup_duration=WATCH_BACKUP_SECONDS if watch and backup_duration is None else backup_duration,
         )
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.moto_url = ""
         self.capture_queue_url = ""
+        self.watch_queue_url = ""
+        self.watch_dead_letter_queue_url = ""
         self._clients: dict[str, AwsJsonClient] = {}
 
     def __enter__(self) -> Sandbox:
@@ -125,6 +148,18 @@ class Sandbox:
                 "Targets": [{"Id": "capture", "Arn": queue_arn}],
             },
         )
+        self.watch_dead_letter_queue_url = sqs.call("CreateQueue", {"QueueName": WATCH_DEAD_LETTER_QUEUE})[
+            "QueueUrl"
+        ]
+        dead_letter_arn = sqs.call(
+            "GetQueueAttributes",
+            {"QueueUrl": self.watch_dead_letter_queue_url, "AttributeNames": ["QueueArn"]},
+        )["Attributes"]["QueueArn"]
+        redrive = {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": WATCH_MAX_RECEIVES}
+        self.watch_queue_url = sqs.call(
+            "CreateQueue",
+            {"QueueName": WATCH_QUEUE, "Attributes": {"RedrivePolicy": json.dumps(redrive)}},
+        )["QueueUrl"]
 
     def create_ledger_table(self) -> str:
         """A fresh DynamoDB ledger table in moto, shaped as template.yaml declares it."""
@@ -157,6 +192,8 @@ class Sandbox:
             "POWERTOOLS_SERVICE_NAME": "cbr-checkpointer",
             "POWERTOOLS_METRICS_NAMESPACE": "CbrCheckpointer",
         }
+        if self.watch:
+            env["WATCH_QUEUE_URL"] = self.watch_queue_url
         if self.auth == "aksk":
             env |= {"HUAWEICLOUD_SDK_AK": HUAWEI_AK, "HUAWEICLOUD_SDK_SK": HUAWEI_SK}
         else:
@@ -210,3 +247,123 @@ class Sandbox:
                     {"QueueUrl": self.capture_queue_url, "ReceiptHandle": message["ReceiptHandle"]},
                 )
         return events
+
+    # -- following checkpoints to their end ---------------------------------------------------------
+
+    def follow_completion(
+        self,
+        handler: Callable[[dict[str, Any], Any], Any],
+        context_factory: Callable[[], Any] = LocalContext,
+        *,
+        time_scale: float = 0.002,
+        timeout: float = 60.0,
+    ) -> list[dict[str, Any]]:
+        """Run the completion checks the function scheduled until none is left; the events they published.
+
+        Each round takes every message on the watch queue, as the SQS event source would, and hands them
+        to `handler` in batches of 10 (the template's BatchSize) with a fresh `context_factory()`.
+        Time is compressed: a message's DelaySeconds is waited `time_scale` times as long (30 s ->
+        60 ms), and moto delivers it at once. Records the handler reports in `batchItemFailures` become
+        visible again at once (the queue's redrive policy moves one to the watch DLQ after
+        WATCH_MAX_RECEIVES receives); the others are deleted. Call it after the first invocation, with
+        WATCH_QUEUE_URL set (`Sandbox(watch=True)`, or `configured(WATCH_QUEUE_URL=...)`). The events
+        are drained from the capture queue, so call `published_events()` before it for the first ones.
+        """
+        events: list[dict[str, Any]] = []
+        give_up = time.monotonic() + timeout
+        while time.monotonic() < give_up:
+            delay = self._release_watch_messages()
+            if delay is None:
+                return events
+            time.sleep(min(2.0, delay * time_scale))
+            messages = self._receive(self.watch_queue_url)
+            for start in range(0, len(messages), 10):
+                batch = messages[start : start + 10]
+                response = handler({"Records": [self._record(m) for m in batch]}, context_factory())
+                failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
+                for message in batch:
+                    if message["MessageId"] in failed:
+                        self._sqs_call("ChangeMessageVisibility", message, VisibilityTimeout=0)
+                    else:
+                        self._sqs_call("DeleteMessage", message)
+            events.extend(self.published_events())
+        raise TimeoutError(f"completion checks still pending after {timeout} s")
+
+    def watch_messages(self) -> list[dict[str, Any]]:
+        """The bodies of the messages on the watch queue (scheduled checks), each with its `DelaySeconds`;
+        nothing is received or changed."""
+        queue = self._moto_queue(self.watch_queue_url)
+        now = time.time() * 1000
+        found = []
+        for message in list(queue._messages):
+            body = json.loads(message.body)
+            delay = max(0.0, (message.delayed_until - now) / 1000)
+            found.append(body | {"DelaySeconds": round(delay)})
+        return found
+
+    def take_watch_messages(self) -> list[dict[str, Any]]:
+        """Receive and delete every message on the watch queue, delayed or not: what `watch_messages`
+        shows, for a test that hands the checks to the handler itself."""
+        found = self.watch_messages()
+        self._release_watch_messages()
+        for message in self._receive(self.watch_queue_url):
+            self._sqs_call("DeleteMessage", message)
+        return found
+
+    def _release_watch_messages(self) -> float | None:
+        """Make every message on the watch queue deliverable now; the longest delay that was left, or
+        None when the queue is empty."""
+        queue = self._moto_queue(self.watch_queue_url)
+        messages = list(queue._messages)
+        if not messages:
+            return None
+        now = time.time() * 1000
+        longest = max(max(0.0, (message.delayed_until - now) / 1000) for message in messages)
+        for message in messages:
+            message.delayed_until = 0
+        return longest
+
+    @staticmethod
+    def _moto_queue(queue_url: str) -> Any:
+        """moto's own queue object (the server runs in this process): the only way to skip DelaySeconds."""
+        from moto.sqs.models import sqs_backends
+
+        account, name = urlsplit(queue_url).path.strip("/").split("/")
+        return sqs_backends[account][REGION].queues[name]
+
+    def _receive(self, queue_url: str) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        while True:
+            answer = self.aws("sqs").call(
+                "ReceiveMessage",
+                {
+                    "QueueUrl": queue_url,
+                    "MaxNumberOfMessages": 10,
+                    "WaitTimeSeconds": 0,
+                    "VisibilityTimeout": 60,
+                    "AttributeNames": ["All"],
+                },
+            )
+            page = answer.get("Messages", [])
+            if not page:
+                return messages
+            messages.extend(page)
+
+    def _sqs_call(self, operation: str, message: dict[str, Any], **extra: Any) -> None:
+        self.aws("sqs").call(
+            operation, {"QueueUrl": self.watch_queue_url, "ReceiptHandle": message["ReceiptHandle"], **extra}
+        )
+
+    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+        """An SQS message as the Lambda event source hands it over."""
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": {},
+            "md5OfBody": message.get("MD5OfBody", ""),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:{WATCH_QUEUE}",
+            "awsRegion": REGION,
+        }

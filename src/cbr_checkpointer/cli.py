@@ -488,12 +488,21 @@ def _invoke_in_sandbox(run: _Run, event: Any, context: _LambdaContext, *, auth: 
     sandbox_module = _import_sandbox()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     overrides = {"DRY_RUN": "true"} if run.dry_run else {}
-    with sandbox_module.Sandbox(auth=auth) as sandbox, sandbox.configured(**overrides):
+    # watch=True: a watch queue in moto and backups that finish in the emulator after half a second,
+    # so the run shows the whole life of a checkpoint: Created, then Completed (or Failed).
+    with sandbox_module.Sandbox(auth=auth, watch=True) as sandbox, sandbox.configured(**overrides):
         emulator = sandbox.emulator
         print(f"CBR emulator: {emulator.base_url}   moto: {sandbox.moto_url}   auth: {auth}", file=sys.stderr)
         print(f"invoking cbr_checkpointer.handler.lambda_handler with {run.file}", file=sys.stderr)
         _invoke_handler(run, event, context, progress=progress)
         run.events = sandbox.published_events()
+        if progress and sandbox.watch_messages():
+            print("following the checkpoint(s) to completion through the watch queue ...", file=sys.stderr)
+        from cbr_checkpointer.handler import lambda_handler
+
+        run.events += sandbox.follow_completion(
+            lambda_handler, lambda: _LambdaContext(timeout_seconds=context.timeout_seconds)
+        )
         run.events_from = f"read back from bus {sandbox_module.BUS_NAME!r} (moto)"
         run.emulator = {
             "base_url": emulator.base_url,

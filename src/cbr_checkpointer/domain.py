@@ -11,7 +11,9 @@ from typing import Any, Literal
 
 TriggerKind = Literal["schedule", "rule", "eventbridge", "sqs", "direct"]
 ErrorKind = Literal["validation", "api", "auth", "throttled", "timeout", "network"]
-OutcomeKind = Literal["created", "failed", "rejected", "validated"]
+# created|failed|rejected|validated end a request; completed|failed|timed_out end the following of its
+# checkpoint (a WatchCheck item).
+OutcomeKind = Literal["created", "failed", "rejected", "validated", "completed", "timed_out"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,25 @@ WorkItem = BackupRequest | Rejected
 
 
 @dataclass(frozen=True, slots=True)
+class WatchCheck:
+    """One scheduled look at a created checkpoint, on its way to `available` or `error`.
+
+    It carries everything the final event needs (the request's key, body and trigger) so that no
+    state has to be looked up; `attempt` counts the looks (1 for the first), `first_seen` is when the
+    checkpoint was first reported created.
+    """
+
+    idempotency_key: str
+    project_id: str
+    vault_id: str
+    checkpoint_id: str
+    request: dict[str, Any]
+    trigger: Trigger
+    first_seen: datetime
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorInfo:
     """Why a request failed, in the shape of the event's `error` object."""
 
@@ -108,7 +129,9 @@ class Outcome:
     """The end of one work item: what the publisher turns into one event."""
 
     kind: OutcomeKind
-    item: WorkItem
+    item: WorkItem | WatchCheck
     checkpoint: dict[str, Any] | None = None
     error: ErrorInfo | None = None
     duplicate: bool = False
+    # Completion only: one `{"resource_id", "backup_id", "status", "error"?, ...}` per resource.
+    resources: tuple[dict[str, Any], ...] | None = None

@@ -6,22 +6,21 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from cbr_checkpointer.completion import follow_up
 from cbr_checkpointer.domain import Outcome
 from cbr_checkpointer.observability import logger, metrics
 from cbr_checkpointer.runtime import Runtime, get_runtime
 from cbr_checkpointer.service import TransientFailure
-from cbr_checkpointer.triggers import is_sqs_batch, parse_invocation, parse_sqs_record
+from cbr_checkpointer.triggers import is_sqs_batch, parse_invocation, parse_sqs_record, parse_watch_record
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 OUTCOME_METRICS = {
@@ -29,24 +28,13 @@ OUTCOME_METRICS = {
     "failed": "CheckpointsFailed",
     "rejected": "RequestsRejected",
     "validated": "RequestsValidated",
+    "completed": "CheckpointsCompleted",
+    "timed_out": "CheckpointsTimedOut",
 }
 
 
 class InvocationFailed(Exception):
     """Raised from a timer or direct invocation so that Lambda's retries and failure destination take over."""
-
-
-class ConcurrentSqsProcessor(BatchProcessor):
-    """Powertools' partial-batch processor for SQS, running up to `max_workers` records at once."""
-
-    def __init__(self, max_workers: int) -> None:
-        super().__init__(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        self._max_workers = max_workers
-
-    def process(self) -> list[tuple[Any, ...]]:
-        workers = max(1, min(self._max_workers, len(self.records)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="record") as pool:
-            return list(pool.map(self._process_record, self.records))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
@@ -71,11 +59,13 @@ def _handle_invocation(
     outcomes = [result for result in results if isinstance(result, Outcome)]
     transient = [result for result in results if isinstance(result, TransientFailure)]
     unpublished = _publish(runtime, outcomes)
+    unfollowed = _follow(runtime, outcomes, deadline)
     _count_requeued(len(transient))
-    if transient or unpublished:
+    if transient or unpublished or unfollowed:
         raise InvocationFailed(
             f"{len(transient)} request(s) failed transiently and {len(unpublished)} outcome(s) were not "
-            "published; the invocation will be retried"
+            f"published; {len(unfollowed)} completion check(s) could not be scheduled; the invocation "
+            "will be retried"
         )
     return {"outcomes": [_summary(outcome) for outcome in outcomes]}
 
@@ -83,10 +73,21 @@ def _handle_invocation(
 def _handle_sqs_batch(event: dict[str, Any], runtime: Runtime, deadline: float) -> dict[str, Any]:
     finished: list[tuple[str, Outcome]] = []
     finished_lock = threading.Lock()
+    checks = 0
 
     def handle_record(record: SQSRecord) -> None:
         logger.thread_safe_clear_keys()
         logger.thread_safe_append_keys(message_id=record.message_id)
+        nonlocal checks
+        watch = parse_watch_record(record.raw_event)
+        if watch is not None:
+            with finished_lock:
+                checks += 1
+            final = follow_up(runtime.completion, watch, deadline=deadline, message_id=record.message_id)
+            if final is not None:
+                with finished_lock:
+                    finished.append((record.message_id, final))
+            return
         items = parse_sqs_record(record.raw_event, defaults=runtime.defaults)
         first_failure: TransientFailure | None = None
         for item in items:
@@ -100,12 +101,21 @@ def _handle_sqs_batch(event: dict[str, Any], runtime: Runtime, deadline: float) 
         if first_failure is not None:
             raise first_failure
 
+    # Lazy: Powertools' batch utility costs ~25 ms at import, and only SQS batches need it.
+    from cbr_checkpointer.batch import ConcurrentSqsProcessor  # noqa: PLC0415
+
     processor = ConcurrentSqsProcessor(max_workers=runtime.settings.max_concurrency)
     with processor(records=event["Records"], handler=handle_record):
         processor.process()
     response = processor.response()
+    if checks:
+        metrics.add_metric(name="CompletionChecks", unit=MetricUnit.Count, value=checks)
     _count_requeued(len(response["batchItemFailures"]))
     unpublished = {id(outcome) for outcome in _publish(runtime, [outcome for _, outcome in finished])}
+    # A created checkpoint whose first completion check could not be scheduled goes back too.
+    unpublished |= {
+        id(outcome) for outcome in _follow(runtime, [outcome for _, outcome in finished], deadline)
+    }
     already_failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
     for message_id, outcome in finished:
         if id(outcome) in unpublished and message_id not in already_failed:
@@ -123,6 +133,16 @@ def _publish(runtime: Runtime, outcomes: Sequence[Outcome]) -> list[Outcome]:
     if unpublished:
         metrics.add_metric(name="PublishFailed", unit=MetricUnit.Count, value=len(unpublished))
     return unpublished
+
+
+def _follow(runtime: Runtime, outcomes: Sequence[Outcome], deadline: float) -> list[Outcome]:
+    """Schedule the first completion check of each created checkpoint; those that could not be scheduled."""
+    if runtime.completion is None or not outcomes:
+        return []
+    unfollowed = runtime.completion.follow(outcomes, deadline=deadline)
+    if unfollowed:
+        metrics.add_metric(name="WatchScheduleFailed", unit=MetricUnit.Count, value=len(unfollowed))
+    return unfollowed
 
 
 def _count_requeued(count: int) -> None:

@@ -23,6 +23,8 @@ from pydantic_core import PydanticCustomError
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_\-\u4e00-\u9fa5]{1,64}")
 NAME_RULE = "must be 1-64 characters of letters, digits, '_', '-' or Chinese characters"
+# The project id goes into every CBR URL path.
+PROJECT_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 UUID_PATTERN = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
 
 MIN_RETENTION_DAYS = 1

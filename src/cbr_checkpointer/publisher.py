@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cbr_checkpointer.aws import AwsError, AwsJsonClient
-from cbr_checkpointer.domain import BackupRequest, Outcome, OutcomeKind, Rejected
+from cbr_checkpointer.domain import BackupRequest, Outcome, OutcomeKind, Rejected, WatchCheck
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +21,8 @@ DETAIL_TYPES: dict[OutcomeKind, str] = {
     "failed": "CBR Checkpoint Failed",
     "rejected": "CBR Backup Request Rejected",
     "validated": "CBR Backup Request Validated",
+    "completed": "CBR Checkpoint Completed",
+    "timed_out": "CBR Checkpoint Timed Out",
 }
 PAYLOAD_LIMIT_BYTES = 32 * 1024
 # PutEvents: at most 10 entries a call, and at most 256 KiB per entry and per call, sizes counted
@@ -52,6 +54,8 @@ def event_detail(outcome: Outcome, *, payload_limit_bytes: int = PAYLOAD_LIMIT_B
     }
     if isinstance(item, Rejected):
         return detail | _rejected_fields(item, payload_limit_bytes)
+    if isinstance(item, WatchCheck):
+        return detail | _completion_fields(outcome, item)
     return detail | _request_fields(outcome, item)
 
 
@@ -67,6 +71,24 @@ def _request_fields(outcome: Outcome, request: BackupRequest) -> dict[str, Any]:
         fields["error"] = outcome.error.to_detail()
     if outcome.kind == "created":
         fields["duplicate"] = outcome.duplicate
+    return fields
+
+
+def _completion_fields(outcome: Outcome, check: WatchCheck) -> dict[str, Any]:
+    """The end of following a checkpoint: Completed, Failed (`"stage": "completion"`) or Timed Out."""
+    fields: dict[str, Any] = {
+        "stage": "completion",
+        "project_id": check.project_id,
+        "vault_id": check.vault_id,
+        "request": check.request,
+        "checkpoint": outcome.checkpoint if outcome.checkpoint is not None else {"id": check.checkpoint_id},
+        "resources": list(outcome.resources or ()),
+        "first_seen": check.first_seen.isoformat(),
+        "checks": check.attempt,
+        "duplicate": outcome.duplicate,
+    }
+    if outcome.error is not None:
+        fields["error"] = outcome.error.to_detail()
     return fields
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from cbr_checkpointer.aws import AwsCredentials, AwsJsonClient, aws_json_client
 from cbr_checkpointer.cbr import AkSkCredentials, CbrClient, CredentialsProvider, StaticCredentials
+from cbr_checkpointer.completion import CompletionService, WatchQueue
 from cbr_checkpointer.credentials import SecretCredentials
 from cbr_checkpointer.ledger import DynamoDBLedger, Ledger, MemoryLedger
 from cbr_checkpointer.publisher import EventPublisher
@@ -22,6 +23,8 @@ class Runtime:
     service: CheckpointService
     publisher: EventPublisher
     clients: tuple[CbrClient | AwsJsonClient, ...]
+    # Follows created checkpoints to their end; None when WATCH_QUEUE_URL is not set.
+    completion: CompletionService | None = None
 
     def close(self) -> None:
         for client in self.clients:
@@ -82,6 +85,7 @@ def build_runtime(settings: Settings) -> Runtime:
         read_timeout=settings.cbr_read_timeout_seconds,
     )
     events = aws_json_client("events", settings.aws_endpoint("events"), settings.aws_region, aws)
+    completion, completion_clients = _completion(settings, aws, cbr, ledger)
     return Runtime(
         settings=settings,
         defaults=RequestDefaults(
@@ -91,8 +95,24 @@ def build_runtime(settings: Settings) -> Runtime:
         ),
         service=CheckpointService(cbr, ledger),
         publisher=EventPublisher(events, source=settings.event_source, bus_name=settings.event_bus_name),
-        clients=(cbr, events, *credential_clients, *ledger_clients),
+        clients=(cbr, events, *credential_clients, *ledger_clients, *completion_clients),
+        completion=completion,
     )
+
+
+def _completion(
+    settings: Settings, aws: AwsCredentials, cbr: CbrClient, ledger: Ledger
+) -> tuple[CompletionService | None, list[AwsJsonClient]]:
+    if not settings.watch_queue_url:
+        return None, []
+    sqs = aws_json_client("sqs", settings.aws_endpoint("sqs"), settings.aws_region, aws)
+    completion = CompletionService(
+        cbr,
+        ledger,
+        WatchQueue(sqs, settings.watch_queue_url),
+        max_age_seconds=settings.watch_max_age_seconds,
+    )
+    return completion, [sqs]
 
 
 _runtime: Runtime | None = None

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from cbr_checkpointer.models import PROJECT_ID_PATTERN
+
 DEFAULT_IAM_ENDPOINT = "https://iam.myhuaweicloud.com"
 
 # Environment variable -> Settings field. The Huawei SDK's own names are used where they exist.
@@ -29,6 +31,7 @@ ENVIRONMENT: dict[str, str] = {
     "IDEMPOTENCY_TABLE": "idempotency_table",
     "IDEMPOTENCY_TTL_SECONDS": "idempotency_ttl_seconds",
     "WATCH_QUEUE_URL": "watch_queue_url",
+    "WATCH_MAX_AGE_SECONDS": "watch_max_age_seconds",
     "DEFAULT_VAULT_ID": "default_vault_id",
     "MAX_CONCURRENCY": "max_concurrency",
     "DRY_RUN": "dry_run",
@@ -42,7 +45,7 @@ FIELD_TO_VARIABLE = {field: variable for variable, field in ENVIRONMENT.items()}
 
 # Signing name -> the service id used in AWS_ENDPOINT_URL_<SERVICE> (the AWS SDKs' convention).
 AWS_SERVICE_ENV_IDS: dict[str, str] = {
-    "events": "EVENTS",
+    "events": "EVENTBRIDGE",
     "dynamodb": "DYNAMODB",
     "secretsmanager": "SECRETS_MANAGER",
     "sqs": "SQS",
@@ -90,8 +93,10 @@ class Settings(BaseModel):
     idempotency_table: str = "memory"
     idempotency_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     watch_queue_url: str | None = None
+    # How long a checkpoint is followed (from when it was first reported created) before Timed Out.
+    watch_max_age_seconds: float = Field(default=24 * 3600, gt=0, le=14 * 24 * 3600)
     default_vault_id: str | None = None
-    max_concurrency: int = Field(default=8, ge=1, le=100)
+    max_concurrency: int = Field(default=10, ge=1, le=100)
     dry_run: bool = False
     aws_region: str = "us-east-1"
     aws_access_key_id: SecretStr | None = None
@@ -100,12 +105,19 @@ class Settings(BaseModel):
     aws_endpoint_url: str | None = None
     aws_service_endpoints: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("project_id")
+    @classmethod
+    def _project_id_fits_a_url_path(cls, project_id: str | None) -> str | None:
+        if project_id is not None and not PROJECT_ID_PATTERN.fullmatch(project_id):
+            raise ValueError("must be 1-64 letters, digits, '_' or '-' (it goes into the CBR URL path)")
+        return project_id
+
     @field_validator("cbr_endpoint", "iam_endpoint")
     @classmethod
     def _endpoint_is_safe(cls, url: str) -> str:
         return _require_safe_url(url)
 
-    @field_validator("aws_endpoint_url")
+    @field_validator("aws_endpoint_url", "watch_queue_url")
     @classmethod
     def _aws_endpoint_is_safe(cls, url: str | None) -> str | None:
         return None if url is None else _require_safe_url(url)

@@ -21,10 +21,19 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from cbr_checkpointer.domain import BackupRequest, FieldError, Rejected, Trigger, TriggerKind, WorkItem
+from cbr_checkpointer.domain import (
+    BackupRequest,
+    FieldError,
+    Rejected,
+    Trigger,
+    TriggerKind,
+    WatchCheck,
+    WorkItem,
+)
 from cbr_checkpointer.models import (
     NAME_PATTERN,
     NAME_RULE,
+    PROJECT_ID_PATTERN,
     UUID_PATTERN,
     CheckpointParam,
     Resource,
@@ -52,13 +61,17 @@ MAX_SCHEDULE_ARN_LENGTH = 1024
 MAX_NAME_TEMPLATE_LENGTH = 256
 MAX_ERRORS = 20
 
-_PROJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _TIME_PLACEHOLDER = re.compile(r"time:([^{}]+)", re.DOTALL)
 _EPOCH_MILLIS = re.compile(r"[0-9]{1,13}")
 _MAX_TIME_LENGTH = 64
 _MAX_SHOWN_LENGTH = 64
 _MAX_IDENTIFIER_LENGTH = 256
+WATCH_VERSION = 1
+_TRIGGER_KINDS: frozenset[str] = frozenset({"schedule", "rule", "eventbridge", "sqs", "direct"})
+# Keys of many-request items and schedule keys can be longer than a user's idempotency_key.
+_MAX_WATCH_KEY_LENGTH = 2048
+_MAX_WATCH_ATTEMPT = 100_000
 
 
 @dataclass(frozen=True)
@@ -125,6 +138,105 @@ def parse_sqs_record(record: Mapping[str, Any], *, defaults: RequestDefaults) ->
     if isinstance(body, Mapping) and _is_eventbridge(body):
         return _from_event(body, origin, defaults, prefix=prefix)
     return _from_request(body, origin, defaults, prefix=prefix, root_label="body")
+
+
+def watch_message(check: WatchCheck) -> dict[str, Any]:
+    """The SQS message body that schedules `check`; `parse_watch_record` reads it back."""
+    return {
+        "watch": {
+            "version": WATCH_VERSION,
+            "project_id": check.project_id,
+            "checkpoint_id": check.checkpoint_id,
+            "vault_id": check.vault_id,
+            "idempotency_key": check.idempotency_key,
+            "request": check.request,
+            "trigger": check.trigger.to_detail(),
+            "first_seen": check.first_seen.isoformat(),
+            "attempt": check.attempt,
+        }
+    }
+
+
+def parse_watch_record(record: Mapping[str, Any]) -> WatchCheck | Rejected | None:
+    """The completion check an SQS record carries, or None when its body is not a watch message.
+
+    A watch message is a JSON object whose only key is `watch` (see `watch_message`); one that breaks
+    the shape is Rejected by field, like a bad request, so that it is never dropped silently.
+    """
+    body_text = record.get("body")
+    # json.dumps never escapes ASCII letters: a body without this text is no watch message.
+    if not isinstance(body_text, str) or '"watch"' not in body_text:
+        return None
+    body, problem = _load_json(body_text)
+    if problem is not None or not isinstance(body, Mapping) or list(body) != ["watch"]:
+        return None
+    message_id = _identifier(record.get("messageId")) or f"sqs-{_digest(body_text)[:32]}"
+    errors: list[FieldError] = []
+    watch = body["watch"]
+    is_object = isinstance(watch, Mapping)
+    if not is_object:
+        watch = {}
+        errors.append(FieldError("watch", "must be a JSON object"))
+
+    def field(name: str, is_valid: Callable[[Any], bool], rule: str) -> Any:
+        value = watch.get(name)
+        if value is None and is_object:
+            errors.append(FieldError(f"watch.{name}", "is required"))
+        elif value is not None and not is_valid(value):
+            errors.append(FieldError(f"watch.{name}", rule))
+        return value if value is not None and is_valid(value) else None
+
+    def text(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
+        return lambda value: isinstance(value, str) and pattern.fullmatch(value) is not None
+
+    def whole(low: int, high: int) -> Callable[[Any], bool]:
+        return lambda value: isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+    version = field("version", lambda value: value == WATCH_VERSION, f"must be {WATCH_VERSION}")
+    project_id = field("project_id", text(PROJECT_ID_PATTERN), "must be a project id")
+    checkpoint_id = field("checkpoint_id", text(UUID_PATTERN), "must be a UUID")
+    vault_id = field("vault_id", text(UUID_PATTERN), "must be a UUID")
+    key = field(
+        "idempotency_key",
+        lambda value: isinstance(value, str) and 1 <= len(value) <= _MAX_WATCH_KEY_LENGTH,
+        f"must be a string of 1-{_MAX_WATCH_KEY_LENGTH} characters",
+    )
+    request = field("request", lambda value: isinstance(value, Mapping), "must be a JSON object")
+    trigger = field("trigger", lambda value: _watch_trigger(value) is not None, "must be a trigger object")
+    first_seen = field("first_seen", lambda value: _parse_time(value) is not None, "must be an ISO 8601 time")
+    attempt = field("attempt", whole(1, _MAX_WATCH_ATTEMPT), f"must be an integer of 1-{_MAX_WATCH_ATTEMPT}")
+    origin_time = _sent_time(record) or datetime.now(UTC)
+    if errors or None in (version, project_id, checkpoint_id, vault_id, key, request, trigger, first_seen):
+        return Rejected(
+            idempotency_key=key or message_id,
+            trigger=Trigger("sqs", message_id, origin_time),
+            errors=tuple(errors[:MAX_ERRORS]),
+            payload=body,
+            project_id=project_id,
+            vault_id=vault_id,
+        )
+    return WatchCheck(
+        idempotency_key=key,
+        project_id=project_id,
+        vault_id=vault_id,
+        checkpoint_id=checkpoint_id,
+        request=dict(request),
+        trigger=_watch_trigger(trigger) or Trigger("sqs", message_id, origin_time),
+        first_seen=_parse_time(first_seen) or origin_time,
+        attempt=attempt,
+    )
+
+
+def _watch_trigger(value: Any) -> Trigger | None:
+    """The original trigger, as `Trigger.to_detail` wrote it into a watch message."""
+    if not isinstance(value, Mapping) or value.get("kind") not in _TRIGGER_KINDS:
+        return None
+    trigger_id = value.get("id")
+    time = value.get("time")
+    parsed_time = None if time is None else _parse_time(time)
+    if not isinstance(trigger_id, str) or not trigger_id or (time is not None and parsed_time is None):
+        return None
+    return Trigger(value["kind"], trigger_id, parsed_time)
 
 
 @dataclass(frozen=True)
@@ -378,7 +490,7 @@ def _read_envelope(request: Mapping[str, Any], path: str) -> tuple[_Envelope, li
         return None
 
     project_id = text(
-        "project_id", _PROJECT_ID.fullmatch, "must be a project id: 1-64 letters, digits, '_' or '-'"
+        "project_id", PROJECT_ID_PATTERN.fullmatch, "must be a project id: 1-64 letters, digits, '_' or '-'"
     )
     idempotency_key = text(
         "idempotency_key",

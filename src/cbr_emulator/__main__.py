@@ -27,6 +27,13 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         help="a vault with no bound resources (repeat)",
     )
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every CBR response")
+    parser.add_argument(
+        "--backup-duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds a checkpoint stays protecting before it becomes available (default: forever)",
+    )
     return parser.parse_args(argv)
 
 
@@ -42,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         host=arguments.host,
         port=arguments.port,
         latency=arguments.latency,
+        backup_duration=arguments.backup_duration,
     )
     for vault_id in arguments.vault:
         emulator.add_vault(vault_id)

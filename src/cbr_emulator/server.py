@@ -29,6 +29,7 @@ from cbr_emulator.state import (
     Checkpoint,
     EmulatorState,
     Fault,
+    OperationLog,
     RecordedRequest,
     SkippedResource,
     Vault,
@@ -39,16 +40,20 @@ from cbr_emulator.validation import (
     InvalidParameter,
     parse_backup_query,
     parse_create_checkpoint,
+    parse_operation_log_query,
 )
 
 IAM_TOKENS_PATH = "/v3/auth/tokens"
 CBR_ROUTE = re.compile(
-    r"/v3/(?P<project_id>[^/]+)/(?P<collection>checkpoints|backups)(?:/(?P<item_id>[^/]+))?"
+    r"/v3/(?P<project_id>[^/]+)/(?P<collection>checkpoints|backups|operation-logs)(?:/(?P<item_id>[^/]+))?"
 )
 DEFAULT_PROJECT_ID = "0b6f1c2d3e4f5a6b7c8d9e0f1a2b3c4d"
 SIGNATURE_FAILURE = "Incorrect IAM authentication information: verify aksk signature fail"
 BUSY_CODE = "BackupService.0002"
 BUSY_REASON = "The resource is being backed up."
+# What a backup failure says when the test names no reason (an arbitrary code of the backup service).
+BACKUP_FAILURE_CODE = "BackupService.9910"
+BACKUP_FAILURE_MESSAGE = "The backup of the resource failed."
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
 
 
@@ -132,6 +137,7 @@ class Emulator:
         port: int = 0,
         token_ttl_seconds: float = 86400,
         latency: float = 0.0,
+        backup_duration: float | None = None,
     ) -> None:
         self.project_id = project_id
         self.ak = ak
@@ -143,8 +149,13 @@ class Emulator:
         self.port = port
         self.token_ttl = timedelta(seconds=token_ttl_seconds)
         self.latency = latency
+        # Seconds a checkpoint stays `protecting` before it ends `available` (or `error` for the resources
+        # given to fail_resources); None: it stays `protecting` until complete_checkpoint is called.
+        # Read when the checkpoint is next looked at, so changing it also moves existing checkpoints.
+        self.backup_duration = backup_duration
         self.faults: list[Fault] = []
         self._initial_latency = latency
+        self._initial_backup_duration = backup_duration
         self._state = EmulatorState()
         self._lock = threading.Lock()
         # Set (and replaced) by reset/stop so that requests sleeping on a delay give up at once.
@@ -229,21 +240,27 @@ class Emulator:
             for token in self._state.tokens:
                 self._state.tokens[token] = moment
 
-    def complete_checkpoint(self, checkpoint_id: str, failed_resources: Iterable[str] = ()) -> None:
-        """Finish a checkpoint: its backups become `available`, or `error` for the failed resources.
-
-        The checkpoint itself becomes `error` when any resource failed, else `available`."""
-        failed = set(failed_resources)
+    def fail_resources(
+        self,
+        resource_ids: str | Iterable[str],
+        code: str = BACKUP_FAILURE_CODE,
+        message: str = BACKUP_FAILURE_MESSAGE,
+    ) -> None:
+        """Backups of these resources end in `error` (task `failed` with this code and message) when their
+        checkpoint finishes, by `backup_duration` or by complete_checkpoint."""
+        ids = [resource_ids] if isinstance(resource_ids, str) else list(resource_ids)
         with self._lock:
-            checkpoint = self._state.checkpoints[checkpoint_id]
-            checkpoint.status = "error" if failed else "available"
-            checkpoint.protect_status = {
-                resource.id: "error" if resource.id in failed else "available"
-                for resource in checkpoint.resources
-            }
-            for backup in self._state.backups:
-                if backup.checkpoint_id == checkpoint_id:
-                    backup.status = "error" if backup.resource.id in failed else "available"
+            for resource_id in ids:
+                self._state.failing_resources[resource_id] = (code, message)
+
+    def complete_checkpoint(self, checkpoint_id: str, failed_resources: Iterable[str] = ()) -> None:
+        """Finish a checkpoint: its backups become `available`, or `error` for the failed resources
+        (these and those given to fail_resources).
+
+        The checkpoint itself becomes `error` when any resource failed, else `available`; each resource's
+        backup task (operation log) ends `success` or `failed`."""
+        with self._lock:
+            self._finish(self._state.checkpoints[checkpoint_id], utc_now(), set(failed_resources))
 
     def reset(self) -> None:
         """Forget everything that happened (checkpoints, requests, faults, tokens, busy marks, counters) and
@@ -252,6 +269,7 @@ class Emulator:
             self._state.clear_activity()
             self.faults.clear()
             self.latency = self._initial_latency
+            self.backup_duration = self._initial_backup_duration
             self._interrupt_waits()
 
     # -- observations ----------------------------------------------------------------------------
@@ -274,6 +292,13 @@ class Emulator:
         leak."""
         with self._lock:
             return list(self._state.tokens)
+
+    @property
+    def operation_logs(self) -> list[dict[str, Any]]:
+        """Every backup task (operation log) as ListOpLogs shows it, oldest first."""
+        with self._lock:
+            self._advance(utc_now())
+            return [log.to_json() for log in self._state.operation_logs]
 
     @property
     def token_requests(self) -> int:
@@ -382,6 +407,10 @@ class Emulator:
                 return project_id, lambda: self._show_checkpoint(checkpoint_id)
             case "GET", "backups", None:
                 return project_id, lambda: self._list_backups(received.query)
+            case "GET", "operation-logs", None:
+                return project_id, lambda: self._list_operation_logs(received.query)
+            case "GET", "operation-logs", str(operation_log_id):
+                return project_id, lambda: self._show_operation_log(operation_log_id)
         return None
 
     # -- IAM -------------------------------------------------------------------------------------
@@ -483,7 +512,7 @@ class Emulator:
                 created_at=utc_now(),
             )
             self._state.checkpoints[checkpoint.id] = checkpoint
-            self._state.backups.extend(
+            backups = [
                 Backup(
                     id=str(uuid.uuid4()),
                     project_id=self.project_id,
@@ -497,6 +526,22 @@ class Emulator:
                     created_at=checkpoint.created_at,
                 )
                 for resource in checkpoint.resources
+            ]
+            self._state.backups.extend(backups)
+            self._state.operation_logs.extend(
+                OperationLog(
+                    id=str(uuid.uuid4()),
+                    project_id=self.project_id,
+                    checkpoint_id=checkpoint.id,
+                    vault_id=vault.id,
+                    vault_name=vault.name,
+                    backup_id=backup.id,
+                    backup_name=backup.name,
+                    incremental=backup.incremental,
+                    resource=backup.resource,
+                    started_at=checkpoint.created_at,
+                )
+                for backup in backups
             )
             created = checkpoint.to_json()
             self._state.created.append(created)
@@ -504,6 +549,7 @@ class Emulator:
 
     def _show_checkpoint(self, checkpoint_id: str) -> Answer:
         with self._lock:
+            self._advance(utc_now())
             checkpoint = self._state.checkpoints.get(checkpoint_id)
             shown = None if checkpoint is None else checkpoint.to_json()
         if shown is None:
@@ -516,6 +562,7 @@ class Emulator:
         except InvalidParameter as invalid:
             return cbr_error(400, "BackupService.9900", str(invalid))
         with self._lock:
+            self._advance(utc_now())
             # Newest first, the API's default sort.
             matched = [backup for backup in reversed(self._state.backups) if selection.matches(backup)]
             page = [
@@ -525,6 +572,67 @@ class Emulator:
             200,
             {"backups": page, "count": len(matched), "offset": selection.offset, "limit": selection.limit},
         )
+
+    def _list_operation_logs(self, query: dict[str, list[str]]) -> Answer:
+        try:
+            selection = parse_operation_log_query(query)
+        except InvalidParameter as invalid:
+            return cbr_error(400, "BackupService.9900", str(invalid))
+        with self._lock:
+            self._advance(utc_now())
+            matched = [log for log in reversed(self._state.operation_logs) if selection.matches(log)]
+            page = [log.to_json() for log in matched[selection.offset : selection.offset + selection.limit]]
+        return json_answer(
+            200,
+            {
+                "operation_logs": page,
+                "count": len(matched),
+                "offset": selection.offset,
+                "limit": selection.limit,
+            },
+        )
+
+    def _show_operation_log(self, operation_log_id: str) -> Answer:
+        with self._lock:
+            self._advance(utc_now())
+            found = [log.to_json() for log in self._state.operation_logs if log.id == operation_log_id]
+        if not found:
+            return cbr_error(404, "BackupService.6500", "Operation log does not exist.")
+        return json_answer(200, {"operation_log": found[0]})
+
+    # -- the backup lifecycle (called with the lock held) ------------------------------------------
+
+    def _advance(self, now: datetime) -> None:
+        """Finish every protecting checkpoint whose backup_duration has passed."""
+        if self.backup_duration is None:
+            return
+        due = now - timedelta(seconds=self.backup_duration)
+        for checkpoint in self._state.checkpoints.values():
+            if checkpoint.status == "protecting" and checkpoint.created_at <= due:
+                self._finish(checkpoint, now, set())
+
+    def _finish(self, checkpoint: Checkpoint, now: datetime, failed_resources: set[str]) -> None:
+        failures = {
+            resource.id: self._state.failing_resources.get(
+                resource.id, (BACKUP_FAILURE_CODE, BACKUP_FAILURE_MESSAGE)
+            )
+            for resource in checkpoint.resources
+            if resource.id in failed_resources or resource.id in self._state.failing_resources
+        }
+        checkpoint.status = "error" if failures else "available"
+        checkpoint.protect_status = {
+            resource.id: "error" if resource.id in failures else "available"
+            for resource in checkpoint.resources
+        }
+        for backup in self._state.backups:
+            if backup.checkpoint_id == checkpoint.id:
+                backup.status = "error" if backup.resource.id in failures else "available"
+        for log in self._state.operation_logs:
+            if log.checkpoint_id == checkpoint.id:
+                failure = failures.get(log.resource.id)
+                log.status = "success" if failure is None else "failed"
+                log.error_code, log.error_message = failure or ("", "")
+                log.ended_at = now
 
 
 class _RequestHandler(BaseHTTPRequestHandler):

@@ -25,6 +25,11 @@ def api_timestamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
+def task_timestamp(moment: datetime) -> str:
+    """Operation logs (tasks) carry a `Z` suffix (research §2.3): `2019-05-10T07:59:12.733403Z`."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 @dataclass
 class Fault:
     """A scripted misbehaviour for the next `times` requests with `method` and a path ending in `path_suffix`.
@@ -189,6 +194,67 @@ class Checkpoint:
 
 
 @dataclass
+class OperationLog:
+    """One backup task (`GET /v3/{project_id}/operation-logs`): one per resource of a checkpoint.
+
+    `running` while the checkpoint is protecting, then `success` or `failed` with `error_code` and
+    `error_message` (research §2.3, SDK `operation_log.py`).
+    """
+
+    id: str
+    project_id: str
+    checkpoint_id: str
+    vault_id: str
+    vault_name: str
+    backup_id: str
+    backup_name: str
+    incremental: bool
+    resource: BoundResource
+    started_at: datetime
+    status: str = "running"
+    ended_at: datetime | None = None
+    error_code: str = ""
+    error_message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        ended = None if self.ended_at is None else task_timestamp(self.ended_at)
+        return {
+            "id": self.id,
+            "project_id": self.project_id,
+            "checkpoint_id": self.checkpoint_id,
+            "operation_type": "backup",
+            "status": self.status,
+            "error_info": {"code": self.error_code, "message": self.error_message},
+            "extra_info": {
+                "backup": {
+                    "backup_id": self.backup_id,
+                    "backup_name": self.backup_name,
+                    "incremental": str(self.incremental).lower(),
+                },
+                "common": {
+                    "progress": 0 if self.status == "running" else 100,
+                    "request_id": f"req-{self.id[:8]}",
+                    "task_id": self.id,
+                },
+                "resource": {
+                    "id": self.resource.id,
+                    "type": self.resource.type,
+                    "name": self.resource.name,
+                    "extra_info": None,
+                },
+            },
+            "provider_id": PROVIDER_IDS.get(self.resource.type, SERVER_PROVIDER_ID),
+            "policy_id": "",
+            "vault_id": self.vault_id,
+            "vault_name": self.vault_name,
+            "started_at": task_timestamp(self.started_at),
+            "ended_at": ended,
+            "created_at": task_timestamp(self.started_at),
+            "updated_at": ended or task_timestamp(self.started_at),
+        }
+
+
+@dataclass
 class EmulatorState:
     """Everything the server knows. Vaults survive `clear_activity`; the rest is what happened since."""
 
@@ -196,6 +262,9 @@ class EmulatorState:
     tokens: dict[str, datetime] = field(default_factory=dict)
     checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
     backups: list[Backup] = field(default_factory=list)
+    operation_logs: list[OperationLog] = field(default_factory=list)
+    # resource id -> (error code, message): its backups end in `error` when their checkpoint finishes.
+    failing_resources: dict[str, tuple[str, str]] = field(default_factory=dict)
     created: list[dict[str, Any]] = field(default_factory=list)
     requests: list[RecordedRequest] = field(default_factory=list)
     busy: dict[str, BusyMode] = field(default_factory=dict)
@@ -206,6 +275,8 @@ class EmulatorState:
         self.tokens.clear()
         self.checkpoints.clear()
         self.backups.clear()
+        self.operation_logs.clear()
+        self.failing_resources.clear()
         self.created.clear()
         self.requests.clear()
         self.busy.clear()

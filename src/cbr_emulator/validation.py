@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from cbr_emulator.state import Backup
+from cbr_emulator.state import Backup, OperationLog
 
 UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 BACKUP_NAME = re.compile(r"[A-Za-z0-9_\-\u4e00-\u9fff]{1,64}")
@@ -34,6 +34,11 @@ MAX_RESOURCE_NAME = 255
 MAX_RETENTION_DAYS = 36500
 KEEP_FOREVER = -1
 MAX_PAGE = 1000
+# ListOpLogs enums (research §2.3).
+OPERATION_TYPES = frozenset(
+    {"backup", "copy", "replication", "restore", "delete", "sync", "vault_delete", "remove_resource"}
+)
+OPERATION_STATUSES = frozenset({"success", "skipped", "failed", "running", "timeout", "waiting"})
 QUERY_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 PARAMETER_KEYS = frozenset(
@@ -91,6 +96,50 @@ class BackupQuery:
             and (self.start_time is None or backup.created_at >= self.start_time)
             and (self.end_time is None or backup.created_at <= self.end_time)
         )
+
+
+@dataclass(frozen=True)
+class OperationLogQuery:
+    """The filters of ListOpLogs. There is no `checkpoint_id` filter in the API: a client must match it."""
+
+    vault_id: str | None
+    resource_id: str | None
+    operation_type: str | None
+    status: str | None
+    limit: int
+    offset: int
+
+    def matches(self, log: OperationLog) -> bool:
+        return (
+            self.vault_id in (None, log.vault_id)
+            and self.resource_id in (None, log.resource.id)
+            and self.operation_type in (None, "backup")
+            and self.status in (None, log.status)
+        )
+
+
+def parse_operation_log_query(query: Mapping[str, list[str]]) -> OperationLogQuery:
+    def first(name: str) -> str | None:
+        values = query.get(name)
+        return values[0] if values else None
+
+    operation_type = first("operation_type")
+    if operation_type is not None and operation_type not in OPERATION_TYPES:
+        raise InvalidParameter("operation_type", f"must be one of {', '.join(sorted(OPERATION_TYPES))}")
+    status = first("status")
+    if status is not None and status not in OPERATION_STATUSES:
+        raise InvalidParameter("status", f"must be one of {', '.join(sorted(OPERATION_STATUSES))}")
+    vault_id = first("vault_id")
+    if vault_id is not None:
+        _uuid(vault_id, "vault_id")
+    return OperationLogQuery(
+        vault_id=vault_id,
+        resource_id=first("resource_id"),
+        operation_type=operation_type,
+        status=status,
+        limit=_query_int(first("limit"), "limit", default=MAX_PAGE, low=1, high=MAX_PAGE),
+        offset=_query_int(first("offset"), "offset", default=0, low=0, high=None),
+    )
 
 
 def parse_json(body: bytes) -> Any:

@@ -233,11 +233,22 @@ def test_visibility_timeout_covers_six_function_timeouts(resources: dict[str, An
 
 
 def test_event_source_mapping_reports_partial_failures(resources: dict[str, Any]) -> None:
-    (mapping,) = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
-    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert mapping["BatchSize"] == 10
-    assert "MaximumBatchingWindowInSeconds" in mapping
-    assert mapping["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "SqsMaximumConcurrency"}
+    mappings = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+    # The request queue, and the watch queue of completion checks.
+    assert sorted(referenced(m["EventSourceArn"]) for m in mappings) == ["RequestQueue", "WatchQueue"]
+    for mapping in mappings:
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert mapping["BatchSize"] == 10
+        assert "MaximumBatchingWindowInSeconds" in mapping
+        assert mapping["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "SqsMaximumConcurrency"}
+
+
+def test_completion_checks_go_to_the_watch_queue_the_function_reads(resources: dict[str, Any]) -> None:
+    variables = function_props(resources)["Environment"]["Variables"]
+    assert variables["WATCH_QUEUE_URL"] == {"Ref": "WatchQueue"}
+    assert variables["WATCH_MAX_AGE_SECONDS"] == {"Ref": "WatchMaxAgeSeconds"}
+    watch = resources["WatchQueue"]["Properties"]
+    assert referenced(watch["RedrivePolicy"]["deadLetterTargetArn"]) == "WatchDeadLetterQueue"
 
 
 def test_every_dead_letter_queue_has_a_depth_alarm(resources: dict[str, Any]) -> None:
@@ -314,12 +325,16 @@ def test_our_policy_statements_name_no_wildcards(sam_template: Template, resourc
 def test_statements_are_scoped_to_our_resources(resources: dict[str, Any]) -> None:
     role = resources[f"{FUNCTION}Role"]["Properties"]
     by_action = {}
+    send_to = []
     for policy in role["Policies"]:
         for statement in iter_statements(policy):
             for action in as_list(statement["Action"]):
                 by_action[action] = statement["Resource"]
+                if action == "sqs:SendMessage":
+                    send_to.append(referenced(statement["Resource"]))
     assert by_action["dynamodb:PutItem"] == {"Fn::GetAtt": ["LedgerTable", "Arn"]}
-    assert by_action["sqs:SendMessage"] == {"Fn::GetAtt": ["InvocationFailureQueue", "Arn"]}
+    # The failure destination (SAM derives it) and the watch queue (completion checks), nothing else
+    assert sorted(send_to) == ["InvocationFailureQueue", "WatchQueue"]
     assert by_action["events:PutEvents"]["Fn::If"][0] == "CreateEventBus"
     assert by_action["secretsmanager:GetSecretValue"]["Fn::If"][0] == "CreateSecret"
 

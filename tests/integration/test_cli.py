@@ -134,14 +134,19 @@ def test_invoke_runs_the_handler_against_the_sandbox_and_prints_the_published_ev
     # When the sample schedule is invoked locally, as `make run` does
     completed = cli("invoke", "events/schedule.json")
 
-    # Then it succeeded: stdout is exactly the published events, stderr tells a person what happened
+    # Then it succeeded: stdout is exactly the published events, the whole life of the checkpoint,
+    # and stderr tells a person what happened
     assert completed.returncode == 0, completed.stderr
     events = json.loads(completed.stdout)
-    assert [event["detail-type"] for event in events] == ["CBR Checkpoint Created"]
+    assert [event["detail-type"] for event in events] == [
+        "CBR Checkpoint Created",
+        "CBR Checkpoint Completed",
+    ]
     checkpoint_id = events[0]["detail"]["checkpoint"]["id"]
+    assert events[1]["detail"]["checkpoint"]["id"] == checkpoint_id
     assert f"checkpoint={checkpoint_id} (protecting)" in completed.stderr
     assert "created    key=arn:aws:scheduler:" in completed.stderr
-    assert "the emulator received 1 request(s) and created 1 checkpoint(s)" in completed.stderr
+    assert "and created 1 checkpoint(s)" in completed.stderr
     # And the function's own JSON logs went to stderr too
     assert '"message":"request finished"' in completed.stderr
 
@@ -157,9 +162,11 @@ def test_invoke_json_is_one_document_with_each_request_and_the_events() -> None:
     assert request["outcome"] == "created"
     assert request["vault_id"] == "3b5816b5-f29c-4172-9d9a-76c719a659ce"
     assert request["published"] is True
-    [event] = document["events"]
-    assert event["detail-type"] == "CBR Checkpoint Created"
-    assert event["detail"]["checkpoint"]["id"] == request["checkpoint_id"]
+    created, completed_event = document["events"]
+    assert created["detail-type"] == "CBR Checkpoint Created"
+    assert completed_event["detail-type"] == "CBR Checkpoint Completed"
+    assert created["detail"]["checkpoint"]["id"] == request["checkpoint_id"]
+    assert completed_event["detail"]["checkpoint"]["id"] == request["checkpoint_id"]
     assert document["emulator"]["checkpoints_created"] == 1
 
 
@@ -187,7 +194,8 @@ def test_invoke_shows_progress_on_a_fan_out_and_none_with_json() -> None:
     assert "[2/2] created" in person.stderr
     assert machine.returncode == 0, machine.stderr
     assert "[1/2]" not in machine.stderr
-    assert len(json.loads(machine.stdout)["events"]) == 2
+    types = sorted(event["detail-type"] for event in json.loads(machine.stdout)["events"])
+    assert types == ["CBR Checkpoint Completed"] * 2 + ["CBR Checkpoint Created"] * 2
 
 
 def test_invoke_of_an_invalid_sqs_batch_exits_1_and_shows_each_rejection() -> None:

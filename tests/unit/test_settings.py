@@ -14,7 +14,7 @@ def test_defaults_follow_the_design() -> None:
     assert settings.iam_endpoint == "https://iam.myhuaweicloud.com"
     assert settings.event_bus_name == "default"
     assert settings.event_source == "cbr.checkpointer"
-    assert settings.max_concurrency == 8
+    assert settings.max_concurrency == 10
     assert settings.dry_run is False
 
 
@@ -29,10 +29,11 @@ def test_a_missing_region_and_endpoint_is_named() -> None:
         ("CBR_ENDPOINT", "http://cbr.example.com"),
         ("HUAWEICLOUD_SDK_IAM_ENDPOINT", "ftp://iam.example.com"),
         ("AWS_ENDPOINT_URL", "http://10.0.0.5:4566"),
-        ("AWS_ENDPOINT_URL_EVENTS", "http://192.168.1.1"),
+        ("AWS_ENDPOINT_URL_EVENTBRIDGE", "http://192.168.1.1"),
         ("MAX_CONCURRENCY", "0"),
         ("MAX_CONCURRENCY", "many"),
         ("DRY_RUN", "perhaps"),
+        ("HUAWEICLOUD_SDK_PROJECT_ID", "../other-project"),
     ],
 )
 def test_bad_values_name_their_variable(variable: str, value: str) -> None:

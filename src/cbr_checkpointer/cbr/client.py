@@ -19,12 +19,14 @@ from cbr_checkpointer.cbr.iam import TokenIssuer
 from cbr_checkpointer.cbr.signer import sign_request
 from cbr_checkpointer.domain import ErrorInfo
 from cbr_checkpointer.models import CheckpointCreate, CreateCheckpointResponse
+from cbr_checkpointer.tls import verified_tls_context
 
 logger = logging.getLogger(__name__)
 
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
 BACKUPS_PAGE_SIZE = 100
 MAX_BACKUP_PAGES = 20
+OPERATION_LOGS_PAGE_SIZE = 100
 KEEPALIVE_SECONDS = 30.0
 
 
@@ -80,7 +82,7 @@ def _unexpected_answer(what: str, detail: str, response: httpx.Response) -> CbrE
 
 
 class CbrClient:
-    """CreateCheckpoint, ShowCheckpoint and ListBackups for one CBR endpoint.
+    """CreateCheckpoint, ShowCheckpoint, ListBackups and ListOpLogs for one CBR endpoint.
 
     One attempt per call, except that a refusal of the credentials (APIGW.0301/0307,
     BackupService.9998, IAM 401) refreshes them and tries once more: the request was refused, so
@@ -148,6 +150,28 @@ class CbrClient:
         logger.warning("ListBackups stopped after %d pages (%d backups)", MAX_BACKUP_PAGES, len(backups))
         return backups
 
+    def list_operation_logs(
+        self, project_id: str, *, max_pages: int = 5, **filters: str
+    ) -> list[dict[str, Any]]:
+        """`GET /v3/{project_id}/operation-logs` (tasks) with `filters` (vault_id, operation_type, status,
+        resource_id, ...); at most `max_pages` pages of OPERATION_LOGS_PAGE_SIZE, newest first.
+
+        The API has no checkpoint_id filter: match each log's `checkpoint_id` yourself.
+        """
+        if "limit" in filters or "offset" in filters:
+            raise ValueError("list_operation_logs pages by itself; do not pass limit or offset")
+        path = f"/v3/{_segment(project_id)}/operation-logs"
+        logs: list[dict[str, Any]] = []
+        for _ in range(max_pages):
+            params = {**filters, "limit": str(OPERATION_LOGS_PAGE_SIZE), "offset": str(len(logs))}
+            response = self._send("GET", project_id, path, params=params)
+            page, count = self._page("ListOpLogs", "operation_logs", response)
+            logs.extend(page)
+            done = len(logs) >= count if count is not None else len(page) < OPERATION_LOGS_PAGE_SIZE
+            if done or not page:
+                break
+        return logs
+
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
@@ -166,7 +190,7 @@ class CbrClient:
                         max_keepalive_connections=self._max_connections,
                         keepalive_expiry=KEEPALIVE_SECONDS,
                     ),
-                    verify=True,
+                    verify=verified_tls_context(),
                     follow_redirects=False,
                     # Endpoints, proxies and CA bundles come from configuration, not the environment.
                     trust_env=False,
@@ -239,15 +263,19 @@ class CbrClient:
 
     @staticmethod
     def _backups_page(response: httpx.Response) -> tuple[list[dict[str, Any]], int | None]:
+        return CbrClient._page("ListBackups", "backups", response)
+
+    @staticmethod
+    def _page(what: str, key: str, response: httpx.Response) -> tuple[list[dict[str, Any]], int | None]:
         try:
             document = json.loads(response.content)
         except ValueError:
-            raise _unexpected_answer("ListBackups", "not JSON", response) from None
-        backups = document.get("backups") if isinstance(document, dict) else None
-        if not isinstance(backups, list) or not all(isinstance(backup, dict) for backup in backups):
-            raise _unexpected_answer("ListBackups", "no list of backups", response)
+            raise _unexpected_answer(what, "not JSON", response) from None
+        items = document.get(key) if isinstance(document, dict) else None
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise _unexpected_answer(what, f"no list of {key.replace('_', ' ')}", response)
         count = document.get("count")
-        return backups, count if isinstance(count, int) and not isinstance(count, bool) else None
+        return items, count if isinstance(count, int) and not isinstance(count, bool) else None
 
 
 def _segment(value: str) -> str:

@@ -1,0 +1,678 @@
+"""Following a created checkpoint to its end, by messages instead of by waiting.
+
+A 200 from the create only means the backup started (`protecting`); backups can take hours and a
+Lambda lives 15 minutes at most. So each Created schedules a check on the watch queue, an SQS
+message with `DelaySeconds`; each check looks once (ShowCheckpoint, then ListBackups and, for the
+reasons of a failure, the operation logs) and either schedules the next check, later, or ends in one
+final outcome: `completed`, `failed` (`"stage": "completion"`) or `timed_out` (research §2.5).
+
+The ledger keeps the chain single and the end unique, although SQS delivers at least once:
+
+- `<key>#watch`: the first check of `<key>` was scheduled. A redelivered Created (served from the
+  ledger as a duplicate) schedules it only when this is missing, i.e. when the first delivery could
+  not (the record went back to its queue for that reason).
+- `<key>#watch#<n>`: check number n was done. A second message for the same check (a duplicate
+  delivery, or a first check scheduled twice) finds it claimed or completed and is dropped, so only
+  one message goes on scheduling follow-ups.
+- `<key>#completion`: the final result, claimed and stored before it is published. Whoever comes
+  later republishes the stored one; two different final results for one checkpoint cannot happen.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from cbr_checkpointer.aws import AwsError, AwsJsonClient
+from cbr_checkpointer.cbr import CbrClient, CbrError
+from cbr_checkpointer.domain import BackupRequest, ErrorInfo, Outcome, Rejected, WatchCheck
+from cbr_checkpointer.ledger import Busy, Completed, Ledger
+from cbr_checkpointer.observability import logger
+from cbr_checkpointer.service import TransientFailure
+from cbr_checkpointer.triggers import watch_message
+
+FIRST_CHECK_SECONDS = 30
+MAX_DELAY_SECONDS = 900  # the most SQS DelaySeconds allows
+# ShowCheckpoint may not know a checkpoint for a little while after the create answered (research §2.5).
+NOT_FOUND_GRACE_SECONDS = 120
+NOT_FOUND_CODES = frozenset({"BackupService.6217"})
+STILL_RUNNING = frozenset({"protecting", "creating"})
+GONE = frozenset({"deleted", "deleting", "error-deleting"})
+# A checkpoint being restored from has finished its backup.
+FINISHED = frozenset({"available", "restoring"})
+BACKUP_STILL_RUNNING = frozenset({"protecting", "waiting_protect", "creating"})
+SEND_BATCH_SIZE = 10  # SendMessageBatch takes at most 10 entries
+MAX_ERROR_MESSAGE = 1024
+
+
+def check_delay(attempt: int) -> int:
+    """Seconds before check number `attempt` (1 is the first): 30, 60, 120, ... then 900 each."""
+    if attempt < 1:
+        raise ValueError("attempts count from 1")
+    return min(MAX_DELAY_SECONDS, FIRST_CHECK_SECONDS * int(2 ** min(attempt - 1, 16)))
+
+
+def scheduled_key(idempotency_key: str) -> str:
+    return f"{idempotency_key}#watch"
+
+
+def check_key(idempotency_key: str, attempt: int) -> str:
+    return f"{idempotency_key}#watch#{attempt}"
+
+
+def completion_key(idempotency_key: str) -> str:
+    return f"{idempotency_key}#completion"
+
+
+class WatchQueue:
+    """Sends watch messages (SQS SendMessage / SendMessageBatch with DelaySeconds) over the AWS JSON API."""
+
+    def __init__(
+        self,
+        sqs: AwsJsonClient,
+        queue_url: str,
+        *,
+        max_attempts: int = 3,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._max_attempts = max_attempts
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+
+    def send(self, check: WatchCheck, delay_seconds: int) -> None:
+        """Schedule one check; raises AwsError when SQS would not take it."""
+        self._with_retries(lambda: self._sqs.call("SendMessage", self._entry(check, delay_seconds)))
+
+    def send_all(self, checks: Sequence[tuple[WatchCheck, int]]) -> list[AwsError | None]:
+        """Schedule checks 10 a call; per check, None when it was sent or the error that kept it back."""
+        results: list[AwsError | None] = []
+        for start in range(0, len(checks), SEND_BATCH_SIZE):
+            results.extend(self._send_batch(checks[start : start + SEND_BATCH_SIZE]))
+        return results
+
+    def _send_batch(self, checks: Sequence[tuple[WatchCheck, int]]) -> list[AwsError | None]:
+        pending = dict(enumerate(checks))
+        errors: dict[int, AwsError | None] = {}
+        for attempt in range(self._max_attempts):
+            if attempt:
+                self._sleep(self._backoff(attempt))
+            entries = []
+            for index, (check, delay) in pending.items():
+                entry = self._entry(check, delay)
+                del entry["QueueUrl"]
+                entries.append({"Id": str(index), **entry})
+            try:
+                answer = self._sqs.call("SendMessageBatch", {"QueueUrl": self._queue_url, "Entries": entries})
+            except AwsError as error:
+                errors |= dict.fromkeys(pending, error)
+                if not error.retryable:
+                    break
+                continue
+            for sent in answer.get("Successful") or []:
+                index = int(sent["Id"])
+                errors[index] = None
+                pending.pop(index, None)
+            retry: dict[int, tuple[WatchCheck, int]] = {}
+            for failed in answer.get("Failed") or []:
+                index = int(failed["Id"])
+                sender_fault = bool(failed.get("SenderFault"))
+                errors[index] = AwsError(
+                    str(failed.get("Code") or "SendMessageBatchEntryFailed"),
+                    str(failed.get("Message") or "SQS did not take the message"),
+                    http_status=200,
+                    retryable=not sender_fault,
+                )
+                if not sender_fault and index in pending:
+                    retry[index] = pending[index]
+            pending = retry
+            if not pending:
+                break
+        return [errors.get(index) for index in range(len(checks))]
+
+    def _entry(self, check: WatchCheck, delay_seconds: int) -> dict[str, Any]:
+        return {
+            "QueueUrl": self._queue_url,
+            "MessageBody": _json(watch_message(check)),
+            "DelaySeconds": max(0, min(MAX_DELAY_SECONDS, int(delay_seconds))),
+        }
+
+    def _with_retries(self, call: Callable[[], object]) -> None:
+        for attempt in range(self._max_attempts):
+            if attempt:
+                self._sleep(self._backoff(attempt))
+            try:
+                call()
+                return
+            except AwsError as error:
+                if not error.retryable or attempt + 1 == self._max_attempts:
+                    raise
+
+    def _backoff(self, attempt: int) -> float:
+        return self._rng.uniform(0.0, min(1.0, 0.1 * 2 ** (attempt - 1)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """What one look at a checkpoint found: still running, or a final result."""
+
+    kind: Literal["pending", "completed", "failed", "timed_out"]
+    reason: str = ""
+    checkpoint: dict[str, Any] | None = None
+    resources: tuple[dict[str, Any], ...] = ()
+    error: ErrorInfo | None = None
+
+
+class _LookFailed(Exception):
+    """CBR could not answer now (throttled, busy, 5xx, network): look again later."""
+
+    def __init__(self, info: ErrorInfo) -> None:
+        super().__init__(info.message)
+        self.info = info
+
+
+class CompletionService:
+    """Schedules the first check of each created checkpoint and runs each check it is handed."""
+
+    def __init__(
+        self,
+        cbr: CbrClient,
+        ledger: Ledger,
+        queue: WatchQueue,
+        *,
+        max_age_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._cbr = cbr
+        self._ledger = ledger
+        self._queue = queue
+        self._max_age = max_age_seconds
+        self._clock = clock
+
+    # -- after a Created ------------------------------------------------------------------------------
+
+    def follow(self, outcomes: Iterable[Outcome], *, deadline: float) -> list[Outcome]:
+        """Schedule the first check of every checkpoint created among `outcomes` (fresh, or a duplicate
+        whose first check was never scheduled); return the outcomes whose check could not be scheduled:
+        their trigger must deliver them again."""
+        now = self._clock()
+        wanted: list[tuple[Outcome, WatchCheck]] = []
+        failed: list[Outcome] = []
+        for outcome in outcomes:
+            check = _first_check(outcome, now)
+            if check is None:
+                continue
+            if outcome.duplicate:
+                try:
+                    claim = self._ledger.claim(
+                        scheduled_key(check.idempotency_key), now=now, lease_until=deadline
+                    )
+                except AwsError as error:
+                    logger.warning("could not read the watch marker", extra=_aws_extra(error, check))
+                    failed.append(outcome)
+                    continue
+                if isinstance(claim, Completed | Busy):
+                    continue  # scheduled already, or being scheduled by another delivery right now
+            wanted.append((outcome, check))
+        if not wanted:
+            return failed
+        results = self._queue.send_all([(check, check_delay(check.attempt)) for _, check in wanted])
+        for (outcome, check), problem in zip(wanted, results, strict=True):
+            marker = scheduled_key(check.idempotency_key)
+            if problem is not None:
+                logger.warning(
+                    "could not schedule the first completion check", extra=_aws_extra(problem, check)
+                )
+                if outcome.duplicate:
+                    self._release(marker, now)
+                failed.append(outcome)
+                continue
+            logger.info(
+                "completion check scheduled",
+                extra={"checkpoint_id": check.checkpoint_id, "attempt": 1, "delay_seconds": check_delay(1)},
+            )
+            # Best effort: without the marker a redelivery schedules a second first check, which the
+            # per-check claim then drops.
+            self._mark(marker, {"scheduled": True})
+        return failed
+
+    # -- one check ------------------------------------------------------------------------------------
+
+    def check(self, check: WatchCheck, *, deadline: float, message_id: str | None = None) -> Outcome | None:
+        """Look at the checkpoint once. Returns its final outcome (to publish), or None when the next
+        check was scheduled or this message was a duplicate. Raises TransientFailure when the message
+        must be delivered again.
+
+        `message_id` (the SQS message's, stable across its redeliveries) tells a redelivery of the
+        message that ended the checkpoint, which publishes the end again (its publish may have failed),
+        from another message for the same check, which is dropped."""
+        now = self._clock()
+        this_check = check_key(check.idempotency_key, check.attempt)
+        claim = self._ledger_call(
+            check, lambda: self._ledger.claim(this_check, now=now, lease_until=deadline)
+        )
+        if isinstance(claim, Busy):
+            logger.info("dropping a duplicate completion check", extra=_check_extra(check, "in progress"))
+            return None
+        if isinstance(claim, Completed):
+            if claim.result.get("final") and claim.result.get("message_id") in (None, message_id):
+                return self._republish(check, deadline)
+            logger.info("dropping a duplicate completion check", extra=_check_extra(check, "done"))
+            return None
+
+        age = now - check.first_seen.timestamp()
+        try:
+            verdict = self._look(check, age)
+        except _LookFailed as failure:
+            if age < self._max_age:
+                self._release(this_check, now)
+                raise TransientFailure(check, failure.info) from None
+            verdict = _Verdict("pending", reason=f"CBR did not answer: {failure.info.message}")
+        if verdict.kind == "pending":
+            remaining = self._max_age - age
+            if remaining > 0:
+                self._schedule_next(check, remaining, verdict.reason, this_check, now)
+                return None
+            verdict = self._timed_out(check, age, verdict)
+        try:
+            outcome = self._finish(check, verdict, deadline)
+        except TransientFailure:
+            self._release(this_check, now)
+            raise
+        self._mark(this_check, {"final": True, "message_id": message_id})
+        return outcome
+
+    def _schedule_next(
+        self, check: WatchCheck, remaining: float, reason: str, this_check: str, now: float
+    ) -> None:
+        following = replace(check, attempt=check.attempt + 1)
+        delay = max(1, min(check_delay(following.attempt), math.ceil(remaining)))
+        try:
+            self._queue.send(following, delay)
+        except AwsError as error:
+            self._release(this_check, now)
+            raise TransientFailure(check, _aws_info(error)) from None
+        logger.info(
+            "checkpoint not finished yet; next check scheduled",
+            extra=_check_extra(check, reason) | {"next_attempt": following.attempt, "delay_seconds": delay},
+        )
+        self._mark(this_check, {"next": following.attempt})
+
+    # -- looking at CBR -------------------------------------------------------------------------------
+
+    def _look(self, check: WatchCheck, age: float) -> _Verdict:
+        try:
+            checkpoint = self._cbr.show_checkpoint(check.project_id, check.checkpoint_id).model_dump(
+                mode="json"
+            )
+        except CbrError as error:
+            if error.info.retryable:
+                raise _LookFailed(error.info) from None
+            if _is_not_found(error):
+                if age < NOT_FOUND_GRACE_SECONDS:
+                    return _Verdict(
+                        "pending", reason="not found yet (CBR may not list it right after the create)"
+                    )
+                message = f"the checkpoint no longer exists: {error.info.message}"
+                return _Verdict("failed", error=replace(error.info, message=message, retryable=False))
+            # Refused for good (no permission to read it, ...): say so rather than follow forever.
+            message = f"cannot follow the checkpoint: {error.info.message}"
+            return _Verdict("failed", error=replace(error.info, message=message))
+        status = str(checkpoint.get("status") or "")
+        if status in STILL_RUNNING:
+            return _Verdict("pending", reason=status, checkpoint=checkpoint)
+        if status in GONE:
+            info = ErrorInfo("api", f"the checkpoint is {status}: it was deleted", code="CheckpointDeleted")
+            return _Verdict("failed", checkpoint=checkpoint, error=info)
+        if status in FINISHED or status == "error":
+            return self._backups_verdict(check, checkpoint, status)
+        logger.warning("unknown checkpoint status; looking again later", extra=_check_extra(check, status))
+        return _Verdict("pending", reason=f"unknown status {status!r}", checkpoint=checkpoint)
+
+    def _backups_verdict(self, check: WatchCheck, checkpoint: dict[str, Any], status: str) -> _Verdict:
+        try:
+            backups = self._cbr.list_backups(check.project_id, checkpoint_id=check.checkpoint_id)
+        except CbrError as error:
+            if error.info.retryable:
+                raise _LookFailed(error.info) from None
+            message = f"cannot list the checkpoint's backups: {error.info.message}"
+            return _Verdict("failed", checkpoint=checkpoint, error=replace(error.info, message=message))
+        resources = [
+            _resource(backup) for backup in backups if backup.get("checkpoint_id") == check.checkpoint_id
+        ]
+        listed = {entry["resource_id"] for entry in resources}
+        running = [entry for entry in resources if entry["status"] in BACKUP_STILL_RUNNING]
+        if running and status != "error":
+            return _Verdict(
+                "pending", reason=f"{len(running)} backup(s) still running", checkpoint=checkpoint
+            )
+        resources.extend(_skipped(check.request, checkpoint, listed))
+        failed = [entry for entry in resources if entry["status"] not in ("available", *BACKUP_STILL_RUNNING)]
+        if status in FINISHED and not failed:
+            return _Verdict("completed", checkpoint=checkpoint, resources=tuple(resources))
+        resources = self._with_reasons(check, resources)
+        return _Verdict(
+            "failed",
+            checkpoint=checkpoint,
+            resources=tuple(resources),
+            error=_failure_summary(resources, status),
+        )
+
+    def _with_reasons(self, check: WatchCheck, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The resources, failed ones with `error` from this checkpoint's backup tasks (operation logs)."""
+        try:
+            logs = self._cbr.list_operation_logs(
+                check.project_id, vault_id=check.vault_id, operation_type="backup"
+            )
+        except CbrError as error:
+            if error.info.retryable:
+                raise _LookFailed(error.info) from None
+            logger.warning(
+                "operation logs unavailable; failures published without their reasons",
+                extra=_check_extra(check, error.info.code or error.info.message),
+            )
+            logs = []
+        ours = [log for log in logs if log.get("checkpoint_id") == check.checkpoint_id]
+        by_resource: dict[str, dict[str, Any]] = {}
+        for log in ours:
+            resource = _mapping(_mapping(log.get("extra_info")).get("resource"))
+            resource_id = resource.get("id")
+            if isinstance(resource_id, str) and (
+                log.get("status") != "success" or resource_id not in by_resource
+            ):
+                by_resource[resource_id] = log
+        known = {entry["resource_id"] for entry in resources}
+        for resource_id, log in by_resource.items():
+            # The checkpoint failed before ListBackups showed a backup of this resource.
+            if resource_id not in known and log.get("status") in ("failed", "timeout"):
+                resources.append(_resource_from_log(log))
+        return [
+            entry | {"error": _log_error(by_resource.get(entry["resource_id"]))}
+            if entry["status"] not in ("available", "skipped") and "error" not in entry
+            else entry
+            for entry in resources
+        ]
+
+    def _timed_out(self, check: WatchCheck, age: float, last: _Verdict) -> _Verdict:
+        """Followed past WATCH_MAX_AGE_SECONDS: the end, with each resource's backup as it stands."""
+        try:
+            backups = self._cbr.list_backups(check.project_id, checkpoint_id=check.checkpoint_id)
+        except CbrError:
+            backups = []
+        status = (last.checkpoint or {}).get("status") or "unknown"
+        info = ErrorInfo(
+            "timeout",
+            f"the checkpoint was still {status} after {age:.0f} s ({last.reason}); followed for at most "
+            f"{self._max_age:.0f} s (WATCH_MAX_AGE_SECONDS)",
+            code="CompletionTimedOut",
+        )
+        resources = tuple(
+            _resource(backup) for backup in backups if backup.get("checkpoint_id") == check.checkpoint_id
+        )
+        return _Verdict("timed_out", checkpoint=last.checkpoint, resources=resources, error=info)
+
+    # -- the end --------------------------------------------------------------------------------------
+
+    def _finish(self, check: WatchCheck, verdict: _Verdict, deadline: float) -> Outcome:
+        """Record the final result (first one wins) and return it for publishing."""
+        if verdict.kind == "pending":
+            raise ValueError("a pending verdict is not an end")
+        kind = verdict.kind
+        now = self._clock()
+        key = completion_key(check.idempotency_key)
+        claim = self._ledger_call(check, lambda: self._ledger.claim(key, now=now, lease_until=deadline))
+        if isinstance(claim, Completed):
+            return _stored(check, claim.result)
+        if isinstance(claim, Busy):
+            info = ErrorInfo(
+                "api", "another invocation is recording this checkpoint's end", code="InProgress"
+            )
+            raise TransientFailure(check, replace(info, retryable=True))
+        result: dict[str, Any] = {"outcome": kind, "resources": list(verdict.resources)}
+        if verdict.checkpoint is not None:
+            result["checkpoint"] = verdict.checkpoint
+        if verdict.error is not None:
+            result["error"] = verdict.error.to_detail()
+        try:
+            self._ledger.complete(key, result, now=self._clock())
+        except AwsError as error:
+            self._release(key, now)
+            raise TransientFailure(check, _aws_info(error)) from None
+        logger.info("checkpoint followed to its end", extra=_check_extra(check, kind))
+        return Outcome(
+            kind,
+            check,
+            checkpoint=verdict.checkpoint,
+            error=verdict.error,
+            resources=verdict.resources,
+        )
+
+    def _republish(self, check: WatchCheck, deadline: float) -> Outcome | None:
+        """A redelivered check that already ended: its final result again (its publish may have failed)."""
+        now = self._clock()
+        key = completion_key(check.idempotency_key)
+        claim = self._ledger_call(check, lambda: self._ledger.claim(key, now=now, lease_until=deadline))
+        if isinstance(claim, Completed):
+            return _stored(check, claim.result)
+        if isinstance(claim, Busy):
+            raise TransientFailure(
+                check, ErrorInfo("api", "the end is being recorded", code="InProgress", retryable=True)
+            )
+        self._release(key, now)  # the stored end expired: nothing left to republish
+        return None
+
+    # -- helpers --------------------------------------------------------------------------------------
+
+    def _ledger_call(self, check: WatchCheck, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except AwsError as error:
+            raise TransientFailure(check, _aws_info(error)) from None
+
+    def _release(self, key: str, now: float) -> None:
+        """Give a key back (best effort: a lease left behind runs out at this invocation's deadline)."""
+        try:
+            self._ledger.release(key, now=now, reconcile_since=None)
+        except AwsError as error:
+            logger.warning("ledger release failed", extra={"error_code": error.code, "key": key})
+
+    def _mark(self, key: str, result: dict[str, Any]) -> None:
+        """Record that a step was done (best effort: without it a redelivery repeats a harmless step)."""
+        try:
+            self._ledger.complete(key, result, now=self._clock())
+        except AwsError as error:
+            logger.warning("ledger write failed", extra={"error_code": error.code, "key": key})
+
+
+def follow_up(
+    completion: CompletionService | None,
+    item: WatchCheck | Rejected,
+    *,
+    deadline: float,
+    message_id: str | None = None,
+) -> Outcome | None:
+    """Run one watch message: a check, or the rejection of a malformed one."""
+    if isinstance(item, Rejected):
+        return Outcome("rejected", item, error=item.error_info())
+    if completion is None:
+        # Not followed here: back to the queue, and after its receives to the watch DLQ (alarmed).
+        info = ErrorInfo(
+            "api",
+            "a watch message arrived but WATCH_QUEUE_URL is not set: completion is not followed",
+            code="WatchNotConfigured",
+            retryable=True,
+        )
+        raise TransientFailure(item, info)
+    return completion.check(item, deadline=deadline, message_id=message_id)
+
+
+# -- pure functions -----------------------------------------------------------------------------------
+
+
+def _first_check(outcome: Outcome, now: float) -> WatchCheck | None:
+    request = outcome.item
+    checkpoint_id = (outcome.checkpoint or {}).get("id")
+    if (
+        outcome.kind != "created"
+        or not isinstance(request, BackupRequest)
+        or not isinstance(checkpoint_id, str)
+    ):
+        return None
+    return WatchCheck(
+        idempotency_key=request.idempotency_key,
+        project_id=request.project_id,
+        vault_id=request.vault_id,
+        checkpoint_id=checkpoint_id,
+        request=request.body,
+        trigger=request.trigger,
+        first_seen=datetime.fromtimestamp(now, UTC),
+        attempt=1,
+    )
+
+
+def _stored(check: WatchCheck, result: Mapping[str, Any]) -> Outcome:
+    error = result.get("error")
+    return Outcome(
+        result["outcome"],
+        check,
+        checkpoint=result.get("checkpoint"),
+        error=ErrorInfo(**error) if error else None,
+        duplicate=True,
+        resources=tuple(result.get("resources") or ()),
+    )
+
+
+def _is_not_found(error: CbrError) -> bool:
+    return error.info.code in NOT_FOUND_CODES or error.info.http_status == 404
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _resource(backup: Mapping[str, Any]) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "resource_id": backup.get("resource_id"),
+        "resource_name": backup.get("resource_name"),
+        "resource_type": backup.get("resource_type"),
+        "backup_id": backup.get("id"),
+        "status": backup.get("status"),
+    }
+    return {key: value for key, value in entry.items() if value is not None or key == "backup_id"}
+
+
+def _resource_from_log(log: Mapping[str, Any]) -> dict[str, Any]:
+    extra = _mapping(log.get("extra_info"))
+    resource = _mapping(extra.get("resource"))
+    backup = _mapping(extra.get("backup"))
+    entry: dict[str, Any] = {
+        "resource_id": resource.get("id"),
+        "resource_name": resource.get("name"),
+        "resource_type": resource.get("type"),
+        "backup_id": backup.get("backup_id") or None,
+        "status": "error",
+    }
+    return {key: value for key, value in entry.items() if value is not None or key == "backup_id"}
+
+
+def _log_error(log: Mapping[str, Any] | None) -> dict[str, Any]:
+    if log is None:
+        return {
+            "code": None,
+            "message": "the backup ended in error; no backup task of this checkpoint explains it",
+        }
+    info = _mapping(log.get("error_info"))
+    code = info.get("code") or None
+    message = info.get("message") or f"the backup task ended {log.get('status')} without a reason"
+    return {"code": code, "message": _clip(str(message))}
+
+
+def _failure_summary(resources: Sequence[Mapping[str, Any]], status: str) -> ErrorInfo:
+    failed = [entry for entry in resources if entry["status"] not in ("available", *BACKUP_STILL_RUNNING)]
+    if not failed:
+        return ErrorInfo(
+            "api", f"the checkpoint ended {status}; no backup of it reports why", code="CheckpointError"
+        )
+    parts = []
+    for entry in failed:
+        error = _mapping(entry.get("error"))
+        name = entry.get("resource_name") or entry["resource_id"]
+        reason = ": ".join(str(part) for part in (error.get("code"), error.get("message")) if part)
+        parts.append(f"{name} ({entry['resource_id']}) {entry['status']}: {reason}")
+    first_code = _mapping(failed[0].get("error")).get("code")
+    message = f"{len(failed)} of {len(resources)} backup(s) did not complete: " + "; ".join(parts)
+    return ErrorInfo("api", _clip(message), code=first_code or "BackupFailed")
+
+
+def _skipped(
+    request: Mapping[str, Any], checkpoint: Mapping[str, Any], listed: set[Any]
+) -> list[dict[str, Any]]:
+    """Resources with no backup in this checkpoint: skipped by CBR at the create (a busy resource),
+    as ShowCheckpoint's `vault.skipped_resources` says, or named by the request and absent."""
+    reasons: dict[str, dict[str, Any]] = {}
+    for skipped in _mapping(checkpoint.get("vault")).get("skipped_resources") or ():
+        if isinstance(skipped, Mapping) and isinstance(skipped.get("id"), str):
+            reasons[skipped["id"]] = {
+                "code": skipped.get("code") or "Skipped",
+                "message": skipped.get("reason") or "skipped by CBR at the create",
+            }
+    for resource_id in _requested_resources(request):
+        reasons.setdefault(
+            resource_id,
+            {"code": "NoBackup", "message": "the request named this resource but CBR made no backup of it"},
+        )
+    return [
+        {"resource_id": resource_id, "backup_id": None, "status": "skipped", "error": error}
+        for resource_id, error in reasons.items()
+        if resource_id not in listed
+    ]
+
+
+def _requested_resources(request: Mapping[str, Any]) -> list[str]:
+    parameters = _mapping(_mapping(request.get("checkpoint")).get("parameters"))
+    ids = [value for value in parameters.get("resources") or () if isinstance(value, str)]
+    ids.extend(
+        detail["id"]
+        for detail in parameters.get("resource_details") or ()
+        if isinstance(detail, Mapping) and isinstance(detail.get("id"), str)
+    )
+    return list(dict.fromkeys(ids))
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_MESSAGE else text[: MAX_ERROR_MESSAGE - 1] + "…"
+
+
+def _aws_info(error: AwsError) -> ErrorInfo:
+    return ErrorInfo(
+        "api",
+        f"{error.code}: {error.message}",
+        code=error.code,
+        http_status=error.http_status,
+        retryable=True,
+    )
+
+
+def _aws_extra(error: AwsError, check: WatchCheck) -> dict[str, Any]:
+    return {"error_code": error.code, "error": error.message, "idempotency_key": check.idempotency_key}
+
+
+def _check_extra(check: WatchCheck, state: str) -> dict[str, Any]:
+    return {
+        "idempotency_key": check.idempotency_key,
+        "checkpoint_id": check.checkpoint_id,
+        "attempt": check.attempt,
+        "state": state,
+    }
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
