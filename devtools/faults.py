@@ -24,7 +24,6 @@ expected verdict.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import inspect
 import json
 import os
@@ -49,6 +48,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from cbr_emulator import Emulator, Fault, RecordedRequest
+from devtools.records import sqs_record
 from devtools.sandbox import (
     AWS_TEST_CREDENTIALS,
     HUAWEI_SK,
@@ -1011,25 +1011,14 @@ class _Delivery:
     def event(self, copies: int, number: int) -> Any:
         if self.mode == "timer":
             return self.scenario.request
-        return {"Records": [self._record(number) for _ in range(copies)]}
-
-    def _record(self, number: int) -> dict[str, Any]:
-        return {
-            "messageId": self.message_id,
-            "receiptHandle": f"AQEB{uuid.uuid4().hex}",
-            "body": self.body,
-            "attributes": {
-                "ApproximateReceiveCount": str(number + 1),
-                "SentTimestamp": self.sent_millis,
-                "SenderId": "AIDAEXAMPLE",
-                "ApproximateFirstReceiveTimestamp": self.sent_millis,
-            },
-            "messageAttributes": {},
-            "md5OfBody": hashlib.md5(self.body.encode()).hexdigest(),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:cbr-checkpointer-requests",
-            "awsRegion": REGION,
-        }
+        record = sqs_record(
+            self.body,
+            message_id=self.message_id,
+            receive_count=number + 1,
+            sent_millis=self.sent_millis,
+            region=REGION,
+        )
+        return {"Records": [record] * copies}
 
     def context(self) -> LocalContext:
         request_id = self.request_id if self.mode == "timer" else str(uuid.uuid4())

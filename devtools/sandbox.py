@@ -11,7 +11,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -21,6 +20,7 @@ from moto.server import ThreadedMotoServer
 from pydantic import SecretStr
 
 from cbr_checkpointer.aws import AwsCredentials, AwsJsonClient, aws_json_client
+from cbr_checkpointer.local_context import LocalContext
 from cbr_emulator import Emulator
 
 PROJECT_ID = "4229d7a4e1b64c4f9e7a2b1c3d5e6f70"
@@ -46,21 +46,6 @@ AWS_TEST_CREDENTIALS = AwsCredentials(
     secret_access_key=SecretStr("moto-secret-never-logged"),
     session_token=None,
 )
-
-
-@dataclass
-class LocalContext:
-    """The parts of the Lambda context object that the function and Powertools read."""
-
-    timeout_seconds: float = 60.0
-    function_name: str = "cbr-checkpointer"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:cbr-checkpointer"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    started: float = field(default_factory=time.monotonic)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
 
 
 class Sandbox:

@@ -25,8 +25,6 @@ import os
 import re
 import sys
 import threading
-import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +32,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
+
+from cbr_checkpointer.local_context import LocalContext
 
 if TYPE_CHECKING:
     from cbr_checkpointer.aws import AwsJsonClient
@@ -207,22 +207,6 @@ def _cmd_validate(arguments: argparse.Namespace) -> int:
 
 
 # -- invoke ------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _LambdaContext:
-    """The parts of the Lambda context object that the function and Powertools read."""
-
-    timeout_seconds: float = LAMBDA_TIMEOUT_SECONDS
-    function_name: str = PROG
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = LAMBDA_MEMORY_MB
-    invoked_function_arn: str = f"arn:aws:lambda:local:000000000000:function:{PROG}"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    started: float = field(default_factory=time.monotonic)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
 
 
 @dataclass
@@ -462,7 +446,7 @@ def _expected_order(runtime: Runtime, event: Any, request_id: str) -> tuple[dict
     return order, len(items)
 
 
-def _invoke_handler(run: _Run, event: Any, context: _LambdaContext, *, progress: bool) -> _Recorder:
+def _invoke_handler(run: _Run, event: Any, context: LocalContext, *, progress: bool) -> _Recorder:
     """Call the real handler with the runtime of the current environment. Call with stdout redirected."""
     from cbr_checkpointer.handler import lambda_handler
     from cbr_checkpointer.runtime import get_runtime
@@ -482,7 +466,7 @@ def _invoke_handler(run: _Run, event: Any, context: _LambdaContext, *, progress:
     return recorder
 
 
-def _invoke_in_sandbox(run: _Run, event: Any, context: _LambdaContext, *, auth: str, progress: bool) -> None:
+def _invoke_in_sandbox(run: _Run, event: Any, context: LocalContext, *, auth: str, progress: bool) -> None:
     import logging
 
     sandbox_module = _import_sandbox()
@@ -501,7 +485,7 @@ def _invoke_in_sandbox(run: _Run, event: Any, context: _LambdaContext, *, auth: 
         from cbr_checkpointer.handler import lambda_handler
 
         run.events += sandbox.follow_completion(
-            lambda_handler, lambda: _LambdaContext(timeout_seconds=context.timeout_seconds)
+            lambda_handler, lambda: LocalContext(timeout_seconds=context.timeout_seconds)
         )
         run.events_from = f"read back from bus {sandbox_module.BUS_NAME!r} (moto)"
         run.emulator = {
@@ -512,7 +496,7 @@ def _invoke_in_sandbox(run: _Run, event: Any, context: _LambdaContext, *, auth: 
         }
 
 
-def _invoke_for_real(run: _Run, event: Any, context: _LambdaContext, *, progress: bool) -> None:
+def _invoke_for_real(run: _Run, event: Any, context: LocalContext, *, progress: bool) -> None:
     from cbr_checkpointer.publisher import detail_type, event_detail
     from cbr_checkpointer.runtime import get_runtime, reset_runtime
     from cbr_checkpointer.settings import ConfigurationError
@@ -547,7 +531,7 @@ def _cmd_invoke(arguments: argparse.Namespace) -> int:
     if arguments.real and arguments.auth is not None:
         raise CommandError("--auth picks the sandbox's Huawei auth; with --real the environment decides")
     run = _Run(file=arguments.file, mode="real" if arguments.real else "sandbox", dry_run=arguments.dry_run)
-    context = _LambdaContext(timeout_seconds=arguments.timeout)
+    context = LocalContext(timeout_seconds=arguments.timeout)
     progress = not arguments.json
     # The function's JSON logs and EMF metrics print to stdout, as in Lambda: here they go to stderr,
     # and stdout carries only the result. Powertools' Logger binds its stream on first import, below.

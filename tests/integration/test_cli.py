@@ -15,7 +15,6 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -240,23 +239,12 @@ def test_invoke_outside_a_checkout_says_the_sandbox_is_missing_and_exits_2(tmp_p
 # -- send -------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def queue(moto_url: str) -> Iterator[tuple[Any, str]]:
+def queue(moto_server: str) -> Iterator[tuple[Any, str]]:
     """An empty SQS queue in moto, and a boto3 client to read it (the oracle)."""
     sqs = boto3.client(
         "sqs",
-        endpoint_url=moto_url,
+        endpoint_url=moto_server,
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
@@ -269,13 +257,13 @@ def queue(moto_url: str) -> Iterator[tuple[Any, str]]:
 
 
 def test_send_validates_then_puts_the_file_on_the_queue_unchanged(
-    tmp_path: Path, moto_url: str, queue: tuple[Any, str]
+    tmp_path: Path, moto_server: str, queue: tuple[Any, str]
 ) -> None:
     sqs, url = queue
     request = tmp_path / "request.json"
     request.write_text(REQUEST, encoding="utf-8")
 
-    completed = cli("send", str(request), "--queue-url", url, env=AWS_ENV | {"AWS_ENDPOINT_URL": moto_url})
+    completed = cli("send", str(request), "--queue-url", url, env=AWS_ENV | {"AWS_ENDPOINT_URL": moto_server})
 
     assert completed.returncode == 0, completed.stderr
     message_id = completed.stdout.strip()
@@ -286,7 +274,7 @@ def test_send_validates_then_puts_the_file_on_the_queue_unchanged(
 
 
 def test_send_of_an_invalid_request_names_the_field_and_sends_nothing(
-    moto_url: str, queue: tuple[Any, str]
+    moto_server: str, queue: tuple[Any, str]
 ) -> None:
     sqs, url = queue
 
@@ -295,7 +283,7 @@ def test_send_of_an_invalid_request_names_the_field_and_sends_nothing(
         "events/invalid-unknown-field.json",
         "--queue-url",
         url,
-        env=AWS_ENV | {"AWS_ENDPOINT_URL": moto_url},
+        env=AWS_ENV | {"AWS_ENDPOINT_URL": moto_server},
     )
 
     assert completed.returncode == 1

@@ -6,17 +6,17 @@ the watch queue's messages to the handler without waiting their DelaySeconds (it
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from devtools.sandbox import PROJECT_ID, RESOURCE_ID, VAULT_ID, LocalContext, Sandbox
 
 from cbr_checkpointer.handler import InvocationFailed, lambda_handler
 from cbr_emulator import Fault
+from devtools.records import sqs_record as _sqs_record
+from devtools.sandbox import PROJECT_ID, RESOURCE_ID, VAULT_ID, LocalContext, Sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -48,20 +48,6 @@ def two_resource_vault(sandbox: Sandbox) -> str:
 
 def request(key: str, vault_id: str = VAULT_ID, **fields: Any) -> dict[str, Any]:
     return {"vault_id": vault_id, "idempotency_key": key, **fields}
-
-
-def sqs_record(body: Any, message_id: str | None = None) -> dict[str, Any]:
-    return {
-        "messageId": message_id or str(uuid.uuid4()),
-        "receiptHandle": "AQEB-test",
-        "body": body if isinstance(body, str) else json.dumps(body),
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795766400000"},
-        "messageAttributes": {},
-        "md5OfBody": "0" * 32,
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:cbr-checkpointer-watch",
-        "awsRegion": "us-east-1",
-    }
 
 
 def create(sandbox: Sandbox, event: dict[str, Any]) -> dict[str, Any]:
@@ -479,3 +465,7 @@ def test_without_a_watch_queue_nothing_is_scheduled_and_a_watch_message_goes_bac
     assert len(sandbox.watch_messages()) == 1
     assert response == {"batchItemFailures": [{"itemIdentifier": "watch-3"}]}
     assert [e["detail-type"] for e in sandbox.published_events()] == ["CBR Checkpoint Created"]
+
+
+def sqs_record(body: Any, message_id: str | None = None) -> dict[str, Any]:
+    return _sqs_record(body, message_id=message_id, queue="cbr-checkpointer-watch")

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from devtools.faults import MODES, SCENARIOS, Harness, Mode, Scenario, signatures_and_tokens, table_lines
-from devtools.sandbox import HUAWEI_SK, PROJECT_ID, VAULT_ID, LocalContext, Sandbox
 
 from cbr_checkpointer.handler import lambda_handler
 from cbr_checkpointer.ledger import Claimed, DynamoDBLedger, Ledger, MemoryLedger
+from devtools.faults import MODES, SCENARIOS, Harness, Mode, Scenario, signatures_and_tokens, table_lines
+from devtools.sandbox import HUAWEI_SK, PROJECT_ID, VAULT_ID, LocalContext, Sandbox
 
 pytestmark = pytest.mark.integration
 

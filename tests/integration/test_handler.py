@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from devtools.sandbox import PROJECT_ID, RESOURCE_ID, SECOND_VAULT_ID, VAULT_ID, LocalContext, Sandbox
 
 from cbr_checkpointer.handler import InvocationFailed, lambda_handler
+from devtools.records import sqs_record
+from devtools.sandbox import PROJECT_ID, RESOURCE_ID, SECOND_VAULT_ID, VAULT_ID, LocalContext, Sandbox
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -18,25 +19,6 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 def load_event(name: str) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads((EVENTS / name).read_text(encoding="utf-8"))
     return loaded
-
-
-def sqs_record(body: Any, message_id: str | None = None) -> dict[str, Any]:
-    return {
-        "messageId": message_id or str(uuid.uuid4()),
-        "receiptHandle": "AQEB-test",
-        "body": body if isinstance(body, str) else json.dumps(body),
-        "attributes": {
-            "ApproximateReceiveCount": "1",
-            "SentTimestamp": "1795766400000",
-            "SenderId": "AIDAEXAMPLE",
-            "ApproximateFirstReceiveTimestamp": "1795766400100",
-        },
-        "messageAttributes": {},
-        "md5OfBody": "0" * 32,
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:cbr-checkpointer-requests",
-        "awsRegion": "us-east-1",
-    }
 
 
 def cbr_creates(sandbox: Sandbox) -> list[Any]:
@@ -151,10 +133,10 @@ def test_every_sample_event_ends_in_events_that_match_what_cbr_received(sandbox:
 def test_sqs_batch_mixing_valid_invalid_and_transient_records(sandbox: Sandbox) -> None:
     # Given a resource that CBR reports as busy (BackupService.0002, HTTP 500) on every try
     sandbox.emulator.mark_busy(RESOURCE_ID, mode="reject")
-    valid = sqs_record({"vault_id": SECOND_VAULT_ID, "name": "db-manual"}, "msg-valid")
-    invalid = sqs_record({"vault_id": SECOND_VAULT_ID, "incremntal": False}, "msg-invalid")
-    not_json = sqs_record("this is not json", "msg-not-json")
-    busy = sqs_record({"vault_id": VAULT_ID, "resources": [RESOURCE_ID]}, "msg-busy")
+    valid = sqs_record({"vault_id": SECOND_VAULT_ID, "name": "db-manual"}, message_id="msg-valid")
+    invalid = sqs_record({"vault_id": SECOND_VAULT_ID, "incremntal": False}, message_id="msg-invalid")
+    not_json = sqs_record("this is not json", message_id="msg-not-json")
+    busy = sqs_record({"vault_id": VAULT_ID, "resources": [RESOURCE_ID]}, message_id="msg-busy")
 
     # When the batch arrives with little time left (no room for backoff)
     response = lambda_handler({"Records": [valid, invalid, not_json, busy]}, LocalContext(timeout_seconds=6))
@@ -173,7 +155,9 @@ def test_sqs_batch_mixing_valid_invalid_and_transient_records(sandbox: Sandbox) 
 
 def test_a_permanent_cbr_refusal_is_published_as_failed_and_not_retried(sandbox: Sandbox) -> None:
     unknown_vault = str(uuid.uuid4())
-    response = lambda_handler({"Records": [sqs_record({"vault_id": unknown_vault}, "msg-1")]}, LocalContext())
+    response = lambda_handler(
+        {"Records": [sqs_record({"vault_id": unknown_vault}, message_id="msg-1")]}, LocalContext()
+    )
 
     assert response == {"batchItemFailures": []}
     (event,) = sandbox.published_events()
@@ -186,7 +170,7 @@ def test_a_permanent_cbr_refusal_is_published_as_failed_and_not_retried(sandbox:
 
 
 def test_sqs_redelivery_creates_nothing_new(sandbox: Sandbox) -> None:
-    batch = {"Records": [sqs_record({"vault_id": SECOND_VAULT_ID}, f"msg-{i}") for i in range(3)]}
+    batch = {"Records": [sqs_record({"vault_id": SECOND_VAULT_ID}, message_id=f"msg-{i}") for i in range(3)]}
 
     assert lambda_handler(batch, LocalContext()) == {"batchItemFailures": []}
     first = sandbox.published_events()
@@ -204,7 +188,7 @@ def test_sqs_redelivery_creates_nothing_new(sandbox: Sandbox) -> None:
 def test_records_whose_event_cannot_be_published_go_back_to_the_queue(sandbox: Sandbox) -> None:
     # Given the DynamoDB ledger (it outlives the execution environment) and a bus that does not exist
     table = sandbox.create_ledger_table()
-    batch = {"Records": [sqs_record({"vault_id": SECOND_VAULT_ID}, "msg-a")]}
+    batch = {"Records": [sqs_record({"vault_id": SECOND_VAULT_ID}, message_id="msg-a")]}
     with sandbox.configured(IDEMPOTENCY_TABLE=table, EVENT_BUS_NAME="no-such-bus"):
         response = lambda_handler(batch, LocalContext())
     assert response == {"batchItemFailures": [{"itemIdentifier": "msg-a"}]}

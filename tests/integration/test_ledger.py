@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from devtools.sandbox import Sandbox
 
 from cbr_checkpointer.ledger import Busy, Claimed, Completed, DynamoDBLedger, Ledger, MemoryLedger
+from devtools.sandbox import Sandbox
 
 NOW = 1_800_000_000.0
 LedgerFactory = Callable[[float], Ledger]

@@ -15,17 +15,17 @@ from __future__ import annotations
 import copy
 import json
 import os
-import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
-from devtools.sandbox import PROJECT_ID, RESOURCE_ID, SECOND_VAULT_ID, VAULT_ID, LocalContext, Sandbox
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from cbr_checkpointer.handler import lambda_handler
 from cbr_checkpointer.runtime import reset_runtime
+from devtools.records import sqs_record
+from devtools.sandbox import PROJECT_ID, RESOURCE_ID, SECOND_VAULT_ID, VAULT_ID, LocalContext, Sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -353,18 +353,6 @@ def _is_json(text: str) -> bool:
     return True
 
 
-def _record(body: str) -> dict[str, Any]:
-    return {
-        "messageId": str(uuid.uuid4()),
-        "receiptHandle": "AQEB-prop",
-        "body": body,
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795766400000"},
-        "messageAttributes": {},
-        "eventSource": "aws:sqs",
-        "awsRegion": "us-east-1",
-    }
-
-
 @SETTINGS
 @given(cases=st.lists(sqs_bodies(), min_size=1, max_size=BATCH_MAX))
 def test_any_sqs_batch_ends_in_events_and_nothing_is_returned(
@@ -375,7 +363,7 @@ def test_any_sqs_batch_ends_in_events_and_nothing_is_returned(
         (wrapper, replace(payload, document=_own_key(payload.document, index)), where)
         for index, (wrapper, payload, where) in enumerate(cases)
     ]
-    records = [_record(_body(wrapper, payload.document)) for wrapper, payload, _ in cases]
+    records = [sqs_record(_body(wrapper, payload.document)) for wrapper, payload, _ in cases]
     event(f"batch of {len(cases)}")
     for wrapper, payload, _ in cases:
         event(f"sqs {wrapper} {'valid' if payload.valid else 'broken'}")

@@ -7,7 +7,6 @@ the fault matrix must hold for every one of the 1,000 idempotency keys.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -18,6 +17,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
+from cbr_checkpointer.handler import lambda_handler
+from cbr_emulator import Fault
 from devtools.faults import (
     Harness,
     Rule,
@@ -26,10 +28,8 @@ from devtools.faults import (
     publisher_attempts,
     put_events_failing,
 )
+from devtools.records import sqs_record
 from devtools.sandbox import REGION, RESOURCE_ID, VAULT_ID, LocalContext, Sandbox
-
-from cbr_checkpointer.handler import lambda_handler
-from cbr_emulator import Fault
 
 pytestmark = pytest.mark.integration
 
@@ -72,25 +72,6 @@ FAULTS: dict[str, Callable[[Harness], None]] = {
     "hang after create": _cbr_fault(delay=1.0),
     "PutEvents throttled": _put_events_throttled,
 }
-
-
-def _record(message_id: str, body: str, receive_count: int, sent_millis: str) -> dict[str, Any]:
-    return {
-        "messageId": message_id,
-        "receiptHandle": f"AQEB{uuid.uuid4().hex}",
-        "body": body,
-        "attributes": {
-            "ApproximateReceiveCount": str(receive_count),
-            "SentTimestamp": sent_millis,
-            "SenderId": "AIDAEXAMPLE",
-            "ApproximateFirstReceiveTimestamp": sent_millis,
-        },
-        "messageAttributes": {},
-        "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:cbr-checkpointer-requests",
-        "awsRegion": REGION,
-    }
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
@@ -136,7 +117,13 @@ def test_a_thousand_requests_with_one_percent_faults(sandbox: Sandbox, harness: 
                         FAULTS[kind](harness)
                         injected[kind.strip()] += 1
                 records = [
-                    _record(message_id, bodies[message_id], round_number + 1, sent_millis)
+                    sqs_record(
+                        bodies[message_id],
+                        message_id=message_id,
+                        receive_count=round_number + 1,
+                        sent_millis=sent_millis,
+                        region=REGION,
+                    )
                     for message_id in batch
                 ]
                 response = lambda_handler({"Records": records}, LocalContext(timeout_seconds=LAMBDA_TIMEOUT))

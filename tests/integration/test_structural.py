@@ -7,45 +7,24 @@ requests, and a counting proxy in front of moto counts PutEvents requests.
 
 from __future__ import annotations
 
-import json
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from benchmarks.counting_proxy import CountingProxy
-from devtools.sandbox import RESOURCE_ID, VAULT_ID, LocalContext, Sandbox
 
+from benchmarks.counting_proxy import CountingProxy
 from cbr_checkpointer.handler import lambda_handler
 from cbr_checkpointer.runtime import get_runtime
+from devtools.records import sqs_record
+from devtools.sandbox import RESOURCE_ID, VAULT_ID, LocalContext, Sandbox
 
 WARM_INVOCATIONS = 100
 
 
 def sqs_batch(size: int) -> dict[str, Any]:
     body = {"vault_id": VAULT_ID, "resources": [RESOURCE_ID], "name": "queued-{time:%Y%m%d%H%M%S}"}
-    return {
-        "Records": [
-            {
-                "messageId": str(uuid.uuid4()),
-                "receiptHandle": "AQEB-structural",
-                "body": json.dumps(body),
-                "attributes": {
-                    "ApproximateReceiveCount": "1",
-                    "SentTimestamp": "1795766400000",
-                    "SenderId": "AIDAEXAMPLE",
-                    "ApproximateFirstReceiveTimestamp": "1795766400100",
-                },
-                "messageAttributes": {},
-                "md5OfBody": "0" * 32,
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:cbr-checkpointer-requests",
-                "awsRegion": "us-east-1",
-            }
-            for _ in range(size)
-        ]
-    }
+    return {"Records": [sqs_record(body) for _ in range(size)]}
 
 
 def checkpoint_creates(sandbox: Sandbox) -> int:

@@ -30,6 +30,7 @@ from cbr_checkpointer.models import CheckpointCreate
 from cbr_checkpointer.publisher import detail_type, event_detail
 from cbr_checkpointer.service import TransientFailure
 from cbr_checkpointer.triggers import parse_sqs_record, parse_watch_record, watch_message
+from devtools.records import sqs_record
 
 PROJECT = "4229d7a4e1b64c4f9e7a2b1c3d5e6f70"
 VAULT = "3b5816b5-f29c-4172-9d9a-76c719a659ce"
@@ -53,15 +54,6 @@ def make_check(attempt: int = 1, *, first_seen: datetime = T0, key: str = "night
         first_seen=first_seen,
         attempt=attempt,
     )
-
-
-def record(body: Any, message_id: str = "msg-1") -> dict[str, Any]:
-    return {
-        "messageId": message_id,
-        "body": body if isinstance(body, str) else json.dumps(body),
-        "attributes": {"SentTimestamp": "1795766400000"},
-        "eventSource": "aws:sqs",
-    }
 
 
 # -- the delay schedule ---------------------------------------------------------------------------------
@@ -90,7 +82,7 @@ def test_a_watch_message_reads_back_as_the_check_it_schedules() -> None:
     check = make_check(attempt=4)
 
     body = watch_message(check)
-    parsed = parse_watch_record(record(body))
+    parsed = parse_watch_record(sqs_record(body, message_id="msg-1"))
 
     assert set(body) == {"watch"}
     assert body["watch"]["version"] == 1
@@ -100,13 +92,13 @@ def test_a_watch_message_reads_back_as_the_check_it_schedules() -> None:
 
 
 def test_bodies_that_are_not_watch_messages_are_left_to_the_request_parser() -> None:
-    assert parse_watch_record(record({"vault_id": VAULT})) is None
-    assert parse_watch_record(record('not json at all, but mentions "watch"')) is None
+    assert parse_watch_record(sqs_record({"vault_id": VAULT}, message_id="msg-1")) is None
+    assert parse_watch_record(sqs_record('not json at all, but mentions "watch"', message_id="msg-1")) is None
     assert parse_watch_record({"messageId": "m", "body": None}) is None
     # "watch" beside request fields is a request with an unknown field, named by the request parser
     body = {"watch": watch_message(make_check())["watch"], "vault_id": VAULT}
-    assert parse_watch_record(record(body)) is None
-    (item,) = parse_sqs_record(record(body), defaults=_defaults())
+    assert parse_watch_record(sqs_record(body, message_id="msg-1")) is None
+    (item,) = parse_sqs_record(sqs_record(body, message_id="msg-1"), defaults=_defaults())
     assert isinstance(item, Rejected)
     assert [error.field for error in item.errors] == ["watch"]
 
@@ -133,7 +125,7 @@ def test_a_broken_watch_message_is_rejected_by_field(
     watch = watch_message(make_check())["watch"]
     change(watch)
 
-    item = parse_watch_record(record({"watch": watch}, "msg-7"))
+    item = parse_watch_record(sqs_record({"watch": watch}, message_id="msg-7"))
 
     assert isinstance(item, Rejected)
     assert [error.field for error in item.errors] == [field]
@@ -144,7 +136,7 @@ def test_a_broken_watch_message_is_rejected_by_field(
 
 @pytest.mark.parametrize("watch", [{}, [], "x"])
 def test_an_empty_or_non_object_watch_is_rejected_with_reasons(watch: Any) -> None:
-    item = parse_watch_record(record({"watch": watch}))
+    item = parse_watch_record(sqs_record({"watch": watch}, message_id="msg-1"))
 
     assert isinstance(item, Rejected)
     assert item.errors

@@ -21,6 +21,7 @@ from cbr_checkpointer.triggers import (
     parse_invocation,
     parse_sqs_record,
 )
+from devtools import records
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 PROJECT = "4229d7a4e1b64c4f9e7a2b1c3d5e6f70"
@@ -66,18 +67,9 @@ def load(name: str) -> Any:
 
 
 def sqs_record(body: str, *, message_id: str = "msg-1", sent: str | None = "1714528800000") -> dict[str, Any]:
-    attributes = {"ApproximateReceiveCount": "1"} | ({"SentTimestamp": sent} if sent is not None else {})
-    return {
-        "messageId": message_id,
-        "receiptHandle": "AQEB...",
-        "body": body,
-        "attributes": attributes,
-        "messageAttributes": {},
-        "md5OfBody": "0" * 32,
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:requests",
-        "awsRegion": "eu-west-1",
-    }
+    return records.sqs_record(
+        body, message_id=message_id, sent_millis=sent, queue="requests", region="eu-west-1"
+    )
 
 
 def backup_requests(items: list[WorkItem]) -> list[BackupRequest]:
