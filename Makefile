@@ -16,6 +16,8 @@ help:
 	@echo "make format   - ruff format + autofix"
 	@echo "make package  - dist/function.zip for python3.13/arm64 (no boto3 inside)"
 	@echo "make validate - template.yaml through the SAM translator and cfn-lint, offline"
+	@echo "make faults   - the fault matrix: every fault as a timer and as an SQS batch, with redelivery"
+	@echo "make bench    - benchmarks against the reference handler; writes BENCHMARKS.md"
 
 # Silent and on stderr, so that `make run > events.json` stays JSON even on the first run.
 $(STAMP): requirements/dev.txt pyproject.toml

@@ -35,11 +35,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from devtools.sandbox import REGION, Sandbox  # noqa: E402
-
 from benchmarks.counting_proxy import CountingProxy  # noqa: E402
 from benchmarks.sites import build_sites  # noqa: E402
 from cbr_checkpointer.settings import Settings  # noqa: E402
+from devtools.sandbox import REGION, Sandbox  # noqa: E402
 
 OURS = "cbr_checkpointer.handler"
 REFERENCE = "benchmarks.reference_handler"
@@ -457,17 +456,7 @@ class Bench:
                 f"ours ≤ 1.5 x one call ({1.5 * LATENCY * 1000:.0f} ms)",
                 verdict(ours <= 1.5 * LATENCY),
                 f"wall / one call: ours {ours / LATENCY:.2f}, reference {reference / LATENCY:.2f}; "
-                f"MAX_CONCURRENCY={MAX_CONCURRENCY} (default) sends 10 records in two rounds",
-            )
-        )
-        wide = median(self._batch_walls({"ours": self.env["ours"] | {"MAX_CONCURRENCY": "10"}})["ours"])
-        self.results.add(
-            Row(
-                "... ours with MAX_CONCURRENCY=10, wall",
-                "ms",
-                wide * 1000,
-                reference * 1000,
-                note=f"informative: wall / one call = {wide / LATENCY:.2f}",
+                f"MAX_CONCURRENCY={MAX_CONCURRENCY} (default)",
             )
         )
 
