@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
 
+import httpx
 from pydantic import SecretStr
 
 from cbr_checkpointer.aws import AwsError, AwsJsonClient
 from cbr_checkpointer.cbr import AkSkCredentials, CbrError, PasswordCredentials
 from cbr_checkpointer.domain import ErrorInfo
+
+logger = logging.getLogger(__name__)
+
+EXTENSION_AUTH_HEADER = "X-Aws-Parameters-Secrets-Token"
+# The extension answers 400 while it is still starting (cold-start storms) and 5xx when Secrets
+# Manager failed it: worth one more try after a short pause, then the API is asked instead.
+_EXTENSION_RETRY_STATUSES = frozenset({400}) | frozenset(range(500, 600))
 
 
 class CredentialsError(CbrError):
@@ -53,18 +62,115 @@ def parse_secret(secret_id: str, secret_string: str) -> AkSkCredentials | Passwo
     )
 
 
+class SecretsExtension:
+    """The AWS Parameters and Secrets Lambda Extension on loopback (`GET /secretsmanager/get`).
+
+    `secret_string()` answers the secret's text, or None when the extension cannot give it: the caller
+    then reads it through the signed GetSecretValue. When nothing listens on the port (the layer is not
+    attached, or a local run) that is remembered for the life of the execution environment, so the port
+    is probed once. Without a session token (never the case in Lambda) the extension is not asked at all.
+
+    Nothing secret is logged: not the text, not the session token; log lines name the status only.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        session_token: SecretStr | None,
+        *,
+        retry_delay_seconds: float = 0.05,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._base_url = f"http://127.0.0.1:{port}"
+        self._session_token = session_token
+        self._retry_delay_seconds = retry_delay_seconds
+        self._transport = transport
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+        self.available = session_token is not None
+
+    def secret_string(self, secret_id: str) -> str | None:
+        if not self.available or self._session_token is None:
+            return None
+        for attempt in range(2):
+            try:
+                response = self._http().get(
+                    "/secretsmanager/get",
+                    params={"secretId": secret_id},
+                    headers={EXTENSION_AUTH_HEADER: self._session_token.get_secret_value()},
+                )
+            except httpx.ConnectError:
+                # Nothing listens there: the layer is not attached. Do not ask again.
+                self.available = False
+                logger.info("secrets extension not reachable; reading secrets through the API")
+                return None
+            except httpx.HTTPError as error:
+                logger.warning(
+                    "secrets extension failed (%s); reading the secret through the API", type(error).__name__
+                )
+                return None
+            if response.status_code == 200:
+                return _secret_string_of(response)
+            if response.status_code in _EXTENSION_RETRY_STATUSES and attempt == 0:
+                time.sleep(self._retry_delay_seconds)
+                continue
+            logger.warning(
+                "secrets extension answered %d; reading the secret through the API", response.status_code
+            )
+            return None
+        return None  # pragma: no cover - the loop always returns
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def _http(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    base_url=self._base_url,
+                    timeout=httpx.Timeout(2.0, connect=0.2),
+                    limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
+                    trust_env=False,
+                    transport=self._transport,
+                )
+            return self._client
+
+
+def _secret_string_of(response: httpx.Response) -> str | None:
+    try:
+        document = response.json()
+    except ValueError:
+        logger.warning("secrets extension answered 200 without JSON; reading the secret through the API")
+        return None
+    secret_string = document.get("SecretString") if isinstance(document, dict) else None
+    return secret_string if isinstance(secret_string, str) else None
+
+
 class SecretCredentials:
-    """Credentials read from Secrets Manager, cached for `ttl_seconds`, re-read at once after `refresh()`."""
+    """Credentials read from Secrets Manager, cached for `ttl_seconds`, re-read at once after `refresh()`.
+
+    With an `extension`, the text is read through the Parameters and Secrets Lambda Extension when it
+    answers, else through the signed GetSecretValue. A read after `refresh()` goes through the
+    extension again; the extension keeps its own cache (SECRETS_MANAGER_TTL, 300 s by default), so a
+    rotated secret may be seen there only once that expires. (Newer extension versions are reported to
+    accept a `refreshNow` query parameter; that is not documented where we could check it, so it is
+    not sent.)
+    """
 
     def __init__(
         self,
         secrets: AwsJsonClient,
         secret_id: str,
         *,
+        extension: SecretsExtension | None = None,
         ttl_seconds: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._secrets = secrets
+        self._extension = extension
         self._secret_id = secret_id
         self._ttl_seconds = ttl_seconds
         self._clock = clock
@@ -84,6 +190,10 @@ class SecretCredentials:
             self._cached = None
 
     def _read(self) -> AkSkCredentials | PasswordCredentials:
+        if self._extension is not None:
+            secret_string = self._extension.secret_string(self._secret_id)
+            if secret_string is not None:
+                return parse_secret(self._secret_id, secret_string)
         try:
             answer = self._secrets.call("GetSecretValue", {"SecretId": self._secret_id})
         except AwsError as error:

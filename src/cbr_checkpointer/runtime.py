@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from cbr_checkpointer.aws import AwsCredentials, AwsJsonClient, aws_json_client
 from cbr_checkpointer.cbr import AkSkCredentials, CbrClient, CredentialsProvider, StaticCredentials
 from cbr_checkpointer.completion import CompletionService, WatchQueue
-from cbr_checkpointer.credentials import SecretCredentials
+from cbr_checkpointer.credentials import SecretCredentials, SecretsExtension
 from cbr_checkpointer.ledger import DynamoDBLedger, Ledger, MemoryLedger
 from cbr_checkpointer.publisher import EventPublisher
 from cbr_checkpointer.service import CheckpointService
@@ -22,7 +22,7 @@ class Runtime:
     defaults: RequestDefaults
     service: CheckpointService
     publisher: EventPublisher
-    clients: tuple[CbrClient | AwsJsonClient, ...]
+    clients: tuple[CbrClient | AwsJsonClient | SecretsExtension, ...]
     # Follows created checkpoints to their end; None when WATCH_QUEUE_URL is not set.
     completion: CompletionService | None = None
 
@@ -45,7 +45,7 @@ def _aws_credentials(settings: Settings) -> AwsCredentials:
 
 def _huawei_credentials(
     settings: Settings, aws: AwsCredentials
-) -> tuple[CredentialsProvider, list[AwsJsonClient]]:
+) -> tuple[CredentialsProvider, list[AwsJsonClient | SecretsExtension]]:
     if settings.huawei_ak is not None and settings.huawei_sk is not None:
         static = AkSkCredentials(
             ak=settings.huawei_ak.get_secret_value(),
@@ -57,7 +57,9 @@ def _huawei_credentials(
         secrets = aws_json_client(
             "secretsmanager", settings.aws_endpoint("secretsmanager"), settings.aws_region, aws
         )
-        return SecretCredentials(secrets, settings.credentials_secret), [secrets]
+        extension = SecretsExtension(settings.secrets_extension_port, settings.aws_session_token)
+        provider = SecretCredentials(secrets, settings.credentials_secret, extension=extension)
+        return provider, [secrets, extension]
     raise ConfigurationError(
         "no Huawei credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK, or CBR_CREDENTIALS_SECRET"
     )

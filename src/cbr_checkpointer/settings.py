@@ -26,6 +26,7 @@ ENVIRONMENT: dict[str, str] = {
     "HUAWEICLOUD_SDK_SK": "huawei_sk",
     "HUAWEICLOUD_SDK_SECURITY_TOKEN": "huawei_security_token",
     "CBR_CREDENTIALS_SECRET": "credentials_secret",
+    "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": "secrets_extension_port",
     "EVENT_BUS_NAME": "event_bus_name",
     "EVENT_SOURCE": "event_source",
     "IDEMPOTENCY_TABLE": "idempotency_table",
@@ -88,6 +89,8 @@ class Settings(BaseModel):
     huawei_sk: SecretStr | None = None
     huawei_security_token: SecretStr | None = None
     credentials_secret: str | None = None
+    # Port of the AWS Parameters and Secrets Lambda Extension (the layer reads the same variable).
+    secrets_extension_port: int = Field(default=2773, ge=1, le=65535)
     event_bus_name: str = "default"
     event_source: str = "cbr.checkpointer"
     idempotency_table: str = "memory"

@@ -380,6 +380,24 @@ def test_runtime_and_packaging(resources: dict[str, Any], sam_template: Template
     assert resources[log_group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionInDays"}
 
 
+def test_secrets_extension_layer_is_attached_only_when_given(
+    sam_template: Template, resources: dict[str, Any]
+) -> None:
+    parameter = sam_template["Parameters"]["SecretsExtensionLayerArn"]
+    assert parameter["Default"] == ""
+    assert re.fullmatch(parameter["AllowedPattern"], "")
+    arm64_layer = (
+        "arn:aws:lambda:eu-west-1:015030872274:layer:AWS-Parameters-and-Secrets-Lambda-Extension-Arm64:12"
+    )
+    assert re.fullmatch(parameter["AllowedPattern"], arm64_layer)
+    assert sam_template["Conditions"]["HasSecretsExtension"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "SecretsExtensionLayerArn"}, ""]}]
+    }
+    assert function_props(resources)["Layers"] == {
+        "Fn::If": ["HasSecretsExtension", [{"Ref": "SecretsExtensionLayerArn"}], {"Ref": "AWS::NoValue"}]
+    }
+
+
 def test_every_environment_variable_is_one_the_app_reads(resources: dict[str, Any]) -> None:
     source = SETTINGS.read_text(encoding="utf-8")
     block = re.search(r"^ENVIRONMENT\b[^=]*=\s*\{(.*?)^\}", source, re.MULTILINE | re.DOTALL)
