@@ -16,6 +16,8 @@ from cbr_checkpointer.ledger import Busy, Claimed, Completed, Ledger
 from cbr_checkpointer.models import CheckpointCreate
 from cbr_checkpointer.observability import logger
 
+# The shortest wait for a create's answer worth trying when the invocation is nearly out of time.
+MIN_CALL_SECONDS = 1.0
 # Backups whose creation we may have missed are searched from a little before the claim, for clock skew.
 RECONCILE_SKEW_SECONDS = 300
 
@@ -125,7 +127,10 @@ class CheckpointService:
                     )
                     return self._finish(Outcome("created", request, checkpoint=existing))
                 reconciling = False
-                created = self._cbr.create_checkpoint(request.project_id, request.body)
+                time_left = deadline - self._retry.safety_margin - self._clock()
+                created = self._cbr.create_checkpoint(
+                    request.project_id, request.body, time_left=max(time_left, MIN_CALL_SECONDS)
+                )
                 return self._finish(Outcome("created", request, checkpoint=created.model_dump(mode="json")))
             except CbrError as error:
                 if error.ambiguous and reconcile_since is None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from cbr_checkpointer.handler import InvocationFailed, lambda_handler
+from cbr_emulator import Fault
 from devtools.records import sqs_record
 from devtools.sandbox import PROJECT_ID, RESOURCE_ID, SECOND_VAULT_ID, VAULT_ID, LocalContext, Sandbox
 
@@ -245,3 +246,26 @@ def test_an_unreadable_credentials_secret_fails_the_request_with_an_auth_error(s
     assert event["detail"]["error"]["code"] == "CredentialsUnavailable"
     assert "no-such-secret" in event["detail"]["error"]["message"]
     assert sandbox.emulator.requests == []
+
+
+def test_a_slow_cbr_answer_is_cut_at_the_deadline_and_the_redelivery_reconciles(sandbox: Sandbox) -> None:
+    # Given CBR creates the checkpoint but answers only after 4 s, and the invocation has 7.5 s
+    # (5 s of them are the safety margin, so the call may wait 2.5 s, not the 30 s read timeout)
+    sandbox.emulator.faults.append(Fault(delay=4.0))
+    batch = {"Records": [sqs_record({"vault_id": VAULT_ID, "name": "slow-one"}, message_id="msg-slow")]}
+    context = LocalContext(timeout_seconds=7.5)
+
+    # When the batch is handled
+    response = lambda_handler(batch, context)
+
+    # Then the function gave the record back before Lambda would have killed it
+    assert response == {"batchItemFailures": [{"itemIdentifier": "msg-slow"}]}
+    assert context.get_remaining_time_in_millis() > 0
+    assert len(sandbox.emulator.created) == 1
+    assert sandbox.published_events() == []
+
+    # And the redelivery finds the checkpoint instead of creating a second one
+    assert lambda_handler(batch, LocalContext()) == {"batchItemFailures": []}
+    assert len(sandbox.emulator.created) == 1
+    (event,) = sandbox.published_events()
+    assert event["detail"]["checkpoint"]["id"] == sandbox.emulator.created[0]["id"]

@@ -111,8 +111,14 @@ class CbrClient:
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
 
-    def create_checkpoint(self, project_id: str, body: Mapping[str, Any]) -> CheckpointCreate:
-        """`POST /v3/{project_id}/checkpoints` with `body` as is; the new checkpoint on HTTP 200."""
+    def create_checkpoint(
+        self, project_id: str, body: Mapping[str, Any], *, time_left: float | None = None
+    ) -> CheckpointCreate:
+        """`POST /v3/{project_id}/checkpoints` with `body` as is; the new checkpoint on HTTP 200.
+
+        `time_left` caps the wait for the answer below the configured read timeout, so that a slow CBR
+        ends in an (ambiguous) timeout the caller can hand back, rather than in Lambda killing the call.
+        """
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         response = self._send(
             "POST",
@@ -120,6 +126,7 @@ class CbrClient:
             f"/v3/{_segment(project_id)}/checkpoints",
             content=content,
             headers={"Content-Type": JSON_CONTENT_TYPE},
+            time_left=time_left,
         )
         return self._checkpoint("CreateCheckpoint", response)
 
@@ -207,10 +214,16 @@ class CbrClient:
         params: Mapping[str, str] | None = None,
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        time_left: float | None = None,
     ) -> httpx.Response:
+        timeout = self._timeout
+        if time_left is not None and self._timeout.read is not None and time_left < self._timeout.read:
+            timeout = httpx.Timeout(time_left, connect=min(time_left, self._timeout.connect or time_left))
         auth = _CbrAuth(self._credentials, self._tokens, project_id)
         try:
-            return self._attempt(method, path, auth, params=params, content=content, headers=headers)
+            return self._attempt(
+                method, path, auth, params=params, content=content, headers=headers, timeout=timeout
+            )
         except CbrError as error:
             if not error.is_auth_failure:
                 raise
@@ -219,7 +232,9 @@ class CbrClient:
         if auth.token is not None:
             self._tokens.invalidate(auth.token)
         auth = _CbrAuth(self._credentials, self._tokens, project_id)
-        return self._attempt(method, path, auth, params=params, content=content, headers=headers)
+        return self._attempt(
+            method, path, auth, params=params, content=content, headers=headers, timeout=timeout
+        )
 
     def _attempt(
         self,
@@ -230,10 +245,11 @@ class CbrClient:
         params: Mapping[str, str] | None,
         content: bytes | None,
         headers: Mapping[str, str] | None,
+        timeout: httpx.Timeout,
     ) -> httpx.Response:
         try:
             response = self._http().request(
-                method, path, params=params, content=content, headers=headers, auth=auth
+                method, path, params=params, content=content, headers=headers, auth=auth, timeout=timeout
             )
         except httpx.RequestError as error:
             failure = classify_transport_error(error).scrubbed(auth.secrets)
