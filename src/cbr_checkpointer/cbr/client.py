@@ -24,9 +24,8 @@ from cbr_checkpointer.tls import verified_tls_context
 logger = logging.getLogger(__name__)
 
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
-BACKUPS_PAGE_SIZE = 100
+PAGE_SIZE = 100
 MAX_BACKUP_PAGES = 20
-OPERATION_LOGS_PAGE_SIZE = 100
 KEEPALIVE_SECONDS = 30.0
 
 
@@ -140,44 +139,37 @@ class CbrClient:
     def list_backups(self, project_id: str, **filters: str) -> list[dict[str, Any]]:
         """`GET /v3/{project_id}/backups` with `filters` (vault_id, name, checkpoint_id, start_time, ...).
 
-        Follows offset paging for at most MAX_BACKUP_PAGES pages of BACKUPS_PAGE_SIZE (newest first).
+        Follows offset paging for at most MAX_BACKUP_PAGES pages of PAGE_SIZE (newest first).
         """
-        if "limit" in filters or "offset" in filters:
-            raise ValueError("list_backups pages by itself; do not pass limit or offset")
-        path = f"/v3/{_segment(project_id)}/backups"
-        backups: list[dict[str, Any]] = []
-        for _ in range(MAX_BACKUP_PAGES):
-            params = {**filters, "limit": str(BACKUPS_PAGE_SIZE), "offset": str(len(backups))}
-            response = self._send("GET", project_id, path, params=params)
-            page, count = self._backups_page(response)
-            backups.extend(page)
-            done = len(backups) >= count if count is not None else len(page) < BACKUPS_PAGE_SIZE
-            if done or not page:
-                return backups
-        logger.warning("ListBackups stopped after %d pages (%d backups)", MAX_BACKUP_PAGES, len(backups))
-        return backups
+        return self._paged("ListBackups", "backups", project_id, filters, max_pages=MAX_BACKUP_PAGES)
 
     def list_operation_logs(
         self, project_id: str, *, max_pages: int = 5, **filters: str
     ) -> list[dict[str, Any]]:
         """`GET /v3/{project_id}/operation-logs` (tasks) with `filters` (vault_id, operation_type, status,
-        resource_id, ...); at most `max_pages` pages of OPERATION_LOGS_PAGE_SIZE, newest first.
+        resource_id, ...); at most `max_pages` pages of PAGE_SIZE, newest first.
 
         The API has no checkpoint_id filter: match each log's `checkpoint_id` yourself.
         """
+        return self._paged("ListOpLogs", "operation_logs", project_id, filters, max_pages=max_pages)
+
+    def _paged(
+        self, what: str, key: str, project_id: str, filters: Mapping[str, str], *, max_pages: int
+    ) -> list[dict[str, Any]]:
+        """Every item of an offset-paged list, for at most `max_pages` pages."""
         if "limit" in filters or "offset" in filters:
-            raise ValueError("list_operation_logs pages by itself; do not pass limit or offset")
-        path = f"/v3/{_segment(project_id)}/operation-logs"
-        logs: list[dict[str, Any]] = []
+            raise ValueError(f"{what} pages by itself; do not pass limit or offset")
+        path = f"/v3/{_segment(project_id)}/{key.replace('_', '-')}"
+        items: list[dict[str, Any]] = []
         for _ in range(max_pages):
-            params = {**filters, "limit": str(OPERATION_LOGS_PAGE_SIZE), "offset": str(len(logs))}
-            response = self._send("GET", project_id, path, params=params)
-            page, count = self._page("ListOpLogs", "operation_logs", response)
-            logs.extend(page)
-            done = len(logs) >= count if count is not None else len(page) < OPERATION_LOGS_PAGE_SIZE
+            params = {**filters, "limit": str(PAGE_SIZE), "offset": str(len(items))}
+            page, count = self._page(what, key, self._send("GET", project_id, path, params=params))
+            items.extend(page)
+            done = len(items) >= count if count is not None else len(page) < PAGE_SIZE
             if done or not page:
-                break
-        return logs
+                return items
+        logger.warning("%s stopped after %d pages (%d items)", what, max_pages, len(items))
+        return items
 
     def close(self) -> None:
         with self._lock:
@@ -276,10 +268,6 @@ class CbrClient:
             return CreateCheckpointResponse.model_validate_json(response.content).checkpoint
         except ValidationError as error:
             raise _unexpected_answer(what, _problems(error), response) from None
-
-    @staticmethod
-    def _backups_page(response: httpx.Response) -> tuple[list[dict[str, Any]], int | None]:
-        return CbrClient._page("ListBackups", "backups", response)
 
     @staticmethod
     def _page(what: str, key: str, response: httpx.Response) -> tuple[list[dict[str, Any]], int | None]:
