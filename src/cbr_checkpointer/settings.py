@@ -142,6 +142,13 @@ class Settings(BaseModel):
             field: environ[variable] for variable, field in ENVIRONMENT.items() if environ.get(variable)
         }
         values.setdefault("aws_region", environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+        if "idempotency_table" not in values and environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+            # In memory, a key is only remembered by one execution environment: a redelivery that lands
+            # on another one would create a second restore point. Lambda must be told explicitly.
+            raise ConfigurationError(
+                "IDEMPOTENCY_TABLE is required in Lambda: the DynamoDB ledger table "
+                "(or 'memory' to accept deduplication within one execution environment only)"
+            )
         if "cbr_endpoint" not in values:
             region = values.get("cbr_region")
             if not region:

@@ -81,3 +81,15 @@ def test_secrets_never_show_in_repr_or_errors() -> None:
     with pytest.raises(ConfigurationError) as raised:
         Settings.from_env({"CBR_ENDPOINT": "http://cbr.example.com", "HUAWEICLOUD_SDK_SK": "sk-very-secret"})
     assert "very-secret" not in str(raised.value)
+
+
+def test_lambda_must_name_its_ledger_table() -> None:
+    # Given an environment that is a Lambda function (Lambda sets AWS_LAMBDA_FUNCTION_NAME)
+    lambda_env = {"CBR_REGION": "cn-north-4", "AWS_LAMBDA_FUNCTION_NAME": "cbr-checkpointer"}
+
+    # Then the in-memory default is refused, and an explicit choice is accepted
+    with pytest.raises(ConfigurationError, match="IDEMPOTENCY_TABLE"):
+        Settings.from_env(lambda_env)
+    assert Settings.from_env(lambda_env | {"IDEMPOTENCY_TABLE": "ledger"}).idempotency_table == "ledger"
+    assert Settings.from_env(lambda_env | {"IDEMPOTENCY_TABLE": "memory"}).idempotency_table == "memory"
+    assert Settings.from_env({"CBR_REGION": "cn-north-4"}).idempotency_table == "memory"
