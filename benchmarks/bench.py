@@ -15,6 +15,7 @@ PASS/MISS per budget, and writes BENCHMARKS.md and benchmarks/batch-wall.png.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import logging
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,9 +37,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from benchmarks.counting_proxy import CountingProxy  # noqa: E402
 from benchmarks.sites import build_sites  # noqa: E402
 from cbr_checkpointer.settings import Settings  # noqa: E402
+from devtools.faults import FaultProxy  # noqa: E402
 from devtools.sandbox import REGION, Sandbox  # noqa: E402
 
 OURS = "cbr_checkpointer.handler"
@@ -244,13 +246,10 @@ def cold_import(module: str, env: dict[str, str], *, isolated: bool = True) -> d
 
 
 class Bench:
-    def __init__(
-        self, sandbox: Sandbox, proxy: CountingProxy, iam_proxy: CountingProxy, runs: int, plot_runs: int
-    ) -> None:
+    def __init__(self, sandbox: Sandbox, proxy: FaultProxy, runs: int, plot_runs: int) -> None:
         self.sandbox = sandbox
         self.emulator = sandbox.emulator
         self.proxy = proxy
-        self.iam_proxy = iam_proxy
         self.runs = runs
         self.plot_runs = plot_runs
         self.results = Results()
@@ -478,27 +477,23 @@ class Bench:
     def hundred_invocations(self) -> None:
         """100 invocations (SQS batches of 10) of one container from its cold start, counted on the wire.
 
-        AWS calls go through a counting proxy in front of moto; IAM calls through another one in front of
-        the emulator, so that the emulator's connection count (IAM and CBR share its port) splits into
-        IAM and CBR. Ours runs in token mode (IAM password auth from a Secrets Manager secret).
+        AWS calls go through a recording proxy in front of moto (moto keeps no request log); the emulator
+        tells connections that carried CBR requests from IAM-only ones (IAM and CBR share its port). Ours
+        runs in token mode (IAM password auth from a Secrets Manager secret).
         """
         counts: dict[str, dict[str, int]] = {}
         envs = {"ours": self.token_env, "reference": self.env["reference"]}
         for name in HANDLERS:
             self.emulator.reset()
             self.proxy.reset()
-            self.iam_proxy.reset()
-            env = envs[name] | {
-                "AWS_ENDPOINT_URL": self.proxy.url,
-                "HUAWEICLOUD_SDK_IAM_ENDPOINT": self.iam_proxy.url,
-            }
+            env = envs[name] | {"AWS_ENDPOINT_URL": self.proxy.url}
             with workers({name: env}) as handler:
                 for _ in range(WARM_INVOCATIONS // 10):
                     handler[name].invoke([sqs_batch(SQS_BATCH) for _ in range(10)])
-            targets = self.proxy.targets
+            targets = Counter(call.target for call in self.proxy.calls)
             counts[name] = {
-                "cbr_connections": self.emulator.connections_opened - self.iam_proxy.upstream_connections,
-                "iam_connections": self.iam_proxy.connections_opened,
+                "cbr_connections": self.emulator.cbr_connections,
+                "iam_connections": self.emulator.connections_opened - self.emulator.cbr_connections,
                 "tokens": self.emulator.token_requests,
                 "creates": len(self.emulator.created),
                 "put_events": targets.get("AWSEvents.PutEvents", 0),
@@ -710,12 +705,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         else "python -m benchmarks.bench " + " ".join(sys.argv[1:])
     )
     started = time.perf_counter()
-    with (
-        Sandbox() as sandbox,
-        CountingProxy(sandbox.moto_url) as proxy,
-        CountingProxy(sandbox.emulator.base_url) as iam_proxy,
-    ):
-        bench = Bench(sandbox, proxy, iam_proxy, runs=args.runs, plot_runs=args.plot_runs)
+    with Sandbox() as sandbox, contextlib.ExitStack() as cleanup:
+        proxy = FaultProxy("moto-proxy").start(sandbox.moto_url)
+        cleanup.callback(proxy.stop)
+        bench = Bench(sandbox, proxy, runs=args.runs, plot_runs=args.plot_runs)
         steps: list[tuple[str, Callable[[], None]]] = [
             ("both handlers create checkpoints and publish events", bench.check_both_work),
             ("cold import", bench.cold_imports),

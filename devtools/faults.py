@@ -136,6 +136,7 @@ class FaultProxy:
         self.upstream = ""
         self.rules: list[Rule] = []
         self._calls: list[ProxiedCall] = []
+        self._connections = 0
         self._lock = threading.Lock()
         self._server: _ProxyServer | None = None
         self._thread: threading.Thread | None = None
@@ -175,6 +176,17 @@ class FaultProxy:
         with self._lock:
             self.rules.clear()
             self._calls.clear()
+            self._connections = 0
+
+    @property
+    def connections_opened(self) -> int:
+        """TCP connections clients opened to the proxy."""
+        with self._lock:
+            return self._connections
+
+    def _connected(self) -> None:
+        with self._lock:
+            self._connections += 1
 
     @property
     def calls(self) -> list[ProxiedCall]:
@@ -245,6 +257,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     server: _ProxyServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.proxy._connected()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: the proxy's call log is read instead."""

@@ -310,12 +310,22 @@ class Emulator:
         with self._lock:
             return self._state.connections_opened
 
+    @property
+    def cbr_connections(self) -> int:
+        """TCP connections that carried at least one CBR request (IAM-only connections not counted)."""
+        with self._lock:
+            return self._state.cbr_connections
+
     # -- serving (called by the request handler threads) -----------------------------------------
 
     def _connection_opened(self, connection: socket.socket) -> None:
         with self._lock:
             self._state.connections_opened += 1
             self._connections.add(connection)
+
+    def _cbr_connection_used(self) -> None:
+        with self._lock:
+            self._state.cbr_connections += 1
 
     def _connection_closed(self, connection: socket.socket) -> None:
         with self._lock:
@@ -640,6 +650,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     # Headers and body go out in two writes; without this, Nagle + delayed ACK stall keep-alive requests.
     disable_nagle_algorithm = True
     server: _HttpServer
+    carried_cbr_request = False
 
     def setup(self) -> None:
         super().setup()
@@ -665,6 +676,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             body=self.rfile.read(length) if length else b"",
             request_id=uuid.uuid4().hex,
         )
+        if received.path != IAM_TOKENS_PATH and not self.carried_cbr_request:
+            self.carried_cbr_request = True
+            self.server.emulator._cbr_connection_used()
         answer = self.server.emulator._handle(received)
         if answer is None:
             self.close_connection = True

@@ -270,6 +270,8 @@ class EmulatorState:
     busy: dict[str, BusyMode] = field(default_factory=dict)
     token_requests: int = 0
     connections_opened: int = 0
+    # Connections that carried at least one CBR (not IAM) request.
+    cbr_connections: int = 0
 
     def clear_activity(self) -> None:
         self.tokens.clear()
@@ -282,3 +284,4 @@ class EmulatorState:
         self.busy.clear()
         self.token_requests = 0
         self.connections_opened = 0
+        self.cbr_connections = 0

@@ -723,6 +723,19 @@ def test_one_keep_alive_client_opens_one_connection(emulator: Emulator, cbr: htt
     assert emulator.connections_opened == 2
 
 
+def test_connections_that_only_asked_iam_are_not_cbr_connections(
+    emulator: Emulator, cbr: httpx.Client
+) -> None:
+    # Given one connection used for IAM only and one for CBR
+    issue_token(emulator)
+    cbr.get(BACKUPS)
+    cbr.get(BACKUPS)
+
+    # Then both are connections, but only one carried CBR requests
+    assert emulator.connections_opened == 2
+    assert emulator.cbr_connections == 1
+
+
 def test_ten_concurrent_requests_overlap_their_latency(emulator: Emulator) -> None:
     emulator.latency = 0.2
     limits = httpx.Limits(max_connections=10)

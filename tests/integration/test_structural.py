@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from benchmarks.counting_proxy import CountingProxy
 from cbr_checkpointer.handler import lambda_handler
 from cbr_checkpointer.runtime import get_runtime
+from devtools.faults import FaultProxy
 from devtools.records import sqs_record
 from devtools.sandbox import RESOURCE_ID, VAULT_ID, LocalContext, Sandbox
 
@@ -32,10 +32,14 @@ def checkpoint_creates(sandbox: Sandbox) -> int:
 
 
 @pytest.fixture
-def moto_proxy(sandbox: Sandbox) -> Iterator[CountingProxy]:
-    """A counting proxy in front of moto; the function's AWS calls go through it."""
-    with CountingProxy(sandbox.moto_url) as proxy, sandbox.configured(AWS_ENDPOINT_URL=proxy.url):
-        yield proxy
+def moto_proxy(sandbox: Sandbox) -> Iterator[FaultProxy]:
+    """A recording proxy in front of moto (it keeps no request log); the AWS calls go through it."""
+    proxy = FaultProxy("moto-proxy").start(sandbox.moto_url)
+    try:
+        with sandbox.configured(AWS_ENDPOINT_URL=proxy.url):
+            yield proxy
+    finally:
+        proxy.stop()
 
 
 @pytest.fixture
@@ -91,12 +95,12 @@ def test_token_mode_asks_iam_once_across_100_warm_invocations(sandbox: Sandbox) 
 
 
 def test_one_sqs_batch_of_ten_results_is_one_put_events_request(
-    sandbox: Sandbox, moto_proxy: CountingProxy
+    sandbox: Sandbox, moto_proxy: FaultProxy
 ) -> None:
     response = lambda_handler(sqs_batch(10), LocalContext())
 
     assert response["batchItemFailures"] == []
-    assert moto_proxy.count("AWSEvents.PutEvents") == 1
+    assert moto_proxy.count(target="AWSEvents.PutEvents") == 1
     published = sandbox.published_events()
     assert [event["detail-type"] for event in published] == ["CBR Checkpoint Created"] * 10
 
