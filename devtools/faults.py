@@ -498,8 +498,9 @@ def _setup_lambda_timeout(world: World) -> None:
     world.fault(delay=60.0)
 
 
-def _setup_putevents_exhausted(world: World) -> None:
-    world.aws.rules.append(
+def throttle_put_events(aws: FaultProxy) -> None:
+    """Every attempt of the publisher's next PutEvents gets its entries back as ThrottlingException."""
+    aws.rules.append(
         Rule(
             target=".PutEvents",
             status=200,
@@ -507,6 +508,10 @@ def _setup_putevents_exhausted(world: World) -> None:
             times=publisher_attempts(),
         )
     )
+
+
+def _setup_putevents_exhausted(world: World) -> None:
+    throttle_put_events(world.aws)
 
 
 def _setup_putevents_5xx(world: World) -> None:

@@ -22,11 +22,9 @@ from cbr_checkpointer.handler import lambda_handler
 from cbr_emulator import Fault
 from devtools.faults import (
     Harness,
-    Rule,
     cbr_error,
     gateway_error,
-    publisher_attempts,
-    put_events_failing,
+    throttle_put_events,
 )
 from devtools.records import sqs_record
 from devtools.sandbox import REGION, RESOURCE_ID, VAULT_ID, LocalContext, Sandbox
@@ -47,17 +45,6 @@ def _cbr_fault(**fields: Any) -> Callable[[Harness], None]:
     return lambda harness: harness.sandbox.emulator.faults.append(Fault(**fields))
 
 
-def _put_events_throttled(harness: Harness) -> None:
-    harness.aws.rules.append(
-        Rule(
-            target=".PutEvents",
-            status=200,
-            body=put_events_failing("ThrottlingException"),
-            times=publisher_attempts(),
-        )
-    )
-
-
 # Transient faults only (no Failed may come of them), the ambiguous drops-after weighted up.
 FAULTS: dict[str, Callable[[Harness], None]] = {
     "429 APIGW.0308": _cbr_fault(
@@ -70,7 +57,7 @@ FAULTS: dict[str, Callable[[Harness], None]] = {
     "drop after": _cbr_fault(drop="after"),
     "drop after ": _cbr_fault(drop="after"),
     "hang after create": _cbr_fault(delay=1.0),
-    "PutEvents throttled": _put_events_throttled,
+    "PutEvents throttled": lambda harness: throttle_put_events(harness.aws),
 }
 
 
