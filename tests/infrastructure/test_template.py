@@ -113,6 +113,10 @@ def dead_letter_queues(resources: dict[str, Any]) -> dict[str, str]:
     for name, schedule in of_type(resources, "AWS::Scheduler::Schedule").items():
         if "DeadLetterConfig" in schedule["Target"]:
             found[referenced(schedule["Target"]["DeadLetterConfig"]["Arn"])] = f"{name} delivery failures"
+    for name, rule in of_type(resources, "AWS::Events::Rule").items():
+        for target in rule["Targets"]:
+            if "DeadLetterConfig" in target:
+                found[referenced(target["DeadLetterConfig"]["Arn"])] = f"{name} delivery failures"
     for name, config in of_type(resources, "AWS::Lambda::EventInvokeConfig").items():
         on_failure = config.get("DestinationConfig", {}).get("OnFailure")
         if on_failure:
@@ -142,6 +146,28 @@ def contains_star(value: Any) -> bool:
 
 def function_props(resources: dict[str, Any]) -> dict[str, Any]:
     return dict(resources[FUNCTION]["Properties"])
+
+
+def evaluate(template: Template, node: Any, parameters: dict[str, str]) -> Any:
+    """The value of a condition or `Fn::If` for given parameter values (defaults for the rest)."""
+    if not isinstance(node, dict) or len(node) != 1:
+        return node
+    ((function, argument),) = node.items()
+    if function == "Ref" and argument in template["Parameters"]:
+        return parameters.get(argument, template["Parameters"][argument].get("Default"))
+    if function == "Condition":
+        return evaluate(template, template["Conditions"][argument], parameters)
+    if function == "Fn::Equals":
+        return evaluate(template, argument[0], parameters) == evaluate(template, argument[1], parameters)
+    if function == "Fn::Not":
+        return not evaluate(template, argument[0], parameters)
+    if function == "Fn::And":
+        return all(evaluate(template, item, parameters) for item in argument)
+    if function == "Fn::If":
+        condition, when_true, when_false = argument
+        held = evaluate(template, template["Conditions"][condition], parameters)
+        return evaluate(template, when_true if held else when_false, parameters)
+    return node
 
 
 # ------------------------------------------------------------------ the pipeline
@@ -284,6 +310,82 @@ def test_schedule_has_a_dead_letter_queue_and_the_scheduler_placeholders(resourc
         "schedule_arn": "<aws.scheduler.schedule-arn>",
         "scheduled_time": "<aws.scheduler.scheduled-time>",
     }
+
+
+VAULT = "3b5816b5-f29c-4172-9d9a-76c719a659ce"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "timer", "rule"),
+    [
+        pytest.param(
+            {"DefaultVaultId": VAULT, "RuleScheduleExpression": "rate(1 day)"},
+            "DISABLED",
+            "DISABLED",
+            id="first deploy: nothing fires before the secret is filled",
+        ),
+        pytest.param(
+            {"DefaultVaultId": VAULT, "RuleScheduleExpression": "rate(1 day)", "TimerState": "ENABLED"},
+            "ENABLED",
+            "ENABLED",
+            id="enabled",
+        ),
+        pytest.param({"DefaultVaultId": VAULT, "TimerState": "ENABLED"}, "ENABLED", None, id="no rule asked"),
+        pytest.param(
+            {"RuleScheduleExpression": "rate(1 day)", "TimerState": "ENABLED"},
+            "DISABLED",
+            None,
+            id="no vault: no timer, no rule",
+        ),
+    ],
+)
+def test_timers_fire_only_once_enabled_and_given_a_vault(
+    sam_template: Template,
+    resources: dict[str, Any],
+    parameters: dict[str, str],
+    timer: str,
+    rule: str | None,
+) -> None:
+    (schedule,) = of_type(resources, "AWS::Scheduler::Schedule").values()
+    assert evaluate(sam_template, schedule["State"], parameters) == timer
+    scheduled_rule = resources["ScheduledRule"]
+    if rule is None:
+        assert not evaluate(sam_template, {"Condition": scheduled_rule["Condition"]}, parameters)
+        return
+    assert evaluate(sam_template, {"Condition": scheduled_rule["Condition"]}, parameters)
+    assert evaluate(sam_template, scheduled_rule["Properties"]["State"], parameters) == rule
+
+
+def test_scheduled_rule_invokes_the_function_and_only_the_rule_may(resources: dict[str, Any]) -> None:
+    rule = resources["ScheduledRule"]
+    (target,) = rule["Properties"]["Targets"]
+    assert referenced(target["Arn"]) == FUNCTION
+    assert rule["Properties"]["ScheduleExpression"] == {"Ref": "RuleScheduleExpression"}
+    permission = resources["ScheduledRulePermission"]
+    assert permission["Condition"] == rule["Condition"]
+    assert referenced(permission["Properties"]["FunctionName"]) == FUNCTION
+    assert permission["Properties"]["Principal"] == "events.amazonaws.com"
+    assert referenced(permission["Properties"]["SourceArn"]) == "ScheduledRule"
+    (statement,) = resources["ScheduleDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert referenced(statement["Condition"]["ArnEquals"]["aws:SourceArn"]) == "ScheduledRule"
+    assert referenced(statement["Resource"]) == referenced(target["DeadLetterConfig"]["Arn"])
+
+
+@pytest.mark.parametrize(
+    ("parameter", "variable"),
+    [("CbrEndpoint", "CBR_ENDPOINT"), ("IamEndpoint", "HUAWEICLOUD_SDK_IAM_ENDPOINT")],
+)
+def test_endpoint_overrides_reach_the_function_only_when_given(
+    sam_template: Template, resources: dict[str, Any], parameter: str, variable: str
+) -> None:
+    pattern = sam_template["Parameters"][parameter]["AllowedPattern"]
+    for good in ("", "https://cbr.eu-west-101.myhuaweicloud.eu", "https://iam.example.com:8443/v3-proxy"):
+        assert re.fullmatch(pattern, good), good
+    for bad in ("http://cbr.example.com", "https://evil.example#", "https://user@host", "cbr.example.com"):
+        assert not re.fullmatch(pattern, bad), bad
+    value = function_props(resources)["Environment"]["Variables"][variable]
+    assert evaluate(sam_template, value, {}) == {"Ref": "AWS::NoValue"}
+    assert evaluate(sam_template, value, {parameter: "https://x.example"}) == "https://x.example"
 
 
 def test_async_invokes_retry_twice_then_land_in_a_queue(resources: dict[str, Any]) -> None:
