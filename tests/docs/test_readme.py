@@ -1,0 +1,73 @@
+"""README.md says only what is true: its samples are fresh output, and what it names exists."""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+import pytest
+
+from devtools import readme
+
+ROOT = Path(__file__).resolve().parents[2]
+README_TEXT = readme.README.read_text(encoding="utf-8")
+SAMPLES = readme.samples_in(README_TEXT)
+# Each command runs once for the whole module.
+fresh = functools.cache(readme.render)
+
+
+def _block_of(sample: readme.Sample) -> str:
+    for match in re.finditer(r"<!-- sample: (\{.*?\}) -->\n(.*?)<!-- /sample -->", README_TEXT, re.DOTALL):
+        if readme.Sample.parse(match.group(1)) == sample:
+            return match.group(2)
+    raise AssertionError(f"sample {sample.run!r} not found")
+
+
+def test_the_readme_has_samples() -> None:
+    assert len(SAMPLES) >= 1
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=[sample.shown or sample.run for sample in SAMPLES])
+def test_sample_is_what_its_command_prints_today(sample: readme.Sample) -> None:
+    assert fresh(sample) == _block_of(sample), "README is stale: run `make readme`"
+
+
+def test_normalise_keeps_known_ids_and_numbers_run_ids_in_order() -> None:
+    text = (
+        "vault=3b5816b5-f29c-4172-9d9a-76c719a659ce checkpoint=0f0e0d0c-0b0a-4909-8807-060504030201 "
+        "again=0f0e0d0c-0b0a-4909-8807-060504030201 other=11111111-2222-4333-8444-555555555555 "
+        "at http://127.0.0.1:41234/v3"
+    )
+    assert readme.normalise(text) == (
+        "vault=3b5816b5-f29c-4172-9d9a-76c719a659ce checkpoint=<id-1> again=<id-1> other=<id-2> "
+        "at http://127.0.0.1:<port>/v3"
+    )
+
+
+def test_regenerating_restores_an_edited_sample() -> None:
+    stale = README_TEXT.replace("$ echo $?\n1\n", "$ echo $?\n0\n", 1)
+    assert stale != README_TEXT
+    assert readme.regenerate(stale, fresh) == readme.regenerate(README_TEXT, fresh)
+
+
+def test_a_command_that_ends_otherwise_than_the_readme_says_fails() -> None:
+    with pytest.raises(RuntimeError, match="exited 1, the README says 0"):
+        readme.render(readme.Sample(run="exit 1"))
+
+
+def test_every_make_target_the_readme_names_exists() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, re.MULTILINE))
+    named = set(re.findall(r"`make ([a-z][a-z-]*)", README_TEXT))
+    assert named, "README names no make target"
+    assert named <= targets, named - targets
+
+
+def test_every_file_the_readme_links_or_names_exists() -> None:
+    linked = set(re.findall(r"\]\(((?!https?:|#)[^)\s]+)\)", README_TEXT))
+    named = set(
+        re.findall(r"`((?:events|src|tests|devtools|benchmarks|requirements)/[^`\s*]+)`", README_TEXT)
+    )
+    missing = sorted(path for path in linked | named if not (ROOT / path).exists())
+    assert missing == []
