@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from cbr_checkpointer.domain import BackupRequest
+from cbr_checkpointer.triggers import RequestDefaults, parse_invocation
 from devtools import readme
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,3 +75,30 @@ def test_every_file_the_readme_links_or_names_exists() -> None:
     )
     missing = sorted(path for path in linked | named if not (ROOT / path).exists())
     assert missing == []
+
+
+def test_schedule_inputs_the_readme_shows_are_requests_the_function_accepts() -> None:
+    snippets = re.findall(r"```yaml\n(.*?)```", README_TEXT, re.DOTALL)
+    inputs = [
+        json.loads(match)
+        for snippet in snippets
+        for match in re.findall(r"Input: >-\n((?:\s+.*\n)+?)\s+RetryPolicy", snippet)
+    ]
+    assert inputs, "README shows no schedule input"
+    filled = json.loads(
+        json.dumps(inputs)
+        .replace(
+            "<aws.scheduler.schedule-arn>", "arn:aws:scheduler:eu-west-1:123456789012:schedule/default/n"
+        )
+        .replace("<aws.scheduler.scheduled-time>", "2026-11-29T01:30:00Z")
+    )
+    defaults = RequestDefaults(
+        project_id="4229d7a4e1b64c4f9e7a2b1c3d5e6f70", default_vault_id=None, dry_run=False
+    )
+    for schedule_input in filled:
+        items = parse_invocation(schedule_input, request_id="r", now=datetime.now(UTC), defaults=defaults)
+        assert items
+        assert all(isinstance(item, BackupRequest) for item in items), items
+        assert all(
+            item.name.endswith("-20261129") for item in items if "{time:" in json.dumps(schedule_input)
+        )

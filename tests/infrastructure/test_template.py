@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from cfnlint.api import lint
-from cfnlint.decode import decode
+from cfnlint.decode import cfn_yaml, decode
 from samtranslator.model.exceptions import InvalidDocumentException
 from samtranslator.translator.transform import transform
 
@@ -579,3 +579,36 @@ def test_outputs(expanded: Template) -> None:
     assert {"RequestQueueUrl", "EventBusName", "DashboardUrl", "FunctionArn", "LedgerTableName"} <= set(
         expanded["Outputs"]
     )
+
+
+# ------------------------------------------------------------------ README's template snippets
+
+README = ROOT / "README.md"
+SNIPPET_MARKER = "<!-- template: added under CheckpointerFunction.Properties.Events -->"
+
+
+def readme_event_snippets() -> list[dict[str, Any]]:
+    """The function events README.md tells people to add to the template, as parsed YAML."""
+    text = README.read_text(encoding="utf-8")
+    snippets = re.findall(re.escape(SNIPPET_MARKER) + r"\n```yaml\n(.*?)```", text, re.DOTALL)
+    return [cfn_yaml.loads(snippet) for snippet in snippets]
+
+
+def test_readme_schedule_snippets_deploy_cleanly(sam_template: Template) -> None:
+    snippets = readme_event_snippets()
+    assert snippets, "README shows no schedule to add"
+    with_snippets = copy.deepcopy(sam_template)
+    events = with_snippets["Resources"][FUNCTION]["Properties"]["Events"]
+    for snippet in snippets:
+        assert not set(snippet) & set(events), "a README example reuses an event name of the template"
+        events.update(snippet)
+    expanded = expand(with_snippets)
+    assert errors_in(lint_findings(expanded)) == []
+    schedules = of_type(expanded["Resources"], "AWS::Scheduler::Schedule")
+    assert len(schedules) == 1 + sum(len(snippet) for snippet in snippets)
+    for schedule in schedules.values():
+        text = schedule["Target"]["Input"]
+        text = text["Fn::Sub"] if isinstance(text, dict) else text
+        assert "<aws.scheduler.schedule-arn>" in text
+        assert "<aws.scheduler.scheduled-time>" in text
+        assert referenced(schedule["Target"]["DeadLetterConfig"]["Arn"]) == "ScheduleDeadLetterQueue"
