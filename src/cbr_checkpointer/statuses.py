@@ -4,9 +4,9 @@ Every status the API documents is listed, old ones included; any other is UNKNOW
 like a running one (until WATCH_MAX_AGE_SECONDS) rather than guessed to be an end.
 
 - A backup that finished and is now being restored from (`restoring`, `waiting_restore`) finished.
-- DELETED: the checkpoint or backup is being (or was) deleted. A backup can only be deleted once it
-  exists, so its deletion is reported as deletion, never as a failure of the backup: the completion
-  ends Completed, the resource keeps CBR's status (`deleting`, ...) and says it was deleted.
+- DELETED: the checkpoint or backup is being (or was) deleted. Its deletion is reported as such,
+  never as a failure of the backup: a deleted checkpoint whose backups all finished ends Completed,
+  each deleted backup keeping CBR's status (`deleting`, ...) with a note that it was deleted.
 """
 
 from __future__ import annotations
