@@ -568,8 +568,9 @@ def _sqs_client(queue_url: str, environ: Mapping[str, str]) -> AwsJsonClient:
         # A local queue (moto, LocalStack): talk to the server that named it.
         aws["AWS_ENDPOINT_URL_SQS"] = f"{parts.scheme}://{parts.netloc}"
     try:
-        # The function's own parsing and checks (https, or http on loopback only); CBR is not used here.
-        settings = Settings.from_env({**aws, "CBR_REGION": "unused"})
+        # The function's own parsing and checks (https, or http on loopback only); CBR is not used here,
+        # any valid region will do.
+        settings = Settings.from_env({**aws, "CBR_REGION": "cn-north-4"})
     except ConfigurationError as error:
         raise CommandError(str(error)) from None
     if settings.aws_access_key_id is None or settings.aws_secret_access_key is None:

@@ -35,6 +35,7 @@ from cbr_checkpointer.domain import BackupRequest, ErrorInfo, Outcome, Rejected,
 from cbr_checkpointer.ledger import Busy, Completed, Ledger
 from cbr_checkpointer.observability import logger
 from cbr_checkpointer.service import TransientFailure
+from cbr_checkpointer.statuses import Phase, backup_phase, checkpoint_phase
 from cbr_checkpointer.triggers import watch_message
 
 FIRST_CHECK_SECONDS = 30
@@ -42,11 +43,9 @@ MAX_DELAY_SECONDS = 900  # the most SQS DelaySeconds allows
 # ShowCheckpoint may not know a checkpoint for a little while after the create answered (research §2.5).
 NOT_FOUND_GRACE_SECONDS = 120
 NOT_FOUND_CODES = frozenset({"BackupService.6217"})
-STILL_RUNNING = frozenset({"protecting", "creating"})
-GONE = frozenset({"deleted", "deleting", "error-deleting"})
-# A checkpoint being restored from has finished its backup.
-FINISHED = frozenset({"available", "restoring"})
-BACKUP_STILL_RUNNING = frozenset({"protecting", "waiting_protect", "creating"})
+_NOT_ENDED = (Phase.RUNNING, Phase.UNKNOWN)
+# A backup CBR lists without these still shows them (as null) in the resource.
+_ALWAYS_SHOWN = frozenset({"resource_id", "backup_id", "status"})
 SEND_BATCH_SIZE = 10  # SendMessageBatch takes at most 10 entries
 MAX_ERROR_MESSAGE = 1024
 
@@ -327,12 +326,10 @@ class CompletionService:
             message = f"cannot follow the checkpoint: {error.info.message}"
             return _Verdict("failed", error=replace(error.info, message=message))
         status = str(checkpoint.get("status") or "")
-        if status in STILL_RUNNING:
+        phase = checkpoint_phase(status)
+        if phase is Phase.RUNNING:
             return _Verdict("pending", reason=status, checkpoint=checkpoint)
-        if status in GONE:
-            info = ErrorInfo("api", f"the checkpoint is {status}: it was deleted", code="CheckpointDeleted")
-            return _Verdict("failed", checkpoint=checkpoint, error=info)
-        if status in FINISHED or status == "error":
+        if phase is not Phase.UNKNOWN:
             return self._backups_verdict(check, checkpoint, status)
         logger.warning("unknown checkpoint status; looking again later", extra=_check_extra(check, status))
         return _Verdict("pending", reason=f"unknown status {status!r}", checkpoint=checkpoint)
@@ -345,18 +342,21 @@ class CompletionService:
                 raise _LookFailed(error.info) from None
             message = f"cannot list the checkpoint's backups: {error.info.message}"
             return _Verdict("failed", checkpoint=checkpoint, error=replace(error.info, message=message))
-        resources = [
-            _resource(backup) for backup in backups if backup.get("checkpoint_id") == check.checkpoint_id
-        ]
+        resources = [_resource(backup) for backup in backups if _of_checkpoint(backup, check)]
+        phase = checkpoint_phase(status)
+        if phase is Phase.DELETED and not _all_ended_well(resources):
+            info = ErrorInfo("api", f"the checkpoint is {status}: it was deleted", code="CheckpointDeleted")
+            return _Verdict("failed", checkpoint=checkpoint, resources=tuple(resources), error=info)
         listed = {entry["resource_id"] for entry in resources}
-        running = [entry for entry in resources if entry["status"] in BACKUP_STILL_RUNNING]
-        if running and status != "error":
+        # A backup in a status the table does not know is followed like a running one.
+        running = [entry for entry in resources if backup_phase(entry["status"]) in _NOT_ENDED]
+        if running and phase is not Phase.FAILED:
             return _Verdict(
                 "pending", reason=f"{len(running)} backup(s) still running", checkpoint=checkpoint
             )
         resources.extend(_skipped(check.request, checkpoint, listed))
-        failed = [entry for entry in resources if entry["status"] not in ("available", *BACKUP_STILL_RUNNING)]
-        if status in FINISHED and not failed:
+        failed = [entry for entry in resources if _did_not_complete(entry)]
+        if phase is not Phase.FAILED and not failed:
             return _Verdict("completed", checkpoint=checkpoint, resources=tuple(resources))
         resources = self._with_reasons(check, resources)
         return _Verdict(
@@ -396,7 +396,7 @@ class CompletionService:
                 resources.append(_resource_from_log(log))
         return [
             entry | {"error": _log_error(by_resource.get(entry["resource_id"]))}
-            if entry["status"] not in ("available", "skipped") and "error" not in entry
+            if _did_not_complete(entry) and "error" not in entry
             else entry
             for entry in resources
         ]
@@ -414,9 +414,7 @@ class CompletionService:
             f"{self._max_age:.0f} s (WATCH_MAX_AGE_SECONDS)",
             code="CompletionTimedOut",
         )
-        resources = tuple(
-            _resource(backup) for backup in backups if backup.get("checkpoint_id") == check.checkpoint_id
-        )
+        resources = tuple(_resource(backup) for backup in backups if _of_checkpoint(backup, check))
         return _Verdict("timed_out", checkpoint=last.checkpoint, resources=resources, error=info)
 
     # -- the end --------------------------------------------------------------------------------------
@@ -566,7 +564,26 @@ def _resource(backup: Mapping[str, Any]) -> dict[str, Any]:
         "backup_id": backup.get("id"),
         "status": backup.get("status"),
     }
-    return {key: value for key, value in entry.items() if value is not None or key == "backup_id"}
+    if backup_phase(entry["status"]) is Phase.DELETED:
+        entry["note"] = "deleted after the backup finished"
+    return {key: value for key, value in entry.items() if value is not None or key in _ALWAYS_SHOWN}
+
+
+def _of_checkpoint(backup: Mapping[str, Any], check: WatchCheck) -> bool:
+    """Listed for this checkpoint (the list was asked for its backups; one that does not name its
+    checkpoint is taken to be one)."""
+    return backup.get("checkpoint_id") in (None, check.checkpoint_id)
+
+
+def _all_ended_well(resources: Sequence[Mapping[str, Any]]) -> bool:
+    """Every backup listed finished (and may have been deleted since), and there is at least one."""
+    return bool(resources) and all(
+        backup_phase(entry["status"]) in (Phase.FINISHED, Phase.DELETED) for entry in resources
+    )
+
+
+def _did_not_complete(entry: Mapping[str, Any]) -> bool:
+    return entry["status"] == "skipped" or backup_phase(entry["status"]) is Phase.FAILED
 
 
 def _resource_from_log(log: Mapping[str, Any]) -> dict[str, Any]:
@@ -596,7 +613,7 @@ def _log_error(log: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _failure_summary(resources: Sequence[Mapping[str, Any]], status: str) -> ErrorInfo:
-    failed = [entry for entry in resources if entry["status"] not in ("available", *BACKUP_STILL_RUNNING)]
+    failed = [entry for entry in resources if _did_not_complete(entry)]
     if not failed:
         return ErrorInfo(
             "api", f"the checkpoint ended {status}; no backup of it reports why", code="CheckpointError"

@@ -1,7 +1,8 @@
 """Pydantic models of the CBR CreateCheckpoint / ShowCheckpoint wire format.
 
 Requests are strict: JSON types only, unknown fields are errors, every documented limit enforced.
-Responses are lenient: unknown fields and enum values are kept, optional parts may be null.
+Responses are lenient: the API guarantees only a checkpoint's `id`, `project_id`, `status` and
+`created_at`; every other field may be null or missing, and unknown fields and statuses are kept.
 Schemas are built on first use, not at import, to keep the cold start short.
 """
 
@@ -39,11 +40,6 @@ ResourceType = Literal[
     "OS::Sfs::Turbo",
     "OS::Workspace::DesktopV2",
 ]
-
-# Older regions also report `creating` and `restoring`; anything else is still accepted.
-CHECKPOINT_STATUSES = frozenset(
-    {"available", "protecting", "deleting", "deleted", "error-deleting", "error", "creating", "restoring"}
-)
 
 
 def _check_uuid(value: str) -> str:
@@ -141,9 +137,9 @@ class VaultBackupReq(_Request):
 
 
 class CheckpointResourceResp(_Response):
-    id: str
-    name: str
-    type: str
+    id: str | None = None
+    name: str | None = None
+    type: str | None = None
     protect_status: str | None = None
     # Strings in the API's responses, numbers in its documentation example.
     resource_size: str | int | None = None
@@ -161,8 +157,8 @@ class CheckpointCreateSkippedResource(_Response):
 
 
 class CheckpointPlanCreate(_Response):
-    id: str
-    name: str
+    id: str | None = None
+    name: str | None = None
     resources: Annotated[list[CheckpointResourceResp], BeforeValidator(_null_as_empty)] = []
     skipped_resources: Annotated[list[CheckpointCreateSkippedResource], BeforeValidator(_null_as_empty)] = []
 
@@ -174,6 +170,7 @@ class CheckpointExtraInfoResp(_Response):
 
 
 class CheckpointCreate(_Response):
+    # The only fields the API guarantees.
     id: str
     project_id: str
     status: str

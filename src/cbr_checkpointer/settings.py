@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from cbr_checkpointer.models import PROJECT_ID_PATTERN
-
-DEFAULT_IAM_ENDPOINT = "https://iam.myhuaweicloud.com"
+from cbr_checkpointer.regions import (
+    GLOBAL_IAM_ENDPOINT,
+    RegionError,
+    cbr_endpoint,
+    check_region_id,
+    iam_endpoint,
+    safe_endpoint,
+)
 
 # Environment variable -> Settings field. The Huawei SDK's own names are used where they exist.
 ENVIRONMENT: dict[str, str] = {
@@ -57,24 +61,6 @@ class ConfigurationError(ValueError):
     """The environment does not describe a usable configuration; the message names the variable."""
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _require_safe_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return url.rstrip("/")
-    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
-        return url.rstrip("/")
-    raise ValueError("must be an https:// URL (plain http is allowed only on loopback)")
-
-
 class Settings(BaseModel):
     """Everything the function needs from its environment. Secrets are SecretStr and never printed."""
 
@@ -83,7 +69,7 @@ class Settings(BaseModel):
     cbr_region: str | None = None
     cbr_endpoint: str
     cbr_read_timeout_seconds: float = Field(default=30.0, gt=0, le=900)
-    iam_endpoint: str = DEFAULT_IAM_ENDPOINT
+    iam_endpoint: str = GLOBAL_IAM_ENDPOINT
     project_id: str | None = None
     huawei_ak: SecretStr | None = None
     huawei_sk: SecretStr | None = None
@@ -115,15 +101,20 @@ class Settings(BaseModel):
             raise ValueError("must be 1-64 letters, digits, '_' or '-' (it goes into the CBR URL path)")
         return project_id
 
+    @field_validator("cbr_region")
+    @classmethod
+    def _region_fits_a_host_name(cls, region: str | None) -> str | None:
+        return None if region is None else _valid(check_region_id, region)
+
     @field_validator("cbr_endpoint", "iam_endpoint")
     @classmethod
     def _endpoint_is_safe(cls, url: str) -> str:
-        return _require_safe_url(url)
+        return _valid(safe_endpoint, url)
 
     @field_validator("aws_endpoint_url", "watch_queue_url")
     @classmethod
     def _aws_endpoint_is_safe(cls, url: str | None) -> str | None:
-        return None if url is None else _require_safe_url(url)
+        return None if url is None else _valid(safe_endpoint, url)
 
     @field_validator("aws_service_endpoints")
     @classmethod
@@ -131,8 +122,8 @@ class Settings(BaseModel):
         safe = {}
         for service, url in endpoints.items():
             try:
-                safe[service] = _require_safe_url(url)
-            except ValueError as error:
+                safe[service] = safe_endpoint(url)
+            except RegionError as error:
                 raise ValueError(f"AWS_ENDPOINT_URL_{AWS_SERVICE_ENV_IDS[service]} {error}") from None
         return safe
 
@@ -149,11 +140,16 @@ class Settings(BaseModel):
                 "IDEMPOTENCY_TABLE is required in Lambda: the DynamoDB ledger table "
                 "(or 'memory' to accept deduplication within one execution environment only)"
             )
-        if "cbr_endpoint" not in values:
-            region = values.get("cbr_region")
-            if not region:
-                raise ConfigurationError("set CBR_REGION (or CBR_ENDPOINT) to reach Huawei CBR")
-            values["cbr_endpoint"] = f"https://cbr.{region}.myhuaweicloud.com"
+        region = values.get("cbr_region")
+        try:
+            if "cbr_endpoint" not in values:
+                if not region:
+                    raise ConfigurationError("set CBR_REGION (or CBR_ENDPOINT) to reach Huawei CBR")
+                values["cbr_endpoint"] = cbr_endpoint(region, environ)
+            values["iam_endpoint"] = iam_endpoint(region, environ)
+        except RegionError as error:
+            variable = error.variable or "CBR_REGION"
+            raise ConfigurationError(f"invalid configuration: {variable}: {error}") from None
         values["aws_service_endpoints"] = {
             service: environ[f"AWS_ENDPOINT_URL_{env_id}"]
             for service, env_id in AWS_SERVICE_ENV_IDS.items()
@@ -175,6 +171,14 @@ class Settings(BaseModel):
         if override:
             return override
         return f"https://{service}.{self.aws_region}.amazonaws.com"
+
+
+def _valid(check: Callable[[str], str], value: str) -> str:
+    """`check(value)`, its RegionError as the ValueError pydantic reports by field."""
+    try:
+        return check(value)
+    except RegionError as error:
+        raise ValueError(str(error)) from None
 
 
 @lru_cache(maxsize=1)

@@ -353,6 +353,8 @@ class Emulator:
             answer = fault_answer(fault.status, fault)
         else:
             answer = self._dispatch(received, is_iam, rejection)
+            if fault is not None and (fault.nulls or fault.omit) and answer.status == HTTPStatus.OK:
+                answer = json_answer(answer.status, fault.reshape(json.loads(answer.body)), answer.headers)
         if fault is not None:
             pause += fault.delay
             if fault.drop == "after":

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 BusyMode = Literal["skip", "reject"]
 DropMode = Literal["none", "before", "after"]
+# A field of a JSON answer: keys joined by '.', `[]` after a list's key for each of its items.
+FIELD_PATH = re.compile(r"[a-z_]+(?:\[\])?(?:\.[a-z_]+(?:\[\])?)*")
 
 REGION = "cn-north-4"
 # The create response of the real API carries the sizes as strings (research §1.2).
@@ -37,7 +40,10 @@ class Fault:
     `status` answers that status, `body` and `headers` instead of the normal handling (nothing takes
     effect). `delay` sleeps before answering. `drop="before"` closes the connection without doing
     anything; `drop="after"` handles the request normally (a checkpoint is created) and then closes
-    the connection without answering. Faults are consumed first-in first-out; `times` counts down
+    the connection without answering. `nulls` and `omit` handle the request normally and answer with
+    these fields of the JSON answer null, or left out: what the API may do with any field it does not
+    guarantee. A field is named by its path, keys joined by '.', `[]` for every item of a list:
+    `checkpoint.vault.resources[].name`. Faults are consumed first-in first-out; `times` counts down
     as matching requests use it up.
     """
 
@@ -49,6 +55,8 @@ class Fault:
     delay: float = 0.0
     drop: DropMode = "none"
     times: int = 1
+    nulls: tuple[str, ...] = ()
+    omit: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.drop not in ("none", "before", "after"):
@@ -57,9 +65,40 @@ class Fault:
             raise ValueError("times must be at least 1")
         if self.delay < 0:
             raise ValueError("delay must not be negative")
+        if (self.nulls or self.omit) and (self.status is not None or self.drop != "none"):
+            raise ValueError("nulls and omit reshape the normal answer: not with status or drop")
+        for path in (*self.nulls, *self.omit):
+            if not FIELD_PATH.fullmatch(path):
+                raise ValueError(f"{path!r} is not a field path such as 'checkpoint.vault.resources[].name'")
+
+    def reshape(self, document: Any) -> Any:
+        """The JSON answer with the `nulls` fields set to null and the `omit` fields left out."""
+        for path in self.nulls:
+            _blank(document, path.split("."), remove=False)
+        for path in self.omit:
+            _blank(document, path.split("."), remove=True)
+        return document
 
     def matches(self, method: str, path: str) -> bool:
         return method.upper() == self.method.upper() and path.endswith(self.path_suffix)
+
+
+def _blank(document: Any, keys: list[str], *, remove: bool) -> None:
+    """Null (or remove) the field at `keys` wherever it exists; a path through a missing part is a no-op."""
+    key, rest = keys[0], keys[1:]
+    each = key.endswith("[]")
+    key = key.removesuffix("[]")
+    if not isinstance(document, dict) or key not in document:
+        return
+    if not rest:
+        if remove:
+            del document[key]
+        else:
+            document[key] = None
+        return
+    children = document[key] if each and isinstance(document[key], list) else [document[key]]
+    for child in children:
+        _blank(child, rest, remove=remove)
 
 
 @dataclass(frozen=True)

@@ -364,8 +364,9 @@ def test_a_checkpoint_still_unknown_long_after_the_create_is_a_failure(watched: 
     assert detail["checkpoint"] == {"id": scheduled["watch"]["checkpoint_id"]}
 
 
-def test_a_deleted_checkpoint_is_a_clear_failure(watched: Sandbox) -> None:
+def test_a_checkpoint_deleted_before_it_finished_is_a_clear_failure(watched: Sandbox) -> None:
     created = create(watched, request("deleted-1"))
+    watched.emulator.backup_duration = None  # its backup never finishes
     deleted = created["checkpoint"] | {"status": "deleted"}
     watched.emulator.faults.append(
         Fault(
@@ -381,6 +382,51 @@ def test_a_deleted_checkpoint_is_a_clear_failure(watched: Sandbox) -> None:
     assert kind == "CBR Checkpoint Failed"
     assert detail["error"]["code"] == "CheckpointDeleted"
     assert detail["checkpoint"]["status"] == "deleted"
+
+
+def test_a_backup_restored_from_right_after_it_finished_ends_completed_whatever_cbr_leaves_null(
+    watched: Sandbox,
+) -> None:
+    created = create(watched, request("restored-1", resources=[RESOURCE_ID]))
+    checkpoint_id = created["checkpoint"]["id"]
+    watched.emulator.backup_duration = 0.0
+    # Given ShowCheckpoint answering without any name, and the backup already being restored from
+    backup_id = str(uuid.uuid4())
+    restoring = {
+        "id": backup_id,
+        "checkpoint_id": checkpoint_id,
+        "resource_id": RESOURCE_ID,
+        "status": "restoring",
+    }
+    watched.emulator.faults.extend(
+        [
+            Fault(
+                "GET",
+                f"/checkpoints/{checkpoint_id}",
+                nulls=("checkpoint.vault.name", "checkpoint.vault.resources[].name", "checkpoint.extra_info"),
+                times=10,
+            ),
+            Fault(
+                "GET",
+                "/backups",
+                status=200,
+                body={"backups": [restoring | {"name": None}], "count": 1},
+                times=10,
+            ),
+        ]
+    )
+
+    ((kind, detail),) = finals(watched.follow_completion(lambda_handler))
+
+    # Then the backup finished: Completed, not Failed
+    assert kind == "CBR Checkpoint Completed"
+    assert "error" not in detail
+    assert detail["checkpoint"]["status"] == "available"
+    assert detail["checkpoint"]["vault"]["name"] is None
+    assert detail["resources"] == [
+        {"resource_id": RESOURCE_ID, "backup_id": backup_id, "status": "restoring"}
+    ]
+    assert not [r for r in watched.emulator.requests if "operation-logs" in r.path]
 
 
 @pytest.mark.parametrize(

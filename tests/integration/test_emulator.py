@@ -688,11 +688,43 @@ def test_faults_also_apply_to_iam(emulator: Emulator) -> None:
     assert emulator.token_requests == 2
 
 
+def test_nulls_and_omit_reshape_the_answer_of_a_create_that_takes_effect(
+    emulator: Emulator, cbr: httpx.Client
+) -> None:
+    # Given a create answered with its names null and its extra_info left out
+    emulator.faults.append(
+        Fault(
+            nulls=("checkpoint.vault.name", "checkpoint.vault.resources[].name"),
+            omit=("checkpoint.extra_info",),
+        )
+    )
+
+    answer = cbr.post(CHECKPOINTS, json=create_body(name="reshaped", resources=[SERVER_ID]))
+
+    # Then the checkpoint exists as usual, and only its answer lost those fields
+    assert answer.status_code == 200
+    checkpoint = answer.json()["checkpoint"]
+    (created,) = emulator.created
+    assert checkpoint["id"] == created["id"]
+    assert checkpoint["vault"]["name"] is None
+    assert created["vault"]["name"] is not None
+    assert [resource["name"] for resource in checkpoint["vault"]["resources"]] == [None]
+    assert [resource["id"] for resource in checkpoint["vault"]["resources"]] == [SERVER_ID]
+    assert "extra_info" not in checkpoint
+    assert created["extra_info"]["name"] == "reshaped"
+    # And the next answer is whole again
+    assert cbr.get(f"{CHECKPOINTS}/{created['id']}").json()["checkpoint"]["vault"]["name"] is not None
+
+
 def test_invalid_faults_are_refused_when_written() -> None:
     with pytest.raises(ValueError, match="drop"):
         Fault(drop="sometimes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="times"):
         Fault(times=0)
+    with pytest.raises(ValueError, match="not with status or drop"):
+        Fault(status=500, nulls=("checkpoint.vault",))
+    with pytest.raises(ValueError, match="field path"):
+        Fault(nulls=("checkpoint..vault",))
 
 
 # -- latency, connections, concurrency, reset -------------------------------------------------------

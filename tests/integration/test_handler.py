@@ -154,6 +154,49 @@ def test_sqs_batch_mixing_valid_invalid_and_transient_records(sandbox: Sandbox) 
     assert len(sandbox.emulator.created) == 1
 
 
+# What the API does not guarantee in a checkpoint (only id, project_id, status, created_at).
+OPTIONAL_CHECKPOINT_FIELDS = (
+    "checkpoint.vault.name",
+    "checkpoint.vault.id",
+    "checkpoint.vault.resources[].name",
+    "checkpoint.vault.resources[].id",
+    "checkpoint.vault.resources[].type",
+    "checkpoint.vault.skipped_resources",
+    "checkpoint.extra_info",
+)
+
+
+@pytest.mark.parametrize("shape", ["nulls", "omit"])
+def test_a_create_answered_without_names_is_one_created_and_not_handed_back(
+    sandbox: Sandbox, shape: str
+) -> None:
+    # Given CBR answering the create with every field it does not guarantee null (or left out)
+    fault = (
+        Fault(nulls=OPTIONAL_CHECKPOINT_FIELDS)
+        if shape == "nulls"
+        else Fault(omit=OPTIONAL_CHECKPOINT_FIELDS)
+    )
+    sandbox.emulator.faults.append(fault)
+    record = sqs_record({"vault_id": VAULT_ID, "resources": [RESOURCE_ID]}, message_id="msg-1")
+
+    # When the request arrives
+    response = lambda_handler({"Records": [record]}, LocalContext())
+
+    # Then it is one Created, nothing goes back to the queue, and CBR was asked once
+    assert response == {"batchItemFailures": []}
+    assert len(cbr_creates(sandbox)) == 1
+    (created,) = sandbox.emulator.created
+    (event,) = sandbox.published_events()
+    assert event["detail-type"] == "CBR Checkpoint Created"
+    checkpoint = event["detail"]["checkpoint"]
+    assert (checkpoint["id"], checkpoint["status"]) == (created["id"], "protecting")
+    # A field left out is published as null, like one answered null.
+    assert (checkpoint["vault"]["name"], checkpoint["extra_info"]) == (None, None)
+    ((resource),) = checkpoint["vault"]["resources"]
+    assert (resource["id"], resource["name"], resource["type"]) == (None, None, None)
+    assert resource["protect_status"] == created["vault"]["resources"][0]["protect_status"]
+
+
 def test_a_permanent_cbr_refusal_is_published_as_failed_and_not_retried(sandbox: Sandbox) -> None:
     unknown_vault = str(uuid.uuid4())
     response = lambda_handler(

@@ -402,9 +402,13 @@ def test_failure_reasons_that_cannot_be_read_leave_the_failure_unexplained() -> 
 
 
 @pytest.mark.parametrize("status", ["deleted", "deleting", "error-deleting"])
-def test_a_deleted_checkpoint_is_a_clear_failure(status: str) -> None:
+@pytest.mark.parametrize("backups", [[], [backup(SERVER, "protecting")]], ids=["no backup", "unfinished"])
+def test_a_checkpoint_deleted_before_it_finished_is_a_clear_failure(
+    status: str, backups: list[dict[str, Any]]
+) -> None:
     world = World()
     world.cbr.status = status
+    world.cbr.backups = backups
 
     outcome = world.check(make_check())
 
@@ -413,6 +417,87 @@ def test_a_deleted_checkpoint_is_a_clear_failure(status: str) -> None:
     assert outcome.error is not None
     assert outcome.error.code == "CheckpointDeleted"
     assert status in outcome.error.message
+    assert [name for name, _ in world.cbr.calls] == ["show", "backups"]
+
+
+@pytest.mark.parametrize("checkpoint_status", ["deleted", "deleting", "available"])
+@pytest.mark.parametrize("backup_status", ["deleting", "waiting_delete"])
+def test_a_backup_deleted_after_it_finished_is_completed_and_says_so(
+    checkpoint_status: str, backup_status: str
+) -> None:
+    # Given a checkpoint whose only backup finished and is now being deleted
+    world = World()
+    world.cbr.status = checkpoint_status
+    world.cbr.backups = [backup(SERVER, backup_status, "b-1")]
+
+    outcome = world.check(make_check())
+
+    # Then that is no failure: Completed, with CBR's status and a note on the resource
+    assert outcome is not None
+    assert outcome.kind == "completed"
+    assert outcome.error is None
+    ((resource),) = outcome.resources or ()
+    assert resource["status"] == backup_status
+    assert resource["note"] == "deleted after the backup finished"
+    assert detail_type(outcome) == "CBR Checkpoint Completed"
+    assert not [call for call in world.cbr.calls if call[0] == "logs"]
+
+
+@pytest.mark.parametrize("checkpoint_status", ["available", "restoring"])
+@pytest.mark.parametrize("backup_status", ["restoring", "waiting_restore"])
+def test_a_backup_being_restored_right_after_it_finished_is_completed(
+    checkpoint_status: str, backup_status: str
+) -> None:
+    # Given a finished checkpoint whose backup is already being restored from
+    world = World()
+    world.cbr.status = checkpoint_status
+    world.cbr.backups = [backup(SERVER, backup_status, "b-1")]
+    world.cbr.logs = [task(SERVER, "success")]
+
+    outcome = world.check(make_check())
+
+    # Then the backup finished: Completed, not "Failed: restoring"
+    assert outcome is not None
+    assert (outcome.kind, outcome.error) == ("completed", None)
+    assert detail_type(outcome) == "CBR Checkpoint Completed"
+    assert [entry["status"] for entry in outcome.resources or ()] == [backup_status]
+
+
+@pytest.mark.parametrize("backup_status", ["archiving", None])
+def test_a_backup_in_an_unknown_status_is_followed_until_the_maximum_age(backup_status: str | None) -> None:
+    # Given a finished checkpoint whose backup is in a status no table lists (or none at all)
+    world = World(max_age=3600)
+    world.cbr.status = "available"
+    world.cbr.backups = [backup(SERVER, "available") | {"status": backup_status}]
+
+    # Then it is looked at again, like a running one
+    assert world.check(make_check()) is None
+    assert [watch["attempt"] for watch, _ in world.sqs.bodies()] == [2]
+
+    # And past the maximum age it times out, showing the status as CBR gave it
+    world.clock.advance(3600)
+    outcome = world.check(make_check(attempt=2))
+    assert outcome is not None
+    assert outcome.kind == "timed_out"
+    assert [entry["status"] for entry in outcome.resources or ()] == [backup_status]
+
+
+def test_a_backup_listed_without_its_checkpoint_or_names_still_counts() -> None:
+    # Given the backups of this checkpoint, listed with every optional field null
+    world = World()
+    world.cbr.status = "available"
+    world.cbr.backups = [
+        dict.fromkeys(("checkpoint_id", "resource_name", "resource_type", "id"))
+        | {"resource_id": SERVER}
+        | {"status": "available"},
+    ]
+
+    outcome = world.check(make_check())
+
+    # Then the backup is this checkpoint's (the list was asked for it), and it completed
+    assert outcome is not None
+    assert outcome.kind == "completed"
+    assert outcome.resources == ({"resource_id": SERVER, "backup_id": None, "status": "available"},)
 
 
 def test_not_found_right_after_the_create_is_looked_at_again_and_later_is_a_failure() -> None:

@@ -275,7 +275,12 @@ class CbrClient:
             document = json.loads(response.content)
         except ValueError:
             raise _unexpected_answer(what, "not JSON", response) from None
-        items = document.get(key) if isinstance(document, dict) else None
+        if not isinstance(document, dict):
+            raise _unexpected_answer(what, "not a JSON object", response)
+        # The list may be null or missing, as any field the API does not guarantee: nothing listed.
+        items = document.get(key)
+        if items is None:
+            items = []
         if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
             raise _unexpected_answer(what, f"no list of {key.replace('_', ' ')}", response)
         count = document.get("count")
