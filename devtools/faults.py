@@ -24,7 +24,6 @@ expected verdict.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import os
 import queue
@@ -370,6 +369,7 @@ class Scenario:
     first_env: Mapping[str, str] = field(default_factory=dict)  # the first delivery only
     copies: int = 1  # the first delivery arrives this many times at once
     abandon_first: bool = False  # the first delivery outlives its deadline and is killed
+    watch: bool = False  # follow completion: every delivery sets WATCH_QUEUE_URL (through the AWS proxy)
 
 
 def cbr_error(code: str, message: str) -> dict[str, str]:
@@ -390,10 +390,25 @@ def put_events_failing(code: str) -> Callable[[Any], dict[str, Any]]:
 
 
 def publisher_attempts() -> int:
-    from cbr_checkpointer.publisher import EventPublisher
+    """The most attempts the function makes of one AWS call, or of one entry of a batch call."""
+    from cbr_checkpointer.retry import RetryPolicy
 
-    default = inspect.signature(EventPublisher).parameters["max_attempts"].default
-    return int(default)
+    return RetryPolicy().max_attempts
+
+
+def send_message_batch_failing(code: str) -> Callable[[Any], dict[str, Any]]:
+    """A SendMessageBatch answer that takes none of the entries, each failing with `code` (not the
+    sender's fault, so worth another attempt)."""
+
+    def answer(document: Any) -> dict[str, Any]:
+        entries = document.get("Entries", []) if isinstance(document, dict) else []
+        failed = [
+            {"Id": entry["Id"], "Code": code, "Message": "Rate exceeded", "SenderFault": False}
+            for entry in entries
+        ]
+        return {"Successful": [], "Failed": failed}
+
+    return answer
 
 
 def _is_completion(document: Any) -> bool:
@@ -407,6 +422,10 @@ def _is_claim(document: Any) -> bool:
 
 
 DYNAMODB_500 = {"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": "Internal error"}
+DYNAMODB_THROTTLED = {
+    "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+    "message": "The level of configured provisioned throughput for the table was exceeded.",
+}
 EVENTS_500 = {"__type": "InternalException", "message": "Internal error"}
 
 
@@ -424,6 +443,15 @@ def _first_delivery_waited(seconds: float) -> Callable[[Row], Iterable[str]]:
 def _first_delivery_quick(row: Row) -> Iterable[str]:
     if row.round_seconds[0] > 3.0:
         yield f"the first delivery slept {row.round_seconds[0]:.1f}s past what its deadline allows"
+
+
+def _aws_calls(target: str, count: int) -> Callable[[Row], Iterable[str]]:
+    def check(row: Row) -> Iterable[str]:
+        calls = row.aws.count(target=target)
+        if calls != count:
+            yield f"{calls} {target.lstrip('.')} calls, expected {count}"
+
+    return check
 
 
 def _cbr_posts(count: int) -> Callable[[Row], Iterable[str]]:
@@ -732,6 +760,22 @@ SCENARIOS: list[Scenario] = [
         Expect(),
     ),
     Scenario("putevents-throttled-exhausted", _setup_putevents_exhausted, Expect(returns=1)),
+    Scenario(
+        "putevents-call-throttled-once",
+        lambda w: w.aws.rules.append(
+            Rule(
+                target=".PutEvents",
+                status=400,
+                body={"__type": "ThrottlingException", "message": "Rate exceeded"},
+            )
+        ),
+        Expect(check=_aws_calls(".PutEvents", 2)),
+    ),
+    Scenario(
+        "putevents-500-once",
+        lambda w: w.aws.rules.append(Rule(target=".PutEvents", status=500, body=EVENTS_500)),
+        Expect(check=_aws_calls(".PutEvents", 2)),
+    ),
     Scenario("putevents-500-exhausted", _setup_putevents_5xx, Expect(returns=1)),
     Scenario(
         "putevents-bus-missing-first",
@@ -742,7 +786,37 @@ SCENARIOS: list[Scenario] = [
     Scenario(
         "ledger-claim-500",
         lambda w: w.aws.rules.append(Rule(target=".PutItem", when=_is_claim, status=500, body=DYNAMODB_500)),
+        Expect(check=_cbr_posts(1)),
+    ),
+    Scenario(
+        "ledger-claim-throttled",
+        lambda w: w.aws.rules.append(
+            Rule(target=".PutItem", when=_is_claim, status=400, body=DYNAMODB_THROTTLED, times=2)
+        ),
+        Expect(check=_all(_cbr_posts(1), _aws_calls(".PutItem", 4))),
+    ),
+    Scenario(
+        "ledger-complete-throttled",
+        lambda w: w.aws.rules.append(
+            Rule(target=".PutItem", when=_is_completion, status=400, body=DYNAMODB_THROTTLED)
+        ),
+        Expect(check=_all(_cbr_posts(1), _aws_calls(".PutItem", 3))),
+    ),
+    Scenario(
+        "ledger-claim-throttled-no-time-left",
+        lambda w: w.aws.rules.append(
+            Rule(target=".PutItem", when=_is_claim, status=400, body=DYNAMODB_THROTTLED)
+        ),
         Expect(returns=1, check=_cbr_posts(1)),
+        timeout=NO_TIME_TO_RETRY,
+    ),
+    Scenario(
+        "watch-schedule-throttled-once",
+        lambda w: w.aws.rules.append(
+            Rule(target=".SendMessageBatch", status=200, body=send_message_batch_failing("RequestThrottled"))
+        ),
+        Expect(check=_all(_cbr_posts(1), _aws_calls(".SendMessageBatch", 2))),
+        watch=True,
     ),
     Scenario(
         "ledger-complete-500",
@@ -895,6 +969,8 @@ def _bypassed(row: Row) -> list[str]:
         problems.append("events were published around the proxy (AWS_ENDPOINT_URL_<SERVICE> not honoured?)")
     if row.cbr_requests and not row.cbr.calls:
         problems.append("CBR was called around the proxy (CBR_ENDPOINT not honoured?)")
+    if row.scenario.watch and row.created and not row.aws.count(target=".SendMessageBatch"):
+        problems.append("no completion check was scheduled through the proxy (AWS_ENDPOINT_URL_SQS?)")
     return problems
 
 
@@ -948,7 +1024,7 @@ class Harness:
 
         through_proxy = {
             f"AWS_ENDPOINT_URL_{AWS_SERVICE_ENV_IDS[service]}": self.aws.url
-            for service in ("events", "dynamodb", "secretsmanager")
+            for service in ("events", "dynamodb", "secretsmanager", "sqs")
         }
         return {"IDEMPOTENCY_TABLE": table, "CBR_ENDPOINT": self.cbr.url, **through_proxy}
 
@@ -960,6 +1036,8 @@ class Harness:
         self.aws.reset()
         table = sandbox.create_ledger_table()
         environment = self.environment(table) | dict(scenario.env)
+        if scenario.watch:
+            environment["WATCH_QUEUE_URL"] = sandbox.watch_queue_url
         saved_auth, sandbox.auth = sandbox.auth, scenario.auth
         delivery = _Delivery(scenario, mode)
         rounds: list[list[str]] = []

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -30,10 +29,12 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from cbr_checkpointer.aws import AwsError, AwsJsonClient
+from cbr_checkpointer.aws.partial_batch import PartialBatchSender, send_message_batch
 from cbr_checkpointer.cbr import CbrClient, CbrError
 from cbr_checkpointer.domain import BackupRequest, ErrorInfo, Outcome, Rejected, WatchCheck
 from cbr_checkpointer.ledger import Busy, Completed, Ledger
 from cbr_checkpointer.observability import logger
+from cbr_checkpointer.retry import Retrier
 from cbr_checkpointer.service import TransientFailure
 from cbr_checkpointer.statuses import Phase, backup_phase, checkpoint_phase
 from cbr_checkpointer.triggers import watch_message
@@ -72,91 +73,37 @@ def completion_key(idempotency_key: str) -> str:
 class WatchQueue:
     """Sends watch messages (SQS SendMessage / SendMessageBatch with DelaySeconds) over the AWS JSON API."""
 
-    def __init__(
-        self,
-        sqs: AwsJsonClient,
-        queue_url: str,
-        *,
-        max_attempts: int = 3,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: random.Random | None = None,
-    ) -> None:
+    def __init__(self, sqs: AwsJsonClient, queue_url: str, *, retry: Retrier | None = None) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
-        self._max_attempts = max_attempts
-        self._sleep = sleep
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._sender = PartialBatchSender[dict[str, Any]](
+            lambda entries: send_message_batch(sqs, queue_url, entries),
+            retry=retry or Retrier(),
+            max_entries=SEND_BATCH_SIZE,
+        )
 
     def send(self, check: WatchCheck, delay_seconds: int) -> None:
         """Schedule one check; raises AwsError when SQS would not take it."""
-        self._with_retries(lambda: self._sqs.call("SendMessage", self._entry(check, delay_seconds)))
+        self._sqs.call("SendMessage", {"QueueUrl": self._queue_url, **_message(check, delay_seconds)})
 
     def send_all(self, checks: Sequence[tuple[WatchCheck, int]]) -> list[AwsError | None]:
         """Schedule checks 10 a call; per check, None when it was sent or the error that kept it back."""
-        results: list[AwsError | None] = []
-        for start in range(0, len(checks), SEND_BATCH_SIZE):
-            results.extend(self._send_batch(checks[start : start + SEND_BATCH_SIZE]))
-        return results
+        results = self._sender.send([_message(check, delay) for check, delay in checks])
+        return [
+            None
+            if failure is None
+            else AwsError(
+                failure.code, failure.message, http_status=failure.http_status, retryable=failure.retryable
+            )
+            for failure in results
+        ]
 
-    def _send_batch(self, checks: Sequence[tuple[WatchCheck, int]]) -> list[AwsError | None]:
-        pending = dict(enumerate(checks))
-        errors: dict[int, AwsError | None] = {}
-        for attempt in range(self._max_attempts):
-            if attempt:
-                self._sleep(self._backoff(attempt))
-            entries = []
-            for index, (check, delay) in pending.items():
-                entry = self._entry(check, delay)
-                del entry["QueueUrl"]
-                entries.append({"Id": str(index), **entry})
-            try:
-                answer = self._sqs.call("SendMessageBatch", {"QueueUrl": self._queue_url, "Entries": entries})
-            except AwsError as error:
-                errors |= dict.fromkeys(pending, error)
-                if not error.retryable:
-                    break
-                continue
-            for sent in answer.get("Successful") or []:
-                index = int(sent["Id"])
-                errors[index] = None
-                pending.pop(index, None)
-            retry: dict[int, tuple[WatchCheck, int]] = {}
-            for failed in answer.get("Failed") or []:
-                index = int(failed["Id"])
-                sender_fault = bool(failed.get("SenderFault"))
-                errors[index] = AwsError(
-                    str(failed.get("Code") or "SendMessageBatchEntryFailed"),
-                    str(failed.get("Message") or "SQS did not take the message"),
-                    http_status=200,
-                    retryable=not sender_fault,
-                )
-                if not sender_fault and index in pending:
-                    retry[index] = pending[index]
-            pending = retry
-            if not pending:
-                break
-        return [errors.get(index) for index in range(len(checks))]
 
-    def _entry(self, check: WatchCheck, delay_seconds: int) -> dict[str, Any]:
-        return {
-            "QueueUrl": self._queue_url,
-            "MessageBody": _json(watch_message(check)),
-            "DelaySeconds": max(0, min(MAX_DELAY_SECONDS, int(delay_seconds))),
-        }
-
-    def _with_retries(self, call: Callable[[], object]) -> None:
-        for attempt in range(self._max_attempts):
-            if attempt:
-                self._sleep(self._backoff(attempt))
-            try:
-                call()
-                return
-            except AwsError as error:
-                if not error.retryable or attempt + 1 == self._max_attempts:
-                    raise
-
-    def _backoff(self, attempt: int) -> float:
-        return self._rng.uniform(0.0, min(1.0, 0.1 * 2 ** (attempt - 1)))
+def _message(check: WatchCheck, delay_seconds: int) -> dict[str, Any]:
+    return {
+        "MessageBody": _json(watch_message(check)),
+        "DelaySeconds": max(0, min(MAX_DELAY_SECONDS, int(delay_seconds))),
+    }
 
 
 @dataclass(frozen=True, slots=True)

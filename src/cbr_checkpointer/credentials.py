@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from cbr_checkpointer.aws import AwsError, AwsJsonClient
 from cbr_checkpointer.cbr import AkSkCredentials, CbrError, PasswordCredentials
 from cbr_checkpointer.domain import ErrorInfo
+from cbr_checkpointer.retry import Retrier, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +22,7 @@ EXTENSION_AUTH_HEADER = "X-Aws-Parameters-Secrets-Token"
 # The extension answers 400 while it is still starting (cold-start storms) and 5xx when Secrets
 # Manager failed it: worth one more try after a short pause, then the API is asked instead.
 _EXTENSION_RETRY_STATUSES = frozenset({400}) | frozenset(range(500, 600))
+EXTENSION_RETRY = RetryPolicy(max_attempts=2, base_delay=0.025, max_delay=0.05, safety_margin=0.0)
 
 
 class CredentialsError(CbrError):
@@ -78,12 +80,12 @@ class SecretsExtension:
         port: int,
         session_token: SecretStr | None,
         *,
-        retry_delay_seconds: float = 0.05,
+        retry: Retrier | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._base_url = f"http://127.0.0.1:{port}"
         self._session_token = session_token
-        self._retry_delay_seconds = retry_delay_seconds
+        self._retry = retry or Retrier(EXTENSION_RETRY)
         self._transport = transport
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
@@ -92,7 +94,8 @@ class SecretsExtension:
     def secret_string(self, secret_id: str) -> str | None:
         if not self.available or self._session_token is None:
             return None
-        for attempt in range(2):
+        attempt = 1
+        while True:
             try:
                 response = self._http().get(
                     "/secretsmanager/get",
@@ -111,14 +114,13 @@ class SecretsExtension:
                 return None
             if response.status_code == 200:
                 return _secret_string_of(response)
-            if response.status_code in _EXTENSION_RETRY_STATUSES and attempt == 0:
-                time.sleep(self._retry_delay_seconds)
+            if response.status_code in _EXTENSION_RETRY_STATUSES and self._retry.pause(attempt):
+                attempt += 1
                 continue
             logger.warning(
                 "secrets extension answered %d; reading the secret through the API", response.status_code
             )
             return None
-        return None  # pragma: no cover - the loop always returns
 
     def close(self) -> None:
         with self._lock:

@@ -42,6 +42,7 @@ class InvocationFailed(Exception):
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     runtime = get_runtime()
     deadline = time.time() + context.get_remaining_time_in_millis() / 1000
+    runtime.deadline.set(deadline)
     if is_sqs_batch(event):
         return _handle_sqs_batch(event, runtime, deadline)
     return _handle_invocation(event, context, runtime, deadline)

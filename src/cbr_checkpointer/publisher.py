@@ -1,17 +1,18 @@
-"""The outbound event: one EventBridge event per outcome, published at least once (DESIGN §4, §5)."""
+"""The outbound event: one EventBridge event per outcome, published at least once."""
 
 from __future__ import annotations
 
 import json
 import logging
-import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cbr_checkpointer.aws import AwsError, AwsJsonClient
+from cbr_checkpointer.aws import AwsJsonClient
+from cbr_checkpointer.aws.partial_batch import PartialBatchSender, put_events
 from cbr_checkpointer.domain import BackupRequest, Outcome, OutcomeKind, Rejected, WatchCheck
+from cbr_checkpointer.retry import Retrier
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +31,6 @@ PAYLOAD_LIMIT_BYTES = 32 * 1024
 MAX_ENTRIES_PER_CALL = 10
 MAX_ENTRY_BYTES = 256 * 1024
 TIME_FIELD_BYTES = 14
-RETRYABLE_ENTRY_CODES = frozenset({"InternalFailure", "ThrottlingException"})
-BACKOFF_BASE_SECONDS = 0.1
-BACKOFF_CAP_SECONDS = 2.0
 
 
 def detail_type(outcome: Outcome) -> str:
@@ -124,7 +122,11 @@ def _entry_size(source: str, detail_type_: str, detail: str) -> int:
 
 
 class EventPublisher:
-    """Publishes outcomes to one bus; `publish` returns the outcomes it could not publish."""
+    """Publishes outcomes to one bus; `publish` returns the outcomes it could not publish.
+
+    Entries EventBridge failed retryably are sent again, alone, as `retry` allows (the AWS client
+    retries a call that failed as a whole).
+    """
 
     def __init__(
         self,
@@ -132,16 +134,17 @@ class EventPublisher:
         *,
         source: str,
         bus_name: str,
-        max_attempts: int = 4,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: random.Random | None = None,
+        retry: Retrier | None = None,
     ) -> None:
-        self._events = events
         self._source = source
         self._bus_name = bus_name
-        self._max_attempts = max_attempts
-        self._sleep = sleep
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._sender = PartialBatchSender[_Entry](
+            lambda batch: put_events(events, [entry.fields for entry in batch]),
+            retry=retry or Retrier(),
+            max_entries=MAX_ENTRIES_PER_CALL,
+            max_bytes=MAX_ENTRY_BYTES,
+            size=lambda entry: entry.size,
+        )
 
     def publish(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
         """Put one event per outcome, up to 10 per call; return those not published, in the order given."""
@@ -153,8 +156,9 @@ class EventPublisher:
                 unpublished.append(_give_up(outcome, "EntryTooLarge"))
             else:
                 entries.append(entry)
-        for batch in self._batches(entries):
-            unpublished.extend(self._put(batch))
+        for entry, failure in zip(entries, self._sender.send(entries), strict=True):
+            if failure is not None:
+                unpublished.append(_give_up(entry.outcome, failure.code))
         failed = {id(outcome) for outcome in unpublished}
         return [outcome for outcome in outcomes if id(outcome) in failed]
 
@@ -180,70 +184,6 @@ class EventPublisher:
             "Time": time.time(),
         }
         return _Entry(outcome, fields, size)
-
-    @staticmethod
-    def _batches(entries: list[_Entry]) -> list[list[_Entry]]:
-        batches: list[list[_Entry]] = []
-        batch: list[_Entry] = []
-        batch_size = 0
-        for entry in entries:
-            if len(batch) == MAX_ENTRIES_PER_CALL or batch_size + entry.size > MAX_ENTRY_BYTES:
-                batches.append(batch)
-                batch, batch_size = [], 0
-            batch.append(entry)
-            batch_size += entry.size
-        if batch:
-            batches.append(batch)
-        return batches
-
-    def _put(self, batch: list[_Entry]) -> list[Outcome]:
-        """Send one batch, retrying what failed transiently; return the outcomes left unpublished."""
-        pending = batch
-        unpublished: list[Outcome] = []
-        last_codes: dict[int, str] = {}
-        for attempt in range(self._max_attempts):
-            if attempt:
-                self._sleep(self._backoff(attempt))
-            try:
-                results = self._put_events(pending)
-            except AwsError as error:
-                if not error.retryable:
-                    return unpublished + [_give_up(entry.outcome, error.code) for entry in pending]
-                last_codes = {id(entry): error.code for entry in pending}
-                continue
-            retry: list[_Entry] = []
-            for entry, result in zip(pending, results, strict=True):
-                code = result.get("ErrorCode")
-                if code is None:
-                    continue
-                if code in RETRYABLE_ENTRY_CODES:
-                    retry.append(entry)
-                    last_codes[id(entry)] = code
-                else:
-                    unpublished.append(_give_up(entry.outcome, code))
-            if not retry:
-                return unpublished
-            pending = retry
-        return unpublished + [_give_up(entry.outcome, last_codes[id(entry)]) for entry in pending]
-
-    def _put_events(self, entries: list[_Entry]) -> list[dict[str, Any]]:
-        """One PutEvents call; the per-entry results in request order (empty dicts when all succeeded)."""
-        answer = self._events.call("PutEvents", {"Entries": [entry.fields for entry in entries]})
-        if not answer.get("FailedEntryCount"):
-            return [{} for _ in entries]
-        results: list[dict[str, Any]] = answer.get("Entries", [])
-        if len(results) != len(entries):
-            raise AwsError(
-                "InvalidResponse",
-                "PutEvents reported failures without one result per entry",
-                http_status=200,
-                retryable=True,
-            )
-        return results
-
-    def _backoff(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(cap, base * 2^(attempt - 1))]."""
-        return self._rng.uniform(0.0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)))
 
 
 def _give_up(outcome: Outcome, code: str) -> Outcome:

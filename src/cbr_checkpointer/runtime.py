@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from cbr_checkpointer.aws import AwsCredentials, AwsJsonClient, aws_json_client
 from cbr_checkpointer.cbr import AkSkCredentials, CbrClient, CredentialsProvider, StaticCredentials
 from cbr_checkpointer.completion import CompletionService, WatchQueue
-from cbr_checkpointer.credentials import SecretCredentials, SecretsExtension
+from cbr_checkpointer.credentials import EXTENSION_RETRY, SecretCredentials, SecretsExtension
 from cbr_checkpointer.ledger import DynamoDBLedger, Ledger, MemoryLedger
 from cbr_checkpointer.publisher import EventPublisher
+from cbr_checkpointer.retry import Deadline, Retrier, RetryPolicy
 from cbr_checkpointer.service import CheckpointService
 from cbr_checkpointer.settings import ConfigurationError, Settings, get_settings
 from cbr_checkpointer.triggers import RequestDefaults
@@ -23,6 +24,8 @@ class Runtime:
     service: CheckpointService
     publisher: EventPublisher
     clients: tuple[CbrClient | AwsJsonClient | SecretsExtension, ...]
+    # The current invocation's deadline, which bounds every retry; the handler sets it per invocation.
+    deadline: Deadline
     # Follows created checkpoints to their end; None when WATCH_QUEUE_URL is not set.
     completion: CompletionService | None = None
 
@@ -44,7 +47,7 @@ def _aws_credentials(settings: Settings) -> AwsCredentials:
 
 
 def _huawei_credentials(
-    settings: Settings, aws: AwsCredentials
+    settings: Settings, aws: AwsCredentials, retry: Retrier
 ) -> tuple[CredentialsProvider, list[AwsJsonClient | SecretsExtension]]:
     if settings.huawei_ak is not None and settings.huawei_sk is not None:
         static = AkSkCredentials(
@@ -55,9 +58,13 @@ def _huawei_credentials(
         return StaticCredentials(static), []
     if settings.credentials_secret:
         secrets = aws_json_client(
-            "secretsmanager", settings.aws_endpoint("secretsmanager"), settings.aws_region, aws
+            "secretsmanager", settings.aws_endpoint("secretsmanager"), settings.aws_region, aws, retry=retry
         )
-        extension = SecretsExtension(settings.secrets_extension_port, settings.aws_session_token)
+        extension = SecretsExtension(
+            settings.secrets_extension_port,
+            settings.aws_session_token,
+            retry=Retrier(EXTENSION_RETRY, deadline=retry.deadline),
+        )
         provider = SecretCredentials(secrets, settings.credentials_secret, extension=extension)
         return provider, [secrets, extension]
     raise ConfigurationError(
@@ -65,10 +72,12 @@ def _huawei_credentials(
     )
 
 
-def _ledger(settings: Settings, aws: AwsCredentials) -> tuple[Ledger, list[AwsJsonClient]]:
+def _ledger(settings: Settings, aws: AwsCredentials, retry: Retrier) -> tuple[Ledger, list[AwsJsonClient]]:
     if settings.idempotency_table == "memory":
         return MemoryLedger(ttl_seconds=settings.idempotency_ttl_seconds), []
-    dynamodb = aws_json_client("dynamodb", settings.aws_endpoint("dynamodb"), settings.aws_region, aws)
+    dynamodb = aws_json_client(
+        "dynamodb", settings.aws_endpoint("dynamodb"), settings.aws_region, aws, retry=retry
+    )
     ledger = DynamoDBLedger(
         dynamodb, settings.idempotency_table, ttl_seconds=settings.idempotency_ttl_seconds
     )
@@ -77,8 +86,12 @@ def _ledger(settings: Settings, aws: AwsCredentials) -> tuple[Ledger, list[AwsJs
 
 def build_runtime(settings: Settings) -> Runtime:
     aws = _aws_credentials(settings)
-    credentials, credential_clients = _huawei_credentials(settings, aws)
-    ledger, ledger_clients = _ledger(settings, aws)
+    # One policy for every retry: CBR creates, every AWS call, the entries a batch left behind.
+    policy = RetryPolicy()
+    deadline = Deadline()
+    retry = Retrier(policy, deadline=deadline)
+    credentials, credential_clients = _huawei_credentials(settings, aws, retry)
+    ledger, ledger_clients = _ledger(settings, aws, retry)
     cbr = CbrClient(
         settings.cbr_endpoint,
         credentials,
@@ -86,8 +99,8 @@ def build_runtime(settings: Settings) -> Runtime:
         max_connections=settings.max_concurrency,
         read_timeout=settings.cbr_read_timeout_seconds,
     )
-    events = aws_json_client("events", settings.aws_endpoint("events"), settings.aws_region, aws)
-    completion, completion_clients = _completion(settings, aws, cbr, ledger)
+    events = aws_json_client("events", settings.aws_endpoint("events"), settings.aws_region, aws, retry=retry)
+    completion, completion_clients = _completion(settings, aws, cbr, ledger, retry)
     return Runtime(
         settings=settings,
         defaults=RequestDefaults(
@@ -95,23 +108,26 @@ def build_runtime(settings: Settings) -> Runtime:
             default_vault_id=settings.default_vault_id,
             dry_run=settings.dry_run,
         ),
-        service=CheckpointService(cbr, ledger),
-        publisher=EventPublisher(events, source=settings.event_source, bus_name=settings.event_bus_name),
+        service=CheckpointService(cbr, ledger, retry=policy),
+        publisher=EventPublisher(
+            events, source=settings.event_source, bus_name=settings.event_bus_name, retry=retry
+        ),
         clients=(cbr, events, *credential_clients, *ledger_clients, *completion_clients),
+        deadline=deadline,
         completion=completion,
     )
 
 
 def _completion(
-    settings: Settings, aws: AwsCredentials, cbr: CbrClient, ledger: Ledger
+    settings: Settings, aws: AwsCredentials, cbr: CbrClient, ledger: Ledger, retry: Retrier
 ) -> tuple[CompletionService | None, list[AwsJsonClient]]:
     if not settings.watch_queue_url:
         return None, []
-    sqs = aws_json_client("sqs", settings.aws_endpoint("sqs"), settings.aws_region, aws)
+    sqs = aws_json_client("sqs", settings.aws_endpoint("sqs"), settings.aws_region, aws, retry=retry)
     completion = CompletionService(
         cbr,
         ledger,
-        WatchQueue(sqs, settings.watch_queue_url),
+        WatchQueue(sqs, settings.watch_queue_url, retry=retry),
         max_age_seconds=settings.watch_max_age_seconds,
     )
     return completion, [sqs]

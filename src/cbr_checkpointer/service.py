@@ -6,7 +6,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ from cbr_checkpointer.domain import BackupRequest, ErrorInfo, Outcome, Rejected,
 from cbr_checkpointer.ledger import Busy, Claimed, Completed, Ledger
 from cbr_checkpointer.models import CheckpointCreate
 from cbr_checkpointer.observability import logger
+from cbr_checkpointer.retry import RetryPolicy
 
 # The shortest wait for a create's answer worth trying when the invocation is nearly out of time.
 MIN_CALL_SECONDS = 1.0
@@ -30,20 +31,6 @@ class TransientFailure(Exception):
         super().__init__(f"{info.kind} {info.code or ''}: {info.message}".strip())
         self.item = item
         self.info = info
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter, bounded by attempts and by the invocation's deadline."""
-
-    max_attempts: int = 4
-    base_delay: float = 0.5
-    max_delay: float = 8.0
-    safety_margin: float = 5.0
-
-    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        jittered = rng.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
-        return max(jittered, retry_after or 0.0)
 
 
 class CheckpointService:
@@ -145,9 +132,14 @@ class CheckpointService:
                 if not error.info.retryable:
                     return self._finish(Outcome("failed", request, error=error.info))
                 attempt += 1
-                delay = self._retry.delay(attempt, error.retry_after, self._rng)
-                out_of_time = self._clock() + delay > deadline - self._retry.safety_margin
-                if attempt >= self._retry.max_attempts or out_of_time:
+                delay = self._retry.next_delay(
+                    attempt,
+                    retry_after=error.retry_after,
+                    now=self._clock(),
+                    deadline=deadline,
+                    rng=self._rng,
+                )
+                if delay is None:
                     self._ledger.release(
                         request.idempotency_key, now=self._clock(), reconcile_since=reconcile_since
                     )

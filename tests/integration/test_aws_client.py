@@ -10,6 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from cbr_checkpointer.aws import AwsCredentials, AwsError, AwsJsonClient, aws_json_client
+from cbr_checkpointer.retry import Retrier, RetryPolicy
 
 pytestmark = pytest.mark.integration
 
@@ -140,7 +141,16 @@ def test_an_unreachable_endpoint_is_a_retryable_transport_error() -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         port = listener.getsockname()[1]
-    client = aws_json_client("events", f"http://127.0.0.1:{port}", REGION, CREDENTIALS, timeout=2.0)
+    pauses: list[float] = []
+    policy = RetryPolicy(max_attempts=3)
+    client = aws_json_client(
+        "events",
+        f"http://127.0.0.1:{port}",
+        REGION,
+        CREDENTIALS,
+        timeout=2.0,
+        retry=Retrier(policy, sleep=pauses.append),
+    )
 
     with pytest.raises(AwsError) as raised:
         client.call("PutEvents", {"Entries": []})
@@ -148,4 +158,5 @@ def test_an_unreachable_endpoint_is_a_retryable_transport_error() -> None:
     assert raised.value.code == "ConnectError"
     assert raised.value.http_status is None
     assert raised.value.retryable is True
+    assert len(pauses) == policy.max_attempts - 1  # tried again, as far as the policy allows
     client.close()

@@ -6,6 +6,7 @@ the watch queue's messages to the handler without waiting their DelaySeconds (it
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ import pytest
 
 from cbr_checkpointer.handler import InvocationFailed, lambda_handler
 from cbr_emulator import Fault
+from devtools.faults import FaultProxy, Rule
 from devtools.records import sqs_record as _sqs_record
 from devtools.sandbox import PROJECT_ID, RESOURCE_ID, VAULT_ID, LocalContext, Sandbox
 
@@ -296,6 +298,42 @@ def test_a_check_that_cannot_be_scheduled_sends_the_record_back_and_its_redelive
     assert len(sandbox.emulator.created) == 1
     (scheduled,) = sandbox.watch_messages()
     assert scheduled["watch"]["checkpoint_id"] == sandbox.emulator.created[0]["id"]
+
+
+def test_a_check_sqs_throttled_in_the_batch_is_sent_again_alone_and_scheduled_once(sandbox: Sandbox) -> None:
+    throttled: list[str] = []
+
+    def second_entry_throttled(document: Any) -> dict[str, Any]:
+        # Takes the first entry without passing it on, throttles the second.
+        first, second = document["Entries"]
+        throttled.append(json.loads(second["MessageBody"])["watch"]["idempotency_key"])
+        return {
+            "Successful": [{"Id": first["Id"], "MessageId": "scripted", "MD5OfMessageBody": ""}],
+            "Failed": [
+                {
+                    "Id": second["Id"],
+                    "Code": "RequestThrottled",
+                    "Message": "Rate exceeded",
+                    "SenderFault": False,
+                }
+            ],
+        }
+
+    proxy = FaultProxy("sqs-proxy").start(sandbox.moto_url)
+    proxy.rules.append(Rule(target=".SendMessageBatch", status=200, body=second_entry_throttled))
+    batch = {"Records": [sqs_record(request("queued-a"), "msg-a"), sqs_record(request("queued-b"), "msg-b")]}
+    try:
+        with sandbox.configured(WATCH_QUEUE_URL=sandbox.watch_queue_url, AWS_ENDPOINT_URL_SQS=proxy.url):
+            result = lambda_handler(batch, LocalContext())
+        sends = proxy.count(target=".SendMessageBatch")
+    finally:
+        proxy.stop()
+
+    assert result == {"batchItemFailures": []}
+    assert sends == 2
+    # Only the throttled check went again, and once: the first never reached the queue (scripted away).
+    scheduled = [message["watch"]["idempotency_key"] for message in sandbox.watch_messages()]
+    assert scheduled == throttled
 
 
 def test_a_timer_whose_check_cannot_be_scheduled_is_retried_by_lambda(sandbox: Sandbox) -> None:

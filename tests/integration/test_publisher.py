@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ from cbr_checkpointer.domain import (
     Trigger,
 )
 from cbr_checkpointer.publisher import MAX_ENTRY_BYTES, EventPublisher, event_detail
+from cbr_checkpointer.retry import Deadline, Retrier, RetryPolicy
 
 pytestmark = pytest.mark.integration
 
@@ -98,7 +100,7 @@ class Bus:
         self.transport.put_events_calls = 0
 
     def publisher(self) -> EventPublisher:
-        return EventPublisher(self.events, source=SOURCE, bus_name=BUS, sleep=no_sleep)
+        return EventPublisher(self.events, source=SOURCE, bus_name=BUS, retry=Retrier(sleep=no_sleep))
 
     def received(self) -> list[dict[str, Any]]:
         envelopes: list[dict[str, Any]] = []
@@ -251,9 +253,9 @@ def test_a_missing_bus_leaves_every_outcome_unpublished(moto: str) -> None:
     events = aws_json_client("events", moto, REGION, CREDENTIALS)
     outcomes = [make_outcome("created", f"key-{index}") for index in range(3)]
 
-    unpublished = EventPublisher(events, source=SOURCE, bus_name="no-such-bus", sleep=no_sleep).publish(
-        outcomes
-    )
+    unpublished = EventPublisher(
+        events, source=SOURCE, bus_name="no-such-bus", retry=Retrier(sleep=no_sleep)
+    ).publish(outcomes)
 
     assert unpublished == outcomes
     events.close()
@@ -275,9 +277,14 @@ class ScriptedPutEvents:
         self.calls.append(entries)
         return self._replies[len(self.calls) - 1](entries)
 
-    def client(self) -> AwsJsonClient:
+    def client(self, retry: Retrier) -> AwsJsonClient:
         return aws_json_client(
-            "events", "https://events.example.test", REGION, CREDENTIALS, transport=httpx.MockTransport(self)
+            "events",
+            "https://events.example.test",
+            REGION,
+            CREDENTIALS,
+            transport=httpx.MockTransport(self),
+            retry=retry,
         )
 
 
@@ -300,13 +307,30 @@ def call_fails(status: int, code: str) -> Callable[[list[dict[str, Any]]], httpx
     return lambda _: httpx.Response(status, json={"__type": code, "message": "scripted"})
 
 
+class Highest(random.Random):
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
 class Sleeps(list[float]):
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
 
 
-def scripted_publisher(script: ScriptedPutEvents, sleeps: Sleeps, **options: Any) -> EventPublisher:
-    return EventPublisher(script.client(), source=SOURCE, bus_name=BUS, sleep=sleeps, **options)
+POLICY = RetryPolicy()
+
+
+def scripted_publisher(
+    script: ScriptedPutEvents,
+    sleeps: Sleeps,
+    *,
+    policy: RetryPolicy = POLICY,
+    rng: random.Random | None = None,
+    deadline: float | None = None,
+) -> EventPublisher:
+    """A publisher whose client and partial-batch retries share one retrier, as the runtime builds them."""
+    retry = Retrier(policy, deadline=Deadline(deadline), sleep=sleeps, rng=rng)
+    return EventPublisher(script.client(retry), source=SOURCE, bus_name=BUS, retry=retry)
 
 
 def test_a_throttled_entry_is_retried_alone_after_a_jittered_pause() -> None:
@@ -321,7 +345,7 @@ def test_a_throttled_entry_is_retried_alone_after_a_jittered_pause() -> None:
     assert script.calls[1] == [script.calls[0][1]]
     assert json.loads(script.calls[1][0]["Detail"])["idempotency_key"] == "key-1"
     assert len(sleeps) == 1
-    assert 0.0 <= sleeps[0] <= 0.1
+    assert 0.0 <= sleeps[0] <= POLICY.delay(1, None, Highest())
 
 
 def test_an_access_denied_entry_is_returned_without_retry() -> None:
@@ -341,12 +365,12 @@ def test_entries_still_failing_after_every_attempt_are_returned(caplog: pytest.L
     sleeps = Sleeps()
     outcome = make_outcome("rejected", "stuck", payload={"secret_looking": "do-not-log-me"})
 
-    unpublished = scripted_publisher(script, sleeps, max_attempts=4).publish([outcome])
+    unpublished = scripted_publisher(script, sleeps, policy=RetryPolicy(max_attempts=4)).publish([outcome])
 
     assert unpublished == [outcome]
     assert len(script.calls) == 4
     assert len(sleeps) == 3
-    assert all(0.0 <= pause <= limit for pause, limit in zip(sleeps, [0.1, 0.2, 0.4], strict=True))
+    assert all(0.0 <= pause <= limit for pause, limit in zip(sleeps, [1.0, 2.0, 4.0], strict=True))
     assert "InternalFailure" in caplog.text
     assert "stuck" in caplog.text
     assert "do-not-log-me" not in caplog.text
@@ -379,14 +403,35 @@ def test_backoff_grows_to_the_cap() -> None:
     script = ScriptedPutEvents(*[call_fails(503, "ServiceUnavailable")] * 8)
     sleeps = Sleeps()
 
-    class Highest(random.Random):
-        def uniform(self, a: float, b: float) -> float:
-            return b
+    policy = RetryPolicy(max_attempts=8, base_delay=0.5, max_delay=8.0)
+    scripted_publisher(script, sleeps, policy=policy, rng=Highest()).publish([make_outcome("created")])
 
-    publisher = scripted_publisher(script, sleeps, max_attempts=8, rng=Highest())
-    publisher.publish([make_outcome("created")])
+    assert len(script.calls) == 8
+    assert sleeps == pytest.approx([1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0])
 
-    assert sleeps == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0])
+
+def test_a_whole_call_retried_by_the_client_is_not_retried_again_by_the_publisher() -> None:
+    script = ScriptedPutEvents(*[call_fails(500, "InternalFailure")] * POLICY.max_attempts)
+    sleeps = Sleeps()
+    outcomes = [make_outcome("created", f"key-{index}") for index in range(2)]
+
+    assert scripted_publisher(script, sleeps).publish(outcomes) == outcomes
+
+    assert len(script.calls) == POLICY.max_attempts
+    assert len(sleeps) == POLICY.max_attempts - 1
+
+
+def test_a_throttled_entry_is_not_retried_past_the_deadline() -> None:
+    script = ScriptedPutEvents(entry_fails(0, "ThrottlingException"), all_accepted)
+    sleeps = Sleeps()
+    outcome = make_outcome("created")
+
+    # The invocation is already inside its safety margin: no pause fits.
+    publisher = scripted_publisher(script, sleeps, deadline=time.time() + POLICY.safety_margin / 2)
+
+    assert publisher.publish([outcome]) == [outcome]
+    assert len(script.calls) == 1
+    assert sleeps == []
 
 
 def test_an_entry_too_large_even_without_payload_is_never_sent() -> None:

@@ -23,11 +23,13 @@ from cbr_checkpointer.aws import AwsJsonClient, aws_json_client
 from cbr_checkpointer.cbr import AkSkCredentials, PasswordCredentials
 from cbr_checkpointer.credentials import (
     EXTENSION_AUTH_HEADER,
+    EXTENSION_RETRY,
     CredentialsError,
     SecretCredentials,
     SecretsExtension,
 )
 from cbr_checkpointer.handler import lambda_handler
+from cbr_checkpointer.retry import Retrier
 from devtools.sandbox import AWS_TEST_CREDENTIALS, IAM_USER, REGION, SECOND_VAULT_ID, LocalContext, Sandbox
 
 SECRET_ID = "cbr-checkpointer/huawei"
@@ -130,10 +132,13 @@ def api(moto: str, api_transport: CountingTransport) -> Iterator[AwsJsonClient]:
     client.close()
 
 
-def extension(port: int, token: str | None = SESSION_TOKEN) -> tuple[SecretsExtension, CountingTransport]:
+def extension(
+    port: int, token: str | None = SESSION_TOKEN, *, pauses: list[float] | None = None
+) -> tuple[SecretsExtension, CountingTransport]:
     transport = CountingTransport()
     secret_token = None if token is None else SecretStr(token)
-    return SecretsExtension(port, secret_token, retry_delay_seconds=0.01, transport=transport), transport
+    retry = Retrier(EXTENSION_RETRY, sleep=(pauses if pauses is not None else []).append)
+    return SecretsExtension(port, secret_token, retry=retry, transport=transport), transport
 
 
 def ak_of(credentials: AkSkCredentials | PasswordCredentials) -> str:
@@ -190,22 +195,27 @@ def test_a_400_from_a_starting_extension_is_retried_once(
     fake: FakeExtension, api: AwsJsonClient, api_transport: CountingTransport
 ) -> None:
     fake.failures = [400]
-    ext, _ = extension(fake.port)
+    pauses: list[float] = []
+    ext, _ = extension(fake.port, pauses=pauses)
 
     assert ak_of(SecretCredentials(api, SECRET_ID, extension=ext).get()) == FROM_EXTENSION["ak"]
     assert len(fake.requests) == 2
     assert api_transport.calls == 0
+    (pause,) = pauses
+    assert 0.0 <= pause <= EXTENSION_RETRY.max_delay
 
 
 def test_an_extension_failing_twice_falls_back_to_the_api_for_that_read_only(
     fake: FakeExtension, api: AwsJsonClient, api_transport: CountingTransport
 ) -> None:
     fake.failures = [503, 500]
-    ext, _ = extension(fake.port)
+    pauses: list[float] = []
+    ext, _ = extension(fake.port, pauses=pauses)
     credentials = SecretCredentials(api, SECRET_ID, extension=ext)
 
     assert ak_of(credentials.get()) == FROM_API["ak"]
     assert (len(fake.requests), api_transport.calls) == (2, 1)
+    assert len(pauses) == EXTENSION_RETRY.max_attempts - 1
 
     credentials.refresh()
     assert ak_of(credentials.get()) == FROM_EXTENSION["ak"]
@@ -237,7 +247,11 @@ def test_nothing_secret_reaches_logs_or_errors(fake: FakeExtension, caplog: pyte
     not_json = "not json: password=hunter2-never-logged"
     fake.secrets[SECRET_ID] = not_json
     unreachable = aws_json_client(
-        "secretsmanager", f"http://127.0.0.1:{closed_port()}", REGION, AWS_TEST_CREDENTIALS
+        "secretsmanager",
+        f"http://127.0.0.1:{closed_port()}",
+        REGION,
+        AWS_TEST_CREDENTIALS,
+        retry=Retrier(sleep=lambda _: None),
     )
     errors = []
 

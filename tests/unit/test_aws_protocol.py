@@ -10,12 +10,21 @@ import pytest
 from pydantic import SecretStr
 
 from cbr_checkpointer.aws import AwsCredentials, AwsError, AwsJsonClient, aws_json_client
+from cbr_checkpointer.retry import Retrier, RetryPolicy
 
 CREDENTIALS = AwsCredentials("AKIAIOSFODNN7EXAMPLE", SecretStr("secret"), None)
 
 
+# One attempt: most tests here read how a single answer is classified, not how it is retried.
+SINGLE_ATTEMPT = Retrier(RetryPolicy(max_attempts=1))
+
+
 def client_answering(
-    service: str, answer: Callable[[httpx.Request], httpx.Response], sent: list[httpx.Request] | None = None
+    service: str,
+    answer: Callable[[httpx.Request], httpx.Response],
+    sent: list[httpx.Request] | None = None,
+    *,
+    retry: Retrier = SINGLE_ATTEMPT,
 ) -> AwsJsonClient:
     def handler(request: httpx.Request) -> httpx.Response:
         if sent is not None:
@@ -23,7 +32,12 @@ def client_answering(
         return answer(request)
 
     return aws_json_client(
-        service, "https://aws.example.test", "eu-west-1", CREDENTIALS, transport=httpx.MockTransport(handler)
+        service,
+        "https://aws.example.test",
+        "eu-west-1",
+        CREDENTIALS,
+        transport=httpx.MockTransport(handler),
+        retry=retry,
     )
 
 
@@ -148,3 +162,49 @@ def test_close_then_call_builds_a_fresh_connection_pool() -> None:
 
     assert client.call("ListEventBuses", {}) == {}
     client.close()
+
+
+def test_connection_failures_are_retried_until_an_answer_comes() -> None:
+    sent: list[httpx.Request] = []
+    pauses: list[float] = []
+
+    def refuse_twice(request: httpx.Request) -> httpx.Response:
+        if len(sent) <= 2:
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(200, json={"ok": True})
+
+    client = client_answering("sqs", refuse_twice, sent, retry=Retrier(RetryPolicy(), sleep=pauses.append))
+
+    assert client.call("SendMessage", {}) == {"ok": True}
+    assert len(sent) == 3
+    assert len(pauses) == 2
+    # The same signed body each time.
+    assert len({request.content for request in sent}) == 1
+
+
+def test_a_request_that_cannot_be_made_is_not_retried() -> None:
+    sent: list[httpx.Request] = []
+    pauses: list[float] = []
+
+    def unsupported(request: httpx.Request) -> httpx.Response:
+        raise httpx.UnsupportedProtocol("Request URL has an unsupported protocol", request=request)
+
+    client = client_answering("sqs", unsupported, sent, retry=Retrier(RetryPolicy(), sleep=pauses.append))
+
+    with pytest.raises(AwsError) as raised:
+        client.call("SendMessage", {})
+
+    assert (raised.value.code, raised.value.retryable) == ("UnsupportedProtocol", False)
+    assert (len(sent), pauses) == (1, [])
+
+
+def test_retry_after_is_read_from_the_error_answer() -> None:
+    client = client_answering(
+        "events",
+        lambda _: httpx.Response(503, headers={"Retry-After": "3"}, json={"__type": "ServiceUnavailable"}),
+    )
+
+    with pytest.raises(AwsError) as raised:
+        client.call("PutEvents", {})
+
+    assert raised.value.retry_after == 3.0

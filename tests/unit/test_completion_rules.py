@@ -28,6 +28,7 @@ from cbr_checkpointer.domain import BackupRequest, ErrorInfo, Outcome, Rejected,
 from cbr_checkpointer.ledger import Completed, MemoryLedger
 from cbr_checkpointer.models import CheckpointCreate
 from cbr_checkpointer.publisher import detail_type, event_detail
+from cbr_checkpointer.retry import Retrier
 from cbr_checkpointer.service import TransientFailure
 from cbr_checkpointer.triggers import parse_sqs_record, parse_watch_record, watch_message
 from devtools.records import sqs_record
@@ -232,8 +233,10 @@ class World:
             self.cbr,  # type: ignore[arg-type]
             self.ledger,
             WatchQueue(
-                self.sqs, "https://sqs.us-east-1.amazonaws.com/123456789012/watch", sleep=lambda _: None
-            ),  # type: ignore[arg-type]
+                self.sqs,  # type: ignore[arg-type]
+                "https://sqs.us-east-1.amazonaws.com/123456789012/watch",
+                retry=Retrier(sleep=lambda _: None),
+            ),
             max_age_seconds=max_age,
             clock=self.clock,
         )
@@ -670,7 +673,7 @@ def test_a_batch_entry_refused_by_sqs_is_retried_then_reported() -> None:
     assert world.service.follow([created("a"), created("b")], deadline=world.clock() + 60) == []
     (_, first), (_, retry) = world.sqs.sent
     assert [entry["Id"] for entry in first["Entries"]] == ["0", "1"]
-    assert [entry["Id"] for entry in retry["Entries"]] == ["1"]
+    assert [entry["Id"] for entry in retry["Entries"]] == ["0"]  # Ids number the entries of each call
     assert json.loads(retry["Entries"][0]["MessageBody"])["watch"]["idempotency_key"] == "b"
 
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
 
+from cbr_checkpointer.aws.retryable import is_retryable_error, is_retryable_transport_error
 from cbr_checkpointer.aws.sigv4 import AwsCredentials, SigV4Auth
+from cbr_checkpointer.retry import Retrier, parse_retry_after
 from cbr_checkpointer.tls import verified_tls_context
+
+logger = logging.getLogger(__name__)
 
 JsonVersion = Literal["1.0", "1.1"]
 
@@ -31,25 +36,6 @@ JSON_SERVICES: dict[str, JsonService] = {
     "sqs": JsonService("AmazonSQS", "1.0"),
 }
 
-RETRYABLE_CODES = frozenset(
-    {
-        "InternalFailure",
-        "InternalError",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "TransactionInProgressException",
-    }
-)
-
 
 class AwsError(Exception):
     """An AWS call that did not succeed: the service's error, or a transport failure (`http_status` None)."""
@@ -62,6 +48,7 @@ class AwsError(Exception):
         http_status: int | None,
         retryable: bool,
         body: dict[str, Any] | None = None,
+        retry_after: float | None = None,
     ) -> None:
         status = f"HTTP {http_status}" if http_status is not None else "no response"
         super().__init__(f"{code} ({status}): {message}")
@@ -70,6 +57,7 @@ class AwsError(Exception):
         self.http_status = http_status
         self.retryable = retryable
         self.body: dict[str, Any] = body or {}
+        self.retry_after = retry_after
 
 
 def _error_code(response: httpx.Response, body: dict[str, Any]) -> str:
@@ -88,12 +76,22 @@ def _parse_error(operation: str, response: httpx.Response) -> AwsError:
     body: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
     code = _error_code(response, body)
     message = str(body.get("message") or body.get("Message") or f"{operation} failed")
-    retryable = response.status_code >= 500 or response.status_code == 429 or code in RETRYABLE_CODES
-    return AwsError(code, message, http_status=response.status_code, retryable=retryable, body=body)
+    return AwsError(
+        code,
+        message,
+        http_status=response.status_code,
+        retryable=is_retryable_error(code, response.status_code),
+        body=body,
+        retry_after=parse_retry_after(response.headers.get("retry-after")),
+    )
 
 
 class AwsJsonClient:
-    """Calls one AWS JSON-protocol service; the httpx client is built on first use and shared by threads."""
+    """Calls one AWS JSON-protocol service; the httpx client is built on first use and shared by threads.
+
+    Throttles, transient errors and connection failures are tried again as `retry` allows (by default
+    the retry policy with no deadline: attempts alone bound it).
+    """
 
     def __init__(
         self,
@@ -107,6 +105,7 @@ class AwsJsonClient:
         max_connections: int = 10,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        retry: Retrier | None = None,
     ) -> None:
         self.service = service
         self._url = endpoint.rstrip("/") + "/"
@@ -118,6 +117,7 @@ class AwsJsonClient:
         )
         self._timeout = timeout
         self._transport = transport
+        self._retry = retry or Retrier()
         self._http: httpx.Client | None = None
         self._lock = threading.Lock()
 
@@ -134,9 +134,27 @@ class AwsJsonClient:
             return self._http
 
     def call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Send one operation and return its JSON answer; raise `AwsError` for anything but success."""
+        """Send one operation and return its JSON answer; raise `AwsError` for anything but success,
+        once the retry policy gives up on a retryable failure."""
         content = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         headers = {"X-Amz-Target": f"{self._target_prefix}.{operation}", "Content-Type": self._content_type}
+        attempt = 1
+        while True:
+            try:
+                return self._attempt(operation, content, headers)
+            except AwsError as error:
+                if not error.retryable or not self._retry.pause(attempt, error.retry_after):
+                    raise
+                logger.info(
+                    "AWS %s %s failed with %s (attempt %d); trying again",
+                    self.service,
+                    operation,
+                    error.code,
+                    attempt,
+                )
+            attempt += 1
+
+    def _attempt(self, operation: str, content: bytes, headers: dict[str, str]) -> dict[str, Any]:
         try:
             response = self._client().post(self._url, content=content, headers=headers)
         except httpx.TransportError as error:
@@ -144,7 +162,7 @@ class AwsJsonClient:
                 type(error).__name__,
                 f"{self.service} {operation}: {error}",
                 http_status=None,
-                retryable=True,
+                retryable=is_retryable_transport_error(error),
             ) from error
         if response.status_code != 200:
             raise _parse_error(operation, response)
@@ -179,6 +197,7 @@ def aws_json_client(
     max_connections: int = 10,
     timeout: float = 10.0,
     transport: httpx.BaseTransport | None = None,
+    retry: Retrier | None = None,
 ) -> AwsJsonClient:
     """A client for one of the services in `JSON_SERVICES`, e.g. `aws_json_client("events", ...)`."""
     try:
@@ -195,4 +214,5 @@ def aws_json_client(
         max_connections=max_connections,
         timeout=timeout,
         transport=transport,
+        retry=retry,
     )

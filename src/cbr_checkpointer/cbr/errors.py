@@ -9,17 +9,14 @@ reached the server and no clear refusal came back) and whether fresh credentials
 from __future__ import annotations
 
 import json
-import math
-import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from cbr_checkpointer.domain import ErrorInfo, ErrorKind
+from cbr_checkpointer.retry import parse_retry_after
 
 MAX_MESSAGE_LENGTH = 512
 REDACTED = "***"
@@ -249,26 +246,6 @@ def parse_error_body(body: bytes) -> ErrorBody:
     if top_request_id is not None:
         request_id = str(top_request_id)
     return ErrorBody(code=code or None, message=message, request_id=request_id)
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` value (delta-seconds or HTTP date); None if absent or invalid."""
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when: datetime = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if math.isnan(seconds):
-        return None
-    return max(0.0, seconds)
 
 
 def _is_malformed_url_quirk(status: int, body: ErrorBody) -> bool:
