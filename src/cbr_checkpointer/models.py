@@ -252,7 +252,6 @@ class Vault(_Response):
 
 class ListVaultResponse(_Response):
     vaults: Annotated[list[Vault], BeforeValidator(_null_as_empty)]
-    count: int | None = None
 
 
 class TagResource(_Response):
@@ -263,4 +262,3 @@ class TagResource(_Response):
 
 class ShowVaultResourceInstancesResponse(_Response):
     resources: Annotated[list[TagResource], BeforeValidator(_null_as_empty)]
-    total_count: int | None = None

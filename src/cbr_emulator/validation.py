@@ -1,4 +1,4 @@
-"""Request checks the real CBR API makes (research/cbr-api.md §1.1, §2.2), each naming the offending field.
+"""Request checks the real CBR API makes, each naming the offending field.
 
 Stricter than the documentation in two respects: unknown keys anywhere in a request body are refused,
 so a client that leaks its own fields (an idempotency key, an envelope field) into the wire body is

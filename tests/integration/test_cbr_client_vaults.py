@@ -127,17 +127,30 @@ def test_more_pages_than_allowed_is_an_error_not_a_partial_list(
     assert len(vault_requests(emu, VAULTS)) == len(vault_requests(emu, TAG_QUERY)) == 2
 
 
-def test_a_vault_seen_on_two_pages_is_listed_once(emu: Emulator, client: CbrClient) -> None:
-    for index in range(4):
+def test_a_list_filling_its_last_page_ends_at_the_next_empty_one(emu: Emulator, client: CbrClient) -> None:
+    for index in range(1000):
+        emu.add_vault(vault_id(index), tags={"env": "prod"})
+
+    assert len(client.list_vaults(PROJECT_ID)) == 1000
+    assert len(client.vault_ids_with_tags(PROJECT_ID, {"env": []})) == 1000
+    assert [r.query["offset"] for r in vault_requests(emu, VAULTS)] == [["0"], ["1000"]]
+    assert [r.json["offset"] for r in vault_requests(emu, TAG_QUERY)] == ["0", "1000"]
+
+
+def test_a_full_page_is_never_taken_for_the_last_and_a_vault_seen_twice_is_listed_once(
+    emu: Emulator, client: CbrClient
+) -> None:
+    for index in range(1002):
         emu.add_vault(vault_id(index))
-    # A first page taken before a vault was deleted, so the list shifted by one before the second page.
-    first_page = {"vaults": [{"id": vault_id(0)}, {"id": vault_id(1)}], "count": 5}
+    # A first page read before vault 0 was deleted from the front, so the list shifted by one before the
+    # second page; its `count` counts only the page.
+    first_page = {"vaults": [{"id": vault_id(index)} for index in range(1, 1001)], "count": 1000}
     emu.faults.append(Fault(method="GET", path_suffix="/vaults", status=200, body=first_page))
 
     vaults = client.list_vaults(PROJECT_ID)
 
-    assert [vault.id for vault in vaults] == [vault_id(0), vault_id(1), vault_id(2), vault_id(3)]
-    assert [request.query["offset"] for request in vault_requests(emu, VAULTS)] == [["0"], ["2"]]
+    assert [vault.id for vault in vaults] == [vault_id(index) for index in range(1, 1002)]
+    assert [request.query["offset"] for request in vault_requests(emu, VAULTS)] == [["0"], ["1000"]]
 
 
 @pytest.mark.parametrize(
@@ -157,14 +170,13 @@ def test_an_answer_without_a_list_of_vaults_is_an_unexpected_answer(
     assert unexpected.value.info.retryable
 
 
-def test_null_lists_and_a_missing_total_are_read_leniently(emu: Emulator, client: CbrClient) -> None:
+def test_null_lists_are_read_as_empty(emu: Emulator, client: CbrClient) -> None:
     answer = {"resources": [{"resource_id": vault_id(0), "resource_name": None, "tags": None}]}
     emu.faults.append(Fault(method="POST", path_suffix="/action", status=200, body=answer))
     emu.faults.append(
         Fault(method="GET", path_suffix="/vaults", status=200, body={"vaults": None, "count": 0})
     )
 
-    # Without a total, a page shorter than 1000 is the last one.
     assert client.vault_ids_with_tags(PROJECT_ID, {"env": ["prod"]}) == [vault_id(0)]
     assert client.list_vaults(PROJECT_ID) == []
 

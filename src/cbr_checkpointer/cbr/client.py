@@ -223,8 +223,8 @@ class CbrClient:
     ) -> list[Vault]:
         """`GET /v3/{project_id}/vaults`: every vault matching all the filters given, each once.
 
-        Reads pages of VAULT_PAGE_SIZE to the end. More than `max_pages` pages is a CbrError, never a
-        partial list: a vault left out would silently get no backup.
+        Reads pages of VAULT_PAGE_SIZE up to a short one. More than `max_pages` pages is a CbrError, never
+        a partial list: a vault left out would silently get no backup.
         """
         filters = {
             name: value
@@ -233,12 +233,12 @@ class CbrClient:
         }
         path = f"/v3/{_segment(project_id)}/vaults"
 
-        def page_at(offset: int) -> tuple[list[Vault], int | None]:
+        def page_at(offset: int) -> list[Vault]:
             params = {**filters, "limit": str(VAULT_PAGE_SIZE), "offset": str(offset)}
             answer = _parsed(
                 "ListVault", ListVaultResponse, self._send("GET", project_id, path, params=params)
             )
-            return answer.vaults, answer.count
+            return answer.vaults
 
         # Offset paging over a list that changes meanwhile can show a vault twice.
         unique: dict[str, Vault] = {}
@@ -252,7 +252,8 @@ class CbrClient:
         """The ids of the vaults that carry every key of `tags` with one of its values (any value for an
         empty list), each once: `POST /v3/{project_id}/vault/resource_instances/action`, `filter`.
 
-        Pages as list_vaults does, with the same bound. Bad `tags` is a ValueError naming the key.
+        Pages as list_vaults does, to a short page, with the same bound. Bad `tags` is a ValueError
+        naming the key.
         """
         conditions: list[TagsReq] = []
         for key, values in tags.items():
@@ -266,7 +267,7 @@ class CbrClient:
             raise ValueError(f"tags: give 1 to {MAX_TAG_KEYS} keys, not {len(conditions)}")
         path = f"/v3/{_segment(project_id)}/vault/resource_instances/action"
 
-        def page_at(offset: int) -> tuple[list[str], int | None]:
+        def page_at(offset: int) -> list[str]:
             body = VaultResourceInstancesReq(
                 action="filter", tags=conditions, limit=str(VAULT_PAGE_SIZE), offset=str(offset)
             )
@@ -278,7 +279,7 @@ class CbrClient:
                 headers={"Content-Type": JSON_CONTENT_TYPE},
             )
             answer = _parsed("ShowVaultResourceInstances", ShowVaultResourceInstancesResponse, response)
-            return [resource.resource_id for resource in answer.resources], answer.total_count
+            return [resource.resource_id for resource in answer.resources]
 
         return list(dict.fromkeys(_every_page("ShowVaultResourceInstances", page_at, max_pages=max_pages)))
 
@@ -390,10 +391,17 @@ class CbrClient:
         return items, count if isinstance(count, int) and not isinstance(count, bool) else None
 
 
-def _every_page(
-    what: str, page_at: Callable[[int], tuple[Sequence[ItemT], int | None]], *, max_pages: int
-) -> list[ItemT]:
-    items, complete = _collect_pages(page_at, page_size=VAULT_PAGE_SIZE, max_pages=max_pages)
+def _every_page(what: str, page_at: Callable[[int], Sequence[ItemT]], *, max_pages: int) -> list[ItemT]:
+    """Every item of a vault listing, `page_at(offset)` giving one page of VAULT_PAGE_SIZE; up to a short
+    page, or a CbrError after `max_pages` full ones.
+
+    The answers' totals (`count`, `total_count`) are not trusted to end the list: the reference does not
+    say whether ListVault's `count` counts the page or the whole list, and reading it wrongly would stop
+    after the first page. The price is one more call when the list fills its last page exactly.
+    """
+    items, complete = _collect_pages(
+        lambda offset: (page_at(offset), None), page_size=VAULT_PAGE_SIZE, max_pages=max_pages
+    )
     if not complete:
         message = (
             f"{what} has more than {max_pages} pages of {VAULT_PAGE_SIZE}; "
