@@ -251,6 +251,8 @@ class Emulator:
             raise ValueError(f"vault id {vault_id!r} is not a UUID, so no request could name it")
         if object_type not in OBJECT_TYPES:
             raise ValueError(f"object_type must be one of {', '.join(OBJECT_TYPES)}, not {object_type!r}")
+        if isinstance(policy_ids, str):
+            raise ValueError(f"policy_ids must be a list of policy ids, not the string {policy_ids!r}")
         for key, value in (tags or {}).items():
             if not TAG_KEY.fullmatch(key) or not TAG_VALUE.fullmatch(value):
                 raise ValueError(f"tag {key!r}={value!r} is not one CBR would store")

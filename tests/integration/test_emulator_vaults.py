@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -169,6 +170,23 @@ def test_list_vault_shows_the_vault_as_seeded(emulator: Emulator) -> None:
     assert (vault.billing.object_type, vault.billing.status) == ("disk", "available")
     assert [(r.id, r.name, r.type) for r in vault.resources] == [(VOLUME_ID, "evs-1", "OS::Cinder::Volume")]
     assert [(tag.key, tag.value) for tag in vault.tags] == [("env", "prod")]
+
+
+@pytest.mark.parametrize(
+    ("options", "complaint"),
+    [
+        ({"object_type": "tape"}, "object_type must be one of server, disk"),
+        ({"policy_ids": "p-daily"}, "policy_ids must be a list"),
+        ({"tags": {"env": "a/b"}}, "tag 'env'='a/b' is not one CBR would store"),
+        ({"tags": {"": "x"}}, "tag ''='x'"),
+    ],
+    ids=["object-type", "policy-string", "tag-value", "tag-key"],
+)
+def test_add_vault_refuses_what_cbr_would_not_store(options: dict[str, Any], complaint: str) -> None:
+    emulator = Emulator()
+
+    with pytest.raises(ValueError, match="^" + re.escape(complaint)):
+        emulator.add_vault(vault_id(0), **options)
 
 
 @pytest.mark.parametrize(
