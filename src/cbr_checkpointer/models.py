@@ -1,4 +1,4 @@
-"""Pydantic models of the CBR CreateCheckpoint / ShowCheckpoint wire format.
+"""Pydantic models of the CBR wire format: CreateCheckpoint / ShowCheckpoint, ListVault, vaults by tag.
 
 Requests are strict: JSON types only, unknown fields are errors, every documented limit enforced.
 Responses are lenient: the API guarantees only a checkpoint's `id`, `project_id`, `status` and
@@ -183,3 +183,79 @@ class CreateCheckpointResponse(_Response):
     """The body of a CreateCheckpoint or ShowCheckpoint 200 response."""
 
     checkpoint: CheckpointCreate
+
+
+# --- request: POST /v3/{project_id}/vault/resource_instances/action (vaults by tag) ------------------
+
+MAX_TAG_KEYS = 10
+MAX_TAG_VALUES = 10
+
+
+def _distinct(values: list[str]) -> list[str]:
+    if len(set(values)) != len(values):
+        raise PydanticCustomError("distinct_values", "must not repeat a value")
+    return values
+
+
+class TagsReq(_Request):
+    """One tag condition: the key is there and its value is one of `values` (any value if empty)."""
+
+    key: Annotated[str, Field(min_length=1, max_length=127)]
+    values: Annotated[
+        list[Annotated[str, Field(max_length=255)]],
+        Field(max_length=MAX_TAG_VALUES),
+        AfterValidator(_distinct),
+    ]
+
+
+class VaultResourceInstancesReq(_Request):
+    """A page of the vaults carrying every tag condition in `tags` (`limit`/`offset` are strings)."""
+
+    action: Literal["filter", "count"]
+    tags: Annotated[list[TagsReq], Field(min_length=1, max_length=MAX_TAG_KEYS)] | None = None
+    limit: str | None = None
+    offset: str | None = None
+
+
+# --- response: ListVault and the tag query ---------------------------------------------------------
+# Read to pick vaults: only a vault's id is required, every other field may be null or missing. The list
+# itself is required (null reads as empty), so an answer without it is never taken for the last page.
+
+
+class Tag(_Response):
+    key: str | None = None
+    value: str | None = None
+
+
+class Billing(_Response):
+    object_type: str | None = None
+    status: str | None = None
+
+
+class ResourceResp(_Response):
+    id: str | None = None
+    name: str | None = None
+    type: str | None = None
+
+
+class Vault(_Response):
+    id: str
+    name: str | None = None
+    project_id: str | None = None
+    billing: Billing | None = None
+    resources: Annotated[list[ResourceResp], BeforeValidator(_null_as_empty)] = []
+    tags: Annotated[list[Tag], BeforeValidator(_null_as_empty)] = []
+
+
+class ListVaultResponse(_Response):
+    vaults: Annotated[list[Vault], BeforeValidator(_null_as_empty)]
+
+
+class TagResource(_Response):
+    resource_id: str
+    resource_name: str | None = None
+    tags: Annotated[list[Tag], BeforeValidator(_null_as_empty)] = []
+
+
+class ShowVaultResourceInstancesResponse(_Response):
+    resources: Annotated[list[TagResource], BeforeValidator(_null_as_empty)]

@@ -5,6 +5,6 @@ fake would hide in both.
 """
 
 from cbr_emulator.server import Emulator
-from cbr_emulator.state import Fault, RecordedRequest
+from cbr_emulator.state import Fault, RateLimit, RecordedRequest
 
-__all__ = ["Emulator", "Fault", "RecordedRequest"]
+__all__ = ["Emulator", "Fault", "RateLimit", "RecordedRequest"]

@@ -7,6 +7,7 @@ import contextlib
 import threading
 
 from cbr_emulator.server import DEFAULT_PROJECT_ID, Emulator
+from cbr_emulator.state import RateLimit
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,7 +35,39 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="SECONDS",
         help="seconds a checkpoint stays protecting before it becomes available (default: forever)",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--create-rate",
+        type=float,
+        default=None,
+        metavar="PER_SECOND",
+        help="limit creates (POST /checkpoints) to this many a second; over it they get 429 APIGW.0308"
+        " (default: no limit)",
+    )
+    parser.add_argument(
+        "--create-burst",
+        type=int,
+        default=None,
+        metavar="N",
+        help="creates allowed back to back under --create-rate (default: the rate rounded up)",
+    )
+    parser.add_argument(
+        "--create-retry-after",
+        action="store_true",
+        help="send Retry-After (whole seconds) with each 429 of --create-rate",
+    )
+    arguments = parser.parse_args(argv)
+    if arguments.create_rate is None and (arguments.create_burst is not None or arguments.create_retry_after):
+        parser.error("--create-burst and --create-retry-after need --create-rate")
+    if arguments.create_rate is not None:
+        try:
+            arguments.create_rate_limit = RateLimit(
+                arguments.create_rate, arguments.create_burst, arguments.create_retry_after
+            )
+        except ValueError as invalid:
+            parser.error(f"--create-rate/--create-burst: {invalid}")
+    else:
+        arguments.create_rate_limit = None
+    return arguments
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         port=arguments.port,
         latency=arguments.latency,
         backup_duration=arguments.backup_duration,
+        create_rate_limit=arguments.create_rate_limit,
     )
     for vault_id in arguments.vault:
         emulator.add_vault(vault_id)

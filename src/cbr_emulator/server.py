@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 import secrets
 import socket
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from cbr_emulator.signing import signature_problem
 from cbr_emulator.state import (
+    OBJECT_RESOURCE_TYPES,
+    OBJECT_TYPES,
     REGION,
     Backup,
     BoundResource,
@@ -30,22 +34,30 @@ from cbr_emulator.state import (
     EmulatorState,
     Fault,
     OperationLog,
+    RateLimit,
     RecordedRequest,
     SkippedResource,
+    TokenBucket,
     Vault,
 )
 from cbr_emulator.validation import (
     KEEP_FOREVER,
+    TAG_KEY,
+    TAG_VALUE,
     UUID,
     InvalidParameter,
     parse_backup_query,
     parse_create_checkpoint,
     parse_operation_log_query,
+    parse_resource_instance_query,
+    parse_vault_query,
 )
 
 IAM_TOKENS_PATH = "/v3/auth/tokens"
 CBR_ROUTE = re.compile(
-    r"/v3/(?P<project_id>[^/]+)/(?P<collection>checkpoints|backups|operation-logs)(?:/(?P<item_id>[^/]+))?"
+    r"/v3/(?P<project_id>[^/]+)"
+    r"/(?P<collection>checkpoints|backups|operation-logs|vaults|vault/resource_instances/action)"
+    r"(?:/(?P<item_id>[^/]+))?"
 )
 DEFAULT_PROJECT_ID = "0b6f1c2d3e4f5a6b7c8d9e0f1a2b3c4d"
 SIGNATURE_FAILURE = "Incorrect IAM authentication information: verify aksk signature fail"
@@ -92,8 +104,10 @@ def cbr_error(status: int, code: str, message: str) -> Answer:
     return json_answer(status, {"error_code": code, "error_msg": message})
 
 
-def gateway_error(status: int, code: str, message: str, request_id: str) -> Answer:
-    return json_answer(status, {"error_code": code, "error_msg": message, "request_id": request_id})
+def gateway_error(
+    status: int, code: str, message: str, request_id: str, headers: Mapping[str, str] | None = None
+) -> Answer:
+    return json_answer(status, {"error_code": code, "error_msg": message, "request_id": request_id}, headers)
 
 
 def iam_error(status: HTTPStatus, message: str) -> Answer:
@@ -138,6 +152,8 @@ class Emulator:
         token_ttl_seconds: float = 86400,
         latency: float = 0.0,
         backup_duration: float | None = None,
+        create_rate_limit: RateLimit | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.project_id = project_id
         self.ak = ak
@@ -156,7 +172,11 @@ class Emulator:
         self.faults: list[Fault] = []
         self._initial_latency = latency
         self._initial_backup_duration = backup_duration
+        self._initial_create_rate_limit = create_rate_limit
+        # Seconds, for rate limits only: tests pass one they move by hand.
+        self._clock = clock
         self._state = EmulatorState()
+        self._state.create_bucket = self._bucket(create_rate_limit)
         self._lock = threading.Lock()
         # Set (and replaced) by reset/stop so that requests sleeping on a delay give up at once.
         self._wake = threading.Event()
@@ -210,21 +230,59 @@ class Emulator:
     # -- test controls ---------------------------------------------------------------------------
 
     def add_vault(
-        self, vault_id: str, resources: Iterable[Mapping[str, str]] | None = None, name: str | None = None
+        self,
+        vault_id: str,
+        resources: Iterable[Mapping[str, str]] | None = None,
+        name: str | None = None,
+        *,
+        object_type: str = "server",
+        policy_ids: Iterable[str] = (),
+        tags: Mapping[str, str] | None = None,
+        project_id: str | None = None,
+        status: str = "available",
     ) -> None:
-        """Create (or replace) a vault with these bound resources: `{"id", "type"?, "name"?}` each."""
+        """Create (or replace) a vault with these bound resources: `{"id", "type"?, "name"?}` each.
+
+        The resources' type defaults to what a vault of `object_type` protects. `policy_ids` are the
+        policies applied to it, `tags` its tags; `project_id` defaults to the emulator's project.
+        ListVault lists vaults in the order they were first added.
+        """
         if not UUID.fullmatch(vault_id):
             raise ValueError(f"vault id {vault_id!r} is not a UUID, so no request could name it")
+        if object_type not in OBJECT_TYPES:
+            raise ValueError(f"object_type must be one of {', '.join(OBJECT_TYPES)}, not {object_type!r}")
+        if isinstance(policy_ids, str):
+            raise ValueError(f"policy_ids must be a list of policy ids, not the string {policy_ids!r}")
+        for key, value in (tags or {}).items():
+            if not TAG_KEY.fullmatch(key) or not TAG_VALUE.fullmatch(value):
+                raise ValueError(f"tag {key!r}={value!r} is not one CBR would store")
         bound = {
             resource["id"]: BoundResource(
                 id=resource["id"],
-                type=resource.get("type", "OS::Nova::Server"),
+                type=resource.get("type", OBJECT_RESOURCE_TYPES.get(object_type, "OS::Nova::Server")),
                 name=resource.get("name", f"ecs-{resource['id'][:4]}"),
             )
             for resource in resources or ()
         }
+        vault = Vault(
+            id=vault_id,
+            name=name or f"vault-{vault_id[:4]}",
+            project_id=project_id or self.project_id,
+            created_at=utc_now(),
+            resources=bound,
+            object_type=object_type,
+            policy_ids=frozenset(policy_ids),
+            tags=dict(tags or {}),
+            status=status,
+        )
         with self._lock:
-            self._state.vaults[vault_id] = Vault(vault_id, name or f"vault-{vault_id[:4]}", bound)
+            self._state.vaults[vault_id] = vault
+
+    def limit_creates(self, limit: RateLimit | None) -> None:
+        """From now on, creates over `limit` are answered 429 APIGW.0308 (None: no limit). The bucket
+        starts full; reset() goes back to the limit the emulator was made with."""
+        with self._lock:
+            self._state.create_bucket = self._bucket(limit)
 
     def mark_busy(self, resource_id: str, mode: BusyMode = "reject") -> None:
         """Creates touching this resource fail with 500 BackupService.0002 ("reject") or skip it ("skip")."""
@@ -264,12 +322,14 @@ class Emulator:
 
     def reset(self) -> None:
         """Forget everything that happened (checkpoints, requests, faults, tokens, busy marks, counters) and
-        restore the initial latency; vaults and credentials stay."""
+        restore the initial latency, backup duration and create rate limit (with a full bucket); vaults and
+        credentials stay."""
         with self._lock:
             self._state.clear_activity()
             self.faults.clear()
             self.latency = self._initial_latency
             self.backup_duration = self._initial_backup_duration
+            self._state.create_bucket = self._bucket(self._initial_create_rate_limit)
             self._interrupt_waits()
 
     # -- observations ----------------------------------------------------------------------------
@@ -299,6 +359,12 @@ class Emulator:
         with self._lock:
             self._advance(utc_now())
             return [log.to_json() for log in self._state.operation_logs]
+
+    @property
+    def throttled_creates(self) -> int:
+        """Creates answered 429 by the create rate limit (scripted faults not counted)."""
+        with self._lock:
+            return self._state.throttled_creates
 
     @property
     def token_requests(self) -> int:
@@ -414,7 +480,10 @@ class Emulator:
         project_id = route["project_id"]
         match received.method, route["collection"], route["item_id"]:
             case "POST", "checkpoints", None:
-                return project_id, lambda: self._create_checkpoint(received.body)
+                return (
+                    project_id,
+                    lambda: self._throttle_create(received) or self._create_checkpoint(received.body),
+                )
             case "GET", "checkpoints", str(checkpoint_id):
                 return project_id, lambda: self._show_checkpoint(checkpoint_id)
             case "GET", "backups", None:
@@ -423,6 +492,10 @@ class Emulator:
                 return project_id, lambda: self._list_operation_logs(received.query)
             case "GET", "operation-logs", str(operation_log_id):
                 return project_id, lambda: self._show_operation_log(operation_log_id)
+            case "GET", "vaults", None:
+                return project_id, lambda: self._list_vaults(project_id, received.query)
+            case "POST", "vault/resource_instances/action", None:
+                return project_id, lambda: self._vault_resource_instances(project_id, received.body)
         return None
 
     # -- IAM -------------------------------------------------------------------------------------
@@ -487,6 +560,24 @@ class Emulator:
         if problem is None:
             return None
         return gateway_error(401, "APIGW.0301", f"{SIGNATURE_FAILURE}, {problem}", received.request_id)
+
+    def _bucket(self, limit: RateLimit | None) -> TokenBucket | None:
+        return None if limit is None else TokenBucket(limit, self._clock)
+
+    def _throttle_create(self, received: Received) -> Answer | None:
+        """The gateway's 429 when the create rate limit has no token left, else None (a token taken)."""
+        with self._lock:
+            bucket = self._state.create_bucket
+            wait = 0.0 if bucket is None else bucket.take()
+            if bucket is None or wait == 0.0:
+                return None
+            self._state.throttled_creates += 1
+        message = (
+            "The throttling threshold has been reached: "
+            f"policy user over ratelimit,limit:{bucket.limit.rate:g},time:1 second"
+        )
+        headers = {"Retry-After": str(max(1, math.ceil(wait)))} if bucket.limit.retry_after else {}
+        return gateway_error(429, "APIGW.0308", message, received.request_id, headers)
 
     def _create_checkpoint(self, body: bytes) -> Answer:
         try:
@@ -603,6 +694,35 @@ class Emulator:
                 "limit": selection.limit,
             },
         )
+
+    def _list_vaults(self, project_id: str, query: dict[str, list[str]]) -> Answer:
+        try:
+            selection = parse_vault_query(project_id, query)
+        except InvalidParameter as invalid:
+            return cbr_error(400, "BackupService.9900", str(invalid))
+        with self._lock:
+            matched = [vault for vault in self._state.vaults.values() if selection.matches(vault)]
+            page = [
+                vault.to_json() for vault in matched[selection.offset : selection.offset + selection.limit]
+            ]
+        return json_answer(
+            200, {"vaults": page, "count": len(matched), "limit": selection.limit, "offset": selection.offset}
+        )
+
+    def _vault_resource_instances(self, project_id: str, body: bytes) -> Answer:
+        try:
+            selection = parse_resource_instance_query(project_id, body)
+        except InvalidParameter as invalid:
+            return cbr_error(400, "BackupService.9900", str(invalid))
+        with self._lock:
+            matched = [vault for vault in self._state.vaults.values() if selection.matches(vault)]
+            if selection.action == "count":
+                return json_answer(200, {"total_count": len(matched)})
+            page = [
+                vault.to_tag_resource()
+                for vault in matched[selection.offset : selection.offset + selection.limit]
+            ]
+        return json_answer(200, {"resources": page, "total_count": len(matched)})
 
     def _show_operation_log(self, operation_log_id: str) -> Answer:
         with self._lock:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -21,6 +24,22 @@ PROVIDER_IDS = {
     "OS::Sfs::Turbo": "3f3c3220-245c-4805-b811-758870015881",
 }
 SERVER_PROVIDER_ID = "0daac4c5-6707-4851-97ba-169e36266b66"
+# A vault's `billing.object_type` (SDK `Billing`), and what each protects: add_vault's default resource type.
+OBJECT_TYPES = ("server", "disk", "turbo", "workspace", "vmware", "rds", "file")
+OBJECT_RESOURCE_TYPES = {
+    "server": "OS::Nova::Server",
+    "disk": "OS::Cinder::Volume",
+    "turbo": "OS::Sfs::Turbo",
+    "workspace": "OS::Workspace::DesktopV2",
+}
+# `billing.spec_code` for the object types the SDK documents one for.
+SPEC_CODES = {
+    "server": "vault.backup.server.normal",
+    "disk": "vault.backup.volume.normal",
+    "turbo": "vault.backup.turbo.normal",
+    "rds": "vault.backup.database.normal",
+}
+VAULT_SIZE_GB = 100
 
 
 def api_timestamp(moment: datetime) -> str:
@@ -124,9 +143,131 @@ class BoundResource:
 
 @dataclass
 class Vault:
+    """A vault as ListVault shows it. `policy_ids` are the policies applied to it (ListVault `policy_id`)."""
+
     id: str
     name: str
-    resources: dict[str, BoundResource]
+    project_id: str
+    created_at: datetime
+    resources: dict[str, BoundResource] = field(default_factory=dict)
+    object_type: str = "server"
+    policy_ids: frozenset[str] = frozenset()
+    tags: dict[str, str] = field(default_factory=dict)
+    status: str = "available"
+
+    def to_json(self) -> dict[str, Any]:
+        """The SDK's `Vault`: what ListVault lists and a tag query's `resource_detail.vault` holds."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "description": "",
+            "project_id": self.project_id,
+            "provider_id": PROVIDER_IDS.get(
+                OBJECT_RESOURCE_TYPES.get(self.object_type, ""), SERVER_PROVIDER_ID
+            ),
+            "billing": {
+                "allocated": 0,
+                "charging_mode": "post_paid",
+                "cloud_type": "public",
+                "consistent_level": "crash_consistent",
+                "object_type": self.object_type,
+                # A pay-per-use vault has no order.
+                "order_id": None,
+                "product_id": None,
+                "protect_type": "backup",
+                "size": VAULT_SIZE_GB,
+                "spec_code": SPEC_CODES.get(self.object_type),
+                "status": self.status,
+                "storage_unit": "",
+                "used": 0,
+                "frozen_scene": None,
+                "is_multi_az": False,
+            },
+            "resources": [
+                {
+                    "id": resource.id,
+                    "name": resource.name,
+                    "type": resource.type,
+                    "protect_status": "available",
+                    "size": RESOURCE_SIZE_GB,
+                    "backup_size": 0,
+                    "backup_count": 0,
+                    "auto_protect": False,
+                    "extra_info": {"exclude_volumes": []},
+                }
+                for resource in self.resources.values()
+            ],
+            "tags": [{"key": key, "value": value} for key, value in self.tags.items()],
+            "enterprise_project_id": "0",
+            "auto_bind": False,
+            "bind_rules": {},
+            "user_id": "0ae13f012b80d2d81f11c0129285d34b",
+            "created_at": api_timestamp(self.created_at),
+            "auto_expand": False,
+            "smn_notify": True,
+            "threshold": 80,
+            "sys_lock_source_service": None,
+            "locked": False,
+            "availability_zone": None,
+        }
+
+    def to_tag_resource(self) -> dict[str, Any]:
+        """The SDK's `TagResource`: one answer of `POST /vault/resource_instances/action`."""
+        return {
+            "resource_id": self.id,
+            "resource_name": self.name,
+            "resource_detail": {"vault": self.to_json()},
+            "tags": [{"key": key, "value": value} for key, value in self.tags.items()],
+        }
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `rate` requests a second on average, `burst` (default: rate rounded up) back to back.
+
+    A request over the limit is answered 429 APIGW.0308 as the API gateway does, with a `Retry-After`
+    header (whole seconds until a request would pass) only when `retry_after` is set: whether the real
+    gateway sends one is not documented.
+    """
+
+    rate: float
+    burst: int | None = None
+    retry_after: bool = False
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.rate) and self.rate > 0):
+            raise ValueError(f"rate must be a positive number of requests a second, not {self.rate!r}")
+        if self.burst is not None and self.burst < 1:
+            raise ValueError(f"burst must be at least 1, not {self.burst!r}")
+
+    @property
+    def capacity(self) -> int:
+        return self.burst if self.burst is not None else max(1, math.ceil(self.rate))
+
+
+@dataclass
+class TokenBucket:
+    """A full bucket of `limit.capacity` tokens, refilled at `limit.rate` a second as `clock` tells."""
+
+    limit: RateLimit
+    clock: Callable[[], float] = time.monotonic
+    tokens: float = field(init=False)
+    refilled_at: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = float(self.limit.capacity)
+        self.refilled_at = self.clock()
+
+    def take(self) -> float:
+        """Take a token: 0.0 if there was one, else (nothing taken) the seconds until there is one."""
+        now = self.clock()
+        elapsed = max(0.0, now - self.refilled_at)
+        self.tokens = min(float(self.limit.capacity), self.tokens + elapsed * self.limit.rate)
+        self.refilled_at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.limit.rate
 
 
 @dataclass(frozen=True)
@@ -307,6 +448,9 @@ class EmulatorState:
     created: list[dict[str, Any]] = field(default_factory=list)
     requests: list[RecordedRequest] = field(default_factory=list)
     busy: dict[str, BusyMode] = field(default_factory=dict)
+    # The limit on creates (`POST /checkpoints`), if any, and how many creates it answered 429.
+    create_bucket: TokenBucket | None = None
+    throttled_creates: int = 0
     token_requests: int = 0
     connections_opened: int = 0
     # Connections that carried at least one CBR (not IAM) request.
@@ -321,6 +465,7 @@ class EmulatorState:
         self.created.clear()
         self.requests.clear()
         self.busy.clear()
+        self.throttled_creates = 0
         self.token_requests = 0
         self.connections_opened = 0
         self.cbr_connections = 0

@@ -1,8 +1,9 @@
-"""Request checks the real CBR API makes (research/cbr-api.md §1.1, §2.2), each naming the offending field.
+"""Request checks the real CBR API makes, each naming the offending field.
 
-Stricter than the documentation in one respect: unknown keys anywhere in the create body are refused,
+Stricter than the documentation in two respects: unknown keys anywhere in a request body are refused,
 so a client that leaks its own fields (an idempotency key, an envelope field) into the wire body is
-caught here instead of being silently ignored.
+caught here instead of being silently ignored; and the tag query's `limit` and `offset` must be
+strings, as the official SDK types them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from cbr_emulator.state import Backup, OperationLog
+from cbr_emulator.state import OBJECT_TYPES, Backup, OperationLog, Vault
 
 UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 BACKUP_NAME = re.compile(r"[A-Za-z0-9_\-\u4e00-\u9fff]{1,64}")
@@ -40,6 +41,31 @@ OPERATION_TYPES = frozenset(
 )
 OPERATION_STATUSES = frozenset({"success", "skipped", "failed", "running", "timeout", "waiting"})
 QUERY_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# The tag query (SDK `VaultResourceInstancesReq` and `TagsReq`).
+RESOURCE_INSTANCE_KEYS = frozenset(
+    {
+        "without_any_tag",
+        "tags",
+        "tags_any",
+        "not_tags",
+        "not_tags_any",
+        "sys_tags",
+        "limit",
+        "offset",
+        "action",
+        "matches",
+        "cloud_type",
+        "object_type",
+    }
+)
+TAG_CONDITION_LISTS = ("tags", "tags_any", "not_tags", "not_tags_any")
+MAX_TAG_KEYS = 10
+MAX_TAG_VALUES = 10
+MAX_TAG_QUERY_KEY = 127
+MAX_TAG_QUERY_VALUE = 255
+# What a vault's own tags may hold (SDK `Tag`).
+TAG_KEY = re.compile(r"[A-Za-z0-9_\-\u4e00-\u9fa5]{1,36}")
+TAG_VALUE = re.compile(r"[A-Za-z0-9_\-.\u4e00-\u9fa5]{0,43}")
 
 PARAMETER_KEYS = frozenset(
     {
@@ -116,6 +142,145 @@ class OperationLogQuery:
             and self.operation_type in (None, "backup")
             and self.status in (None, log.status)
         )
+
+
+@dataclass(frozen=True)
+class VaultQuery:
+    """The filters of ListVault. `ids` and `resource_ids` match any of theirs."""
+
+    project_id: str
+    ids: frozenset[str]
+    name: str | None
+    object_type: str | None
+    policy_id: str | None
+    status: str | None
+    resource_ids: frozenset[str]
+    limit: int
+    offset: int
+
+    def matches(self, vault: Vault) -> bool:
+        return (
+            vault.project_id == self.project_id
+            and (not self.ids or vault.id in self.ids)
+            and self.name in (None, vault.name)
+            and self.object_type in (None, vault.object_type)
+            and (self.policy_id is None or self.policy_id in vault.policy_ids)
+            and self.status in (None, vault.status)
+            and (not self.resource_ids or not self.resource_ids.isdisjoint(vault.resources))
+        )
+
+
+@dataclass(frozen=True)
+class TagCondition:
+    """One `{"key", "values"}` of a tag query: the key is there and, unless `values` is empty (any value),
+    its value is one of them. A value `*text` matches every value containing `text`."""
+
+    key: str
+    values: tuple[str, ...]
+
+    def holds(self, tags: Mapping[str, str]) -> bool:
+        value = tags.get(self.key)
+        if value is None:
+            return False
+        return not self.values or any(
+            pattern[1:] in value if pattern.startswith("*") else pattern == value for pattern in self.values
+        )
+
+
+@dataclass(frozen=True)
+class ResourceInstanceQuery:
+    """`POST /vault/resource_instances/action`: keys are AND-ed in `tags` and `not_tags`, OR-ed in
+    `tags_any` and `not_tags_any`; `without_any_tag` overrides all four; every given list must hold."""
+
+    project_id: str
+    action: str
+    without_any_tag: bool
+    tags: tuple[TagCondition, ...] | None
+    tags_any: tuple[TagCondition, ...] | None
+    not_tags: tuple[TagCondition, ...] | None
+    not_tags_any: tuple[TagCondition, ...] | None
+    resource_name: str | None
+    object_type: str | None
+    cloud_type: str | None
+    limit: int
+    offset: int
+
+    def matches(self, vault: Vault) -> bool:
+        # Every vault here is a public-cloud one.
+        if (
+            vault.project_id != self.project_id
+            or self.object_type not in (None, vault.object_type)
+            or self.cloud_type not in (None, "public")
+        ):
+            return False
+        if self.resource_name is not None and not (
+            self.resource_name.lower() in vault.name.lower() if self.resource_name else vault.name == ""
+        ):
+            return False
+        if self.without_any_tag:
+            return not vault.tags
+        tags = vault.tags
+        return (
+            (self.tags is None or all(condition.holds(tags) for condition in self.tags))
+            and (self.tags_any is None or any(condition.holds(tags) for condition in self.tags_any))
+            and (self.not_tags is None or not all(condition.holds(tags) for condition in self.not_tags))
+            and (
+                self.not_tags_any is None or not any(condition.holds(tags) for condition in self.not_tags_any)
+            )
+        )
+
+
+def parse_vault_query(project_id: str, query: Mapping[str, list[str]]) -> VaultQuery:
+    def first(name: str) -> str | None:
+        values = query.get(name)
+        return values[0] if values else None
+
+    object_type = first("object_type")
+    if object_type is not None and object_type not in OBJECT_TYPES:
+        raise InvalidParameter("object_type", f"must be one of {', '.join(OBJECT_TYPES)}")
+    return VaultQuery(
+        project_id=project_id,
+        # The SDK sends a list of ids comma-separated.
+        ids=frozenset(_comma_separated(query.get("id", []))),
+        name=first("name"),
+        object_type=object_type,
+        policy_id=first("policy_id"),
+        status=first("status"),
+        resource_ids=frozenset(_comma_separated(query.get("resource_ids", []))),
+        limit=_query_int(first("limit"), "limit", default=MAX_PAGE, low=1, high=MAX_PAGE),
+        offset=_query_int(first("offset"), "offset", default=0, low=0, high=None),
+    )
+
+
+def parse_resource_instance_query(project_id: str, body: bytes) -> ResourceInstanceQuery:
+    document = _object(parse_json(body), "body", RESOURCE_INSTANCE_KEYS)
+    action = document.get("action")
+    if action not in ("filter", "count"):
+        raise InvalidParameter("action", "must be 'filter' or 'count'")
+    if "sys_tags" in document:
+        raise InvalidParameter("sys_tags", "is only for the op_service role")
+    without_any_tag = _optional_bool(document, "without_any_tag", "", default=False)
+    conditions = {name: _tag_conditions(document.get(name), name) for name in TAG_CONDITION_LISTS}
+    object_type = document.get("object_type")
+    if object_type is not None and object_type not in OBJECT_TYPES:
+        raise InvalidParameter("object_type", f"must be one of {', '.join(OBJECT_TYPES)}")
+    cloud_type = document.get("cloud_type")
+    if cloud_type is not None and cloud_type not in ("public", "hybrid"):
+        raise InvalidParameter("cloud_type", "must be 'public' or 'hybrid'")
+    return ResourceInstanceQuery(
+        project_id=project_id,
+        action=action,
+        without_any_tag=without_any_tag,
+        tags=conditions["tags"],
+        tags_any=conditions["tags_any"],
+        not_tags=conditions["not_tags"],
+        not_tags_any=conditions["not_tags_any"],
+        resource_name=_resource_name_match(document.get("matches")),
+        object_type=object_type,
+        cloud_type=cloud_type,
+        limit=_body_int(document.get("limit"), "limit", default=MAX_PAGE, low=1, high=MAX_PAGE),
+        offset=_body_int(document.get("offset"), "offset", default=0, low=0, high=None),
+    )
 
 
 def parse_operation_log_query(query: Mapping[str, list[str]]) -> OperationLogQuery:
@@ -304,6 +469,70 @@ def _extra_info(value: Any, field: str) -> None:
             volume_field = f"{field}.include_volumes[{index}]"
             volume = _object(item, volume_field, {"id", "os_version"})
             _uuid(_required(volume, "id", f"{volume_field}.id"), f"{volume_field}.id")
+
+
+def _comma_separated(values: list[str]) -> list[str]:
+    return [item for value in values for item in value.split(",") if item]
+
+
+def _tag_conditions(value: Any, field: str) -> tuple[TagCondition, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise InvalidParameter(field, "must be a non-empty array")
+    if len(value) > MAX_TAG_KEYS:
+        raise InvalidParameter(field, f"must have at most {MAX_TAG_KEYS} keys")
+    conditions: list[TagCondition] = []
+    for index, item in enumerate(value):
+        where = f"{field}[{index}]"
+        condition = _object(item, where, {"key", "values"})
+        key = _required(condition, "key", f"{where}.key")
+        if not isinstance(key, str) or not key.strip() or len(key.strip()) > MAX_TAG_QUERY_KEY:
+            raise InvalidParameter(f"{where}.key", f"must be a string of 1-{MAX_TAG_QUERY_KEY} characters")
+        values = _required(condition, "values", f"{where}.values")
+        if not isinstance(values, list) or len(values) > MAX_TAG_VALUES:
+            raise InvalidParameter(f"{where}.values", f"must be an array of at most {MAX_TAG_VALUES} values")
+        stripped: list[str] = []
+        for position, entry in enumerate(values):
+            if not isinstance(entry, str) or len(entry.strip()) > MAX_TAG_QUERY_VALUE:
+                raise InvalidParameter(
+                    f"{where}.values[{position}]",
+                    f"must be a string of at most {MAX_TAG_QUERY_VALUE} characters",
+                )
+            if entry.strip() == "*":
+                raise InvalidParameter(f"{where}.values[{position}]", "must not be '*' alone")
+            stripped.append(entry.strip())
+        if len(set(stripped)) != len(stripped):
+            raise InvalidParameter(f"{where}.values", "must not repeat a value")
+        conditions.append(TagCondition(key.strip(), tuple(stripped)))
+    if len({condition.key for condition in conditions}) != len(conditions):
+        raise InvalidParameter(field, "must not repeat a key")
+    return tuple(conditions)
+
+
+def _resource_name_match(value: Any) -> str | None:
+    """The `matches` list: at most one `{"key": "resource_name", "value"}`."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) > 1:
+        raise InvalidParameter("matches", "must be an array of at most 1 item")
+    if not value:
+        return None
+    match = _object(value[0], "matches[0]", {"key", "value"})
+    if match.get("key") != "resource_name":
+        raise InvalidParameter("matches[0].key", "must be 'resource_name'")
+    name = match.get("value")
+    if not isinstance(name, str) or len(name) > MAX_TAG_QUERY_VALUE:
+        raise InvalidParameter(
+            "matches[0].value", f"must be a string of at most {MAX_TAG_QUERY_VALUE} characters"
+        )
+    return name
+
+
+def _body_int(value: Any, field: str, *, default: int, low: int, high: int | None) -> int:
+    if value is not None and not isinstance(value, str):
+        raise InvalidParameter(field, "must be a string of digits")
+    return _query_int(value, field, default=default, low=low, high=high)
 
 
 def _query_time(value: str | None, field: str) -> datetime | None:

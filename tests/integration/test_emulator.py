@@ -572,7 +572,8 @@ def test_unknown_apis_get_apigw_0101(emulator: Emulator, cbr: httpx.Client) -> N
     for method, path in [
         ("GET", "/v3/nothing"),
         ("DELETE", CHECKPOINTS),
-        ("GET", f"/v3/{PROJECT_ID}/vaults"),
+        ("GET", f"/v3/{PROJECT_ID}/vaults/{VAULT_ID}/tags"),
+        ("GET", f"/v3/{PROJECT_ID}/vault/resource_instances/action"),
     ]:
         answer = cbr.request(method, path)
         assert answer.status_code == 404

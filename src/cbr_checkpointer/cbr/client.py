@@ -5,20 +5,29 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from cbr_checkpointer.cbr.credentials import AkSkCredentials, CredentialsProvider, secrets_of
 from cbr_checkpointer.cbr.errors import CbrError, classify_response, classify_transport_error, clip_message
 from cbr_checkpointer.cbr.iam import TokenIssuer
 from cbr_checkpointer.cbr.signer import sign_request
 from cbr_checkpointer.domain import ErrorInfo
-from cbr_checkpointer.models import CheckpointCreate, CreateCheckpointResponse
+from cbr_checkpointer.models import (
+    MAX_TAG_KEYS,
+    CheckpointCreate,
+    CreateCheckpointResponse,
+    ListVaultResponse,
+    ShowVaultResourceInstancesResponse,
+    TagsReq,
+    Vault,
+    VaultResourceInstancesReq,
+)
 from cbr_checkpointer.tls import verified_tls_context
 
 logger = logging.getLogger(__name__)
@@ -27,6 +36,12 @@ JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
 PAGE_SIZE = 100
 MAX_BACKUP_PAGES = 20
 KEEPALIVE_SECONDS = 30.0
+# ListVault's and the tag query's largest page, and how many of them a listing reads at most.
+VAULT_PAGE_SIZE = 1000
+MAX_VAULT_PAGES = 20
+
+ItemT = TypeVar("ItemT")
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class _CbrAuth(httpx.Auth):
@@ -80,8 +95,34 @@ def _unexpected_answer(what: str, detail: str, response: httpx.Response) -> CbrE
     return CbrError(info, ambiguous=what == "CreateCheckpoint")
 
 
+def _parsed(what: str, model: type[ModelT], response: httpx.Response) -> ModelT:
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as error:
+        raise _unexpected_answer(what, _problems(error), response) from None
+
+
+def _collect_pages(
+    page_at: Callable[[int], tuple[Sequence[ItemT], int | None]], *, page_size: int, max_pages: int
+) -> tuple[list[ItemT], bool]:
+    """The items of an offset-paged list, `page_at(offset)` giving a page and the answer's total (if
+    any), for at most `max_pages` pages; and whether that was all of them.
+
+    The end is the total reached, or without a total a short page; an empty page ends it in any case.
+    """
+    items: list[ItemT] = []
+    for _ in range(max_pages):
+        page, total = page_at(len(items))
+        items.extend(page)
+        done = len(items) >= total if total is not None else len(page) < page_size
+        if done or not page:
+            return items, True
+    return items, False
+
+
 class CbrClient:
-    """CreateCheckpoint, ShowCheckpoint, ListBackups and ListOpLogs for one CBR endpoint.
+    """CreateCheckpoint, ShowCheckpoint, ListBackups, ListOpLogs, ListVault and the tag query
+    (ShowVaultResourceInstances) for one CBR endpoint.
 
     One attempt per call, except that a refusal of the credentials (APIGW.0301/0307,
     BackupService.9998, IAM 401) refreshes them and tries once more: the request was refused, so
@@ -160,16 +201,87 @@ class CbrClient:
         if "limit" in filters or "offset" in filters:
             raise ValueError(f"{what} pages by itself; do not pass limit or offset")
         path = f"/v3/{_segment(project_id)}/{key.replace('_', '-')}"
-        items: list[dict[str, Any]] = []
-        for _ in range(max_pages):
-            params = {**filters, "limit": str(PAGE_SIZE), "offset": str(len(items))}
-            page, count = self._page(what, key, self._send("GET", project_id, path, params=params))
-            items.extend(page)
-            done = len(items) >= count if count is not None else len(page) < PAGE_SIZE
-            if done or not page:
-                return items
-        logger.warning("%s stopped after %d pages (%d items)", what, max_pages, len(items))
+
+        def page_at(offset: int) -> tuple[list[dict[str, Any]], int | None]:
+            params = {**filters, "limit": str(PAGE_SIZE), "offset": str(offset)}
+            return self._page(what, key, self._send("GET", project_id, path, params=params))
+
+        items, complete = _collect_pages(page_at, page_size=PAGE_SIZE, max_pages=max_pages)
+        if not complete:
+            logger.warning("%s stopped after %d pages (%d items)", what, max_pages, len(items))
         return items
+
+    # -- vaults: ListVault and vaults by tag ----------------------------------------------------------
+
+    def list_vaults(
+        self,
+        project_id: str,
+        *,
+        policy_id: str | None = None,
+        object_type: str | None = None,
+        max_pages: int = MAX_VAULT_PAGES,
+    ) -> list[Vault]:
+        """`GET /v3/{project_id}/vaults`: every vault matching all the filters given, each once.
+
+        Reads pages of VAULT_PAGE_SIZE up to a short one. More than `max_pages` pages is a CbrError, never
+        a partial list: a vault left out would silently get no backup.
+        """
+        filters = {
+            name: value
+            for name, value in (("policy_id", policy_id), ("object_type", object_type))
+            if value is not None
+        }
+        path = f"/v3/{_segment(project_id)}/vaults"
+
+        def page_at(offset: int) -> list[Vault]:
+            params = {**filters, "limit": str(VAULT_PAGE_SIZE), "offset": str(offset)}
+            answer = _parsed(
+                "ListVault", ListVaultResponse, self._send("GET", project_id, path, params=params)
+            )
+            return answer.vaults
+
+        # Offset paging over a list that changes meanwhile can show a vault twice.
+        unique: dict[str, Vault] = {}
+        for vault in _every_page("ListVault", page_at, max_pages=max_pages):
+            unique.setdefault(vault.id, vault)
+        return list(unique.values())
+
+    def vault_ids_with_tags(
+        self, project_id: str, tags: Mapping[str, Sequence[str]], *, max_pages: int = MAX_VAULT_PAGES
+    ) -> list[str]:
+        """The ids of the vaults that carry every key of `tags` with one of its values (any value for an
+        empty list), each once: `POST /v3/{project_id}/vault/resource_instances/action`, `filter`.
+
+        Pages as list_vaults does, to a short page, with the same bound. Bad `tags` is a ValueError
+        naming the key.
+        """
+        conditions: list[TagsReq] = []
+        for key, values in tags.items():
+            try:
+                # A lone string is refused, not read as a list of its characters.
+                wanted = values if isinstance(values, str) else list(values)
+                conditions.append(TagsReq.model_validate({"key": key, "values": wanted}))
+            except ValidationError as error:
+                raise ValueError(f"tags[{key!r}]: {_problems(error)}") from None
+        if not 1 <= len(conditions) <= MAX_TAG_KEYS:
+            raise ValueError(f"tags: give 1 to {MAX_TAG_KEYS} keys, not {len(conditions)}")
+        path = f"/v3/{_segment(project_id)}/vault/resource_instances/action"
+
+        def page_at(offset: int) -> list[str]:
+            body = VaultResourceInstancesReq(
+                action="filter", tags=conditions, limit=str(VAULT_PAGE_SIZE), offset=str(offset)
+            )
+            response = self._send(
+                "POST",
+                project_id,
+                path,
+                content=body.model_dump_json(exclude_none=True).encode(),
+                headers={"Content-Type": JSON_CONTENT_TYPE},
+            )
+            answer = _parsed("ShowVaultResourceInstances", ShowVaultResourceInstancesResponse, response)
+            return [resource.resource_id for resource in answer.resources]
+
+        return list(dict.fromkeys(_every_page("ShowVaultResourceInstances", page_at, max_pages=max_pages)))
 
     def close(self) -> None:
         with self._lock:
@@ -264,10 +376,7 @@ class CbrClient:
 
     @staticmethod
     def _checkpoint(what: str, response: httpx.Response) -> CheckpointCreate:
-        try:
-            return CreateCheckpointResponse.model_validate_json(response.content).checkpoint
-        except ValidationError as error:
-            raise _unexpected_answer(what, _problems(error), response) from None
+        return _parsed(what, CreateCheckpointResponse, response).checkpoint
 
     @staticmethod
     def _page(what: str, key: str, response: httpx.Response) -> tuple[list[dict[str, Any]], int | None]:
@@ -285,6 +394,26 @@ class CbrClient:
             raise _unexpected_answer(what, f"no list of {key.replace('_', ' ')}", response)
         count = document.get("count")
         return items, count if isinstance(count, int) and not isinstance(count, bool) else None
+
+
+def _every_page(what: str, page_at: Callable[[int], Sequence[ItemT]], *, max_pages: int) -> list[ItemT]:
+    """Every item of a vault listing, `page_at(offset)` giving one page of VAULT_PAGE_SIZE; up to a short
+    page, or a CbrError after `max_pages` full ones.
+
+    The answers' totals (`count`, `total_count`) are not trusted to end the list: the reference does not
+    say whether ListVault's `count` counts the page or the whole list, and reading it wrongly would stop
+    after the first page. The price is one more call when the list fills its last page exactly.
+    """
+    items, complete = _collect_pages(
+        lambda offset: (page_at(offset), None), page_size=VAULT_PAGE_SIZE, max_pages=max_pages
+    )
+    if not complete:
+        message = (
+            f"{what} has more than {max_pages} pages of {VAULT_PAGE_SIZE}; "
+            f"stopped at {len(items)} items rather than act on part of the list"
+        )
+        raise CbrError(ErrorInfo("api", message, retryable=False))
+    return items
 
 
 def _segment(value: str) -> str:
