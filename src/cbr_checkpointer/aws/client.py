@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import httpx
+import httpx2 as httpx
 
 from cbr_checkpointer.aws.sigv4 import AwsCredentials, SigV4Auth
 from cbr_checkpointer.tls import verified_tls_context

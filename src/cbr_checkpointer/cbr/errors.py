@@ -17,7 +17,7 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 
 from cbr_checkpointer.domain import ErrorInfo, ErrorKind
 
