@@ -44,7 +44,7 @@ from socketserver import TCPServer
 from typing import Any, Literal, TextIO
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2 as httpx
 
 from cbr_emulator import Emulator, Fault, RecordedRequest
 from devtools.records import sqs_record

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2 as httpx
 from moto.server import ThreadedMotoServer
 from pydantic import SecretStr
 

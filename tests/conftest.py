@@ -15,7 +15,12 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import httpx2
 import pytest
+
+# Whatever in the test process is still written as `import httpx` gets httpx2's classes, so its
+# transports and exceptions work with the function's clients; httpx itself is not installed.
+httpx2.alias_httpx()
 
 if TYPE_CHECKING:
     from devtools.sandbox import Sandbox

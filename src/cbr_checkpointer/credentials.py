@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 
-import httpx
+import httpx2 as httpx
 from pydantic import SecretStr
 
 from cbr_checkpointer.aws import AwsError, AwsJsonClient

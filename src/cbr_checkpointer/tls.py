@@ -1,7 +1,8 @@
 """The one TLS context every HTTP client of the function shares.
 
 Loading the CA bundle costs ~14 ms per context, and a cold invocation builds up to five clients
-(CBR, IAM, EventBridge, DynamoDB, Secrets Manager). Verification is always on.
+(CBR, IAM, EventBridge, DynamoDB, Secrets Manager). Verification is always on, against the operating
+system's CA bundle.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import ssl
 from functools import cache
 
-import httpx
+import httpx2 as httpx
 
 
 @cache

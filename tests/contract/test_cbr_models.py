@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import httpx
+import httpx2 as httpx
 import pytest
 from huaweicloudsdkcbr.v1 import CbrClient as SdkCbrClient
 from huaweicloudsdkcbr.v1 import model as sdk

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 import pytest
 from huaweicloudsdkcbr.v1 import CbrClient as SdkCbrClient
 from huaweicloudsdkcbr.v1 import model as sdk

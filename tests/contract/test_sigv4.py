@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from unittest.mock import patch
 from urllib.parse import quote
 
-import httpx
+import httpx2 as httpx
 from botocore.auth import SigV4Auth as BotocoreSigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials

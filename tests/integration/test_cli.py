@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import httpx
+import httpx2 as httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 import pytest
 from huaweicloudsdkcbr.v1 import CbrClient, ListOpLogsRequest
 from huaweicloudsdkcore.auth.credentials import BasicCredentials

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
-import httpx
+import httpx2 as httpx
 import pytest
 
 from cbr_checkpointer.cbr import ERROR_CODES, CbrError, classify_response, classify_transport_error

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-import httpx
+import httpx2 as httpx
 import pytest
 from pydantic import SecretStr
 

@@ -7,7 +7,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 import pytest
 from pydantic import SecretStr
 

@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import httpx
+import httpx2 as httpx
 
 from cbr_checkpointer.aws.retryable import is_retryable_error, is_retryable_transport_error
 from cbr_checkpointer.aws.sigv4 import AwsCredentials, SigV4Auth

@@ -5,7 +5,7 @@ A contract test reads these tables against botocore's own, so that they cannot d
 
 from __future__ import annotations
 
-import httpx
+import httpx2 as httpx
 
 # botocore.retries.standard.ThrottledRetryableChecker
 THROTTLING_ERROR_CODES = frozenset(

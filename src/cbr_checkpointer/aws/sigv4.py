@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote, urlsplit
 
-import httpx
+import httpx2 as httpx
 from pydantic import SecretStr
 
 ALGORITHM = "AWS4-HMAC-SHA256"

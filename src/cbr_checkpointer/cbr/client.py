@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-import httpx
+import httpx2 as httpx
 from pydantic import BaseModel, ValidationError
 
 from cbr_checkpointer.cbr.credentials import AkSkCredentials, CredentialsProvider, secrets_of

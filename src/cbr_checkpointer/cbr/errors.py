@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 
 from cbr_checkpointer.domain import ErrorInfo, ErrorKind
 from cbr_checkpointer.retry import parse_retry_after

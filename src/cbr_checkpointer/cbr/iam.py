@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import httpx
+import httpx2 as httpx
 
 from cbr_checkpointer.cbr.credentials import PasswordCredentials
 from cbr_checkpointer.cbr.errors import (
@@ -32,15 +32,15 @@ SUBJECT_TOKEN_HEADER = "X-Subject-Token"  # noqa: S105 - a header name
 RENEW_BEFORE_SECONDS = 3600.0
 RENEW_BEFORE_FLOOR_SECONDS = 900.0
 
-# httpcore's DEBUG trace prints response headers verbatim: `(b'X-Subject-Token', b'<the token>')`.
-_HTTP_TRACE_LOGGER = "httpcore.http11"
+# httpcore2's DEBUG trace prints response headers verbatim: `(b'X-Subject-Token', b'<the token>')`.
+_HTTP_TRACE_LOGGER = "httpcore2.http11"
 _SUBJECT_TOKEN_IN_TRACE = re.compile(r"(x-subject-token',\s*b')[^']*", re.IGNORECASE)
 
 _TokenKey = tuple[str, str, str]
 
 
 class _HideSubjectToken(logging.Filter):
-    """Masks IAM tokens in httpcore's header traces, so DEBUG logging never prints one."""
+    """Masks IAM tokens in httpcore2's header traces, so DEBUG logging never prints one."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

@@ -8,7 +8,7 @@ from collections.abc import Callable, Generator, Mapping
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-import httpx
+import httpx2 as httpx
 
 from cbr_checkpointer.cbr.credentials import AkSkCredentials, CredentialsProvider
 
