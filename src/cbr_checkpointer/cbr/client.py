@@ -171,6 +171,10 @@ class CbrClient:
         logger.warning("%s stopped after %d pages (%d items)", what, max_pages, len(items))
         return items
 
+    def open(self) -> None:
+        """Make the connection pool now (the HTTP stack's imports, the CA bundle), not on the first call."""
+        self._http()
+
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
