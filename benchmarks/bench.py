@@ -740,7 +740,14 @@ def _git_commit() -> str:
 
 
 def write_markdown(
-    results: Results, path: Path, png: Path | None, command: str, runs: int, plot_runs: int, elapsed: float
+    results: Results,
+    path: Path,
+    png: Path | None,
+    command: str,
+    commit: str,
+    runs: int,
+    plot_runs: int,
+    elapsed: float,
 ) -> None:
     lines = [
         "# Benchmarks",
@@ -756,7 +763,7 @@ def write_markdown(
         "variables and event shapes (`events/`), and keep their idempotency records in DynamoDB tables in "
         "moto. This file is written by `make bench`; edit `benchmarks/notes.md` instead.",
         "",
-        f"- command: `{command}` at commit {_git_commit()} ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"- command: `{command}` at commit {commit} ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         f"took {elapsed:.0f} s)",
         f"- machine: {os.cpu_count()} CPUs ({platform.machine()}, {platform.system()} {platform.release()}); "
         f"every handler runs on {_bench_python_version()} under awslambdaric against a Runtime API on "
@@ -841,6 +848,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else "python -m benchmarks.bench " + " ".join(sys.argv[1:])
     )
     started = time.perf_counter()
+    commit = _git_commit()  # before this run writes its own outputs
     tasks = prepare_tasks()
     read_only = make_read_only(tasks)  # before any thread starts
     try:
@@ -876,7 +884,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if png is not None:
         write_plot(results, png)
     if not args.only_cold:
-        write_markdown(results, args.output, png, command, args.runs, args.plot_runs, elapsed)
+        write_markdown(results, args.output, png, command, commit, args.runs, args.plot_runs, elapsed)
         print(f"\nwrote {args.output}" + ("" if png is None else f" and {png}") + f" in {elapsed:.0f} s")
     misses = [row.figure for row in results.rows if row.verdict == "MISS"]
     print("all budgets PASS" if not misses else "MISS: " + "; ".join(misses))
