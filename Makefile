@@ -13,14 +13,15 @@ EVENT ?= events/schedule.json
 AUTH ?= aksk
 PYTEST_ARGS ?=
 
-.PHONY: help run test lint format unit integration contract clean package validate sam-validate bench faults readme
+.PHONY: help run test lint format unit integration contract clean package validate sam-validate bench \
+	bench-environments faults readme
 
 help:
 	@echo "make run      - one trigger (EVENT=$(EVENT)) through the handler against the local emulator + moto"
 	@echo "make test     - lint, type-check and the whole test suite"
 	@echo "make lint     - ruff + mypy --strict on src/"
 	@echo "make format   - ruff format + autofix"
-	@echo "make package  - dist/function.zip for python3.13/arm64 (no boto3 inside)"
+	@echo "make package  - dist/function.zip for python3.13/arm64 (no boto3 inside); ARCH=x86_64 builds dist/function-x86_64.zip"
 	@echo "make validate - template.yaml through sam validate --lint, the SAM translator and cfn-lint, offline"
 	@echo "make faults   - the fault matrix: every fault as a timer and as an SQS batch, with redelivery"
 	@echo "make bench    - benchmarks against the reference handler; writes BENCHMARKS.md"
@@ -54,7 +55,9 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests devtools
 	$(BIN)/ruff check --fix src tests devtools
 
-test: lint sam-validate
+# The bench harness's structural test needs the bench's python3.13 (a few small wheels); without a
+# python3.13 on the machine it is skipped.
+test: lint sam-validate $(if $(LAMBDA_PYTHON),$(BENCH_PYTHON)/.installed)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: $(STAMP)
@@ -74,19 +77,34 @@ clean:
 LAMBDA_PYTHON ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13; do \
 	$$p -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && { echo $$p; break; }; done)
 
-# dist/function.zip for python3.13 on arm64: pinned runtime wheels for manylinux aarch64 plus
-# src/cbr_checkpointer (never the emulator), zipped reproducibly; fails if boto3/botocore got in.
+# dist/function.zip for python3.13 on arm64 (the template's architecture): pinned runtime wheels for
+# manylinux aarch64 plus src/cbr_checkpointer (never the emulator), zipped reproducibly; fails if
+# boto3/botocore got in. ARCH=x86_64 builds the same recipe for x86_64 into dist/function-x86_64.zip (what
+# `make bench` runs on this machine), leaving the arm64 zip alone.
+ARCH ?= arm64
+ifeq ($(ARCH),arm64)
+PACKAGE_PLATFORM := manylinux2014_aarch64
+PACKAGE_SUFFIX :=
+else ifeq ($(ARCH),x86_64)
+PACKAGE_PLATFORM := manylinux2014_x86_64
+PACKAGE_SUFFIX := -x86_64
+else
+$(error ARCH must be arm64 or x86_64, not $(ARCH))
+endif
+PACKAGE_DIR := build/package$(PACKAGE_SUFFIX)
+PACKAGE_ZIP := dist/function$(PACKAGE_SUFFIX).zip
+
 package: $(STAMP)
-	rm -rf build/package dist/function.zip
+	rm -rf $(PACKAGE_DIR) $(PACKAGE_ZIP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile \
-		--platform manylinux2014_aarch64 --implementation cp --python-version 3.13 --only-binary=:all: \
-		--target build/package -r requirements/runtime.txt
-	cp -R src/cbr_checkpointer build/package/cbr_checkpointer
-	find build/package -name __pycache__ -prune -exec rm -rf {} +
+		--platform $(PACKAGE_PLATFORM) --implementation cp --python-version 3.13 --only-binary=:all: \
+		--target $(PACKAGE_DIR) -r requirements/runtime.txt
+	cp -R src/cbr_checkpointer $(PACKAGE_DIR)/cbr_checkpointer
+	find $(PACKAGE_DIR) -name __pycache__ -prune -exec rm -rf {} +
 	@if [ -n "$(LAMBDA_PYTHON)" ]; then \
-		$(LAMBDA_PYTHON) -m compileall -q -j 0 --invalidation-mode unchecked-hash build/package; \
+		$(LAMBDA_PYTHON) -m compileall -q -j 0 --invalidation-mode unchecked-hash $(PACKAGE_DIR); \
 	else echo "warning: no python3.13 found; the zip ships without bytecode (slower cold starts)" >&2; fi
-	$(BIN)/python devtools/package.py build/package dist/function.zip --require cbr_checkpointer/handler.py
+	$(BIN)/python devtools/package.py $(PACKAGE_DIR) $(PACKAGE_ZIP) --require cbr_checkpointer/handler.py
 
 # The SAM CLI lives in a venv of its own: it pins an older boto3 than the test oracles.
 $(SAM_STAMP): requirements/sam.txt
@@ -106,10 +124,36 @@ sam-validate: $(SAM_STAMP)
 validate: $(STAMP) sam-validate
 	$(BIN)/pytest tests/infrastructure $(PYTEST_ARGS)
 
-# Ours vs a reference handler (official Huawei SDK + boto3 + Powertools idempotency), side by side
-# against the same emulator and moto: prints the table with PASS/MISS per budget, writes BENCHMARKS.md
-# and benchmarks/batch-wall.png. About 5 minutes on 2 cores.
-bench: $(STAMP)
+# Ours vs a reference handler (official Huawei SDK + boto3 + Powertools idempotency), side by side against
+# the same emulator and moto, each started the way Lambda starts it: python3.13 running AWS's runtime
+# interface client (awslambdaric, in a bench-only venv from requirements/bench.txt) against a Runtime API
+# on loopback, from read-only task directories: ours is dist/function-x86_64.zip unzipped, the reference
+# is its pinned packages and benchmarks/reference_handler.py, compiled the same way. Prints the table with
+# PASS/MISS per budget, writes BENCHMARKS.md and benchmarks/batch-wall.png. About 6 minutes on 2 quiet cores.
+BENCH_PYTHON := build/bench/python3.13
+REFERENCE_TASK := build/bench/reference-task
+REFERENCE_PACKAGES := boto3 huaweicloudsdkcbr aws-lambda-powertools
+
+$(BENCH_PYTHON)/.installed: requirements/bench.txt
+	@test -n "$(LAMBDA_PYTHON)" || { echo "make bench needs a python3.13" >&2; exit 1; }
+	rm -rf $(BENCH_PYTHON)
+	$(LAMBDA_PYTHON) -m venv $(BENCH_PYTHON)
+	$(BENCH_PYTHON)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/bench.txt
+	@touch $@
+
+$(REFERENCE_TASK)/.built: $(BENCH_PYTHON)/.installed requirements/dev.txt benchmarks/reference_handler.py
+	rm -rf $(REFERENCE_TASK)
+	$(BENCH_PYTHON)/bin/python -m pip install --quiet --disable-pip-version-check --no-compile \
+		--only-binary=:all: --target $(REFERENCE_TASK) -c requirements/dev.txt $(REFERENCE_PACKAGES)
+	cp benchmarks/reference_handler.py $(REFERENCE_TASK)/reference_handler.py
+	find $(REFERENCE_TASK) -name __pycache__ -prune -exec rm -rf {} +
+	$(LAMBDA_PYTHON) -m compileall -q -j 0 --invalidation-mode unchecked-hash $(REFERENCE_TASK)
+	@touch $@
+
+bench-environments: $(STAMP) $(BENCH_PYTHON)/.installed $(REFERENCE_TASK)/.built
+	$(MAKE) package ARCH=x86_64
+
+bench: bench-environments
 	$(BIN)/python -m benchmarks.bench
 
 # The exactly-once fault matrix (devtools/faults.py): every scenario in timer and SQS mode, redelivered as

@@ -1,14 +1,18 @@
-"""`make bench`: cbr_checkpointer side by side with what a user would write instead (DESIGN §8).
+"""`make bench`: cbr_checkpointer side by side with what a user would write instead, run as Lambda runs it.
 
-One run, one CBR emulator and one moto server for both handlers:
+One run, one CBR emulator and one moto server for all handlers:
 
-- ours: `cbr_checkpointer.handler.lambda_handler` (httpx, own SigV4, DynamoDB ledger over the JSON API);
-- reference: `benchmarks.reference_handler.lambda_handler` (huaweicloudsdkcbr, boto3, Powertools
-  idempotency on DynamoDB, Powertools BatchProcessor).
+- ours: `cbr_checkpointer.handler.lambda_handler` from dist/function-x86_64.zip (httpx, own SigV4,
+  DynamoDB ledger over the JSON API);
+- reference: `reference_handler.lambda_handler` (huaweicloudsdkcbr, boto3, Powertools idempotency on
+  DynamoDB, Powertools BatchProcessor: records one after another, one PutEvents per request);
+- reference, threads: `reference_handler.threaded_handler`, the best form a user would write for
+  batches (records in a thread pool, one PutEvents per 10 outcomes). Batch and fleet rows compare
+  ours with it.
 
-Each handler runs in its own interpreter (benchmarks/worker.py) that sees only its own packages
-(benchmarks/sites.py), so CPU time, RSS and imported modules are the handler's alone; the emulator,
-moto and the counting proxies run in this process. Prints a table with ratios (ours / reference) and
+Every execution environment is a python3.13 process started by AWS's runtime interface client against
+a Runtime API on loopback, from a read-only task directory (benchmarks/lambda_env.py); times are taken
+on the server side (benchmarks/runtime_api.py). Prints a table with ratios (ours / reference) and
 PASS/MISS per budget, and writes BENCHMARKS.md and benchmarks/batch-wall.png.
 """
 
@@ -37,14 +41,25 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from benchmarks.sites import build_sites  # noqa: E402
+from benchmarks.lambda_env import (  # noqa: E402
+    BENCH_PYTHON,
+    ColdStart,
+    ExecutionEnvironment,
+    make_read_only,
+    prepare_tasks,
+    release,
+)
 from cbr_checkpointer.settings import Settings  # noqa: E402
 from devtools.faults import FaultProxy  # noqa: E402
 from devtools.sandbox import REGION, Sandbox  # noqa: E402
 
-OURS = "cbr_checkpointer.handler"
-REFERENCE = "benchmarks.reference_handler"
-HANDLERS = {"ours": OURS, "reference": REFERENCE}
+OURS, REFERENCE, THREADS = "ours", "reference", "reference, threads"
+HANDLERS = {
+    OURS: ("ours", "cbr_checkpointer.handler.lambda_handler"),
+    REFERENCE: ("reference", "reference_handler.lambda_handler"),
+    THREADS: ("reference", "reference_handler.threaded_handler"),
+}
+MODULES = {"ours": "cbr_checkpointer.handler", "reference": "reference_handler"}
 EVENTS = ROOT / "events"
 NOTES = ROOT / "benchmarks" / "notes.md"
 LATENCY = 0.2
@@ -55,6 +70,12 @@ WARM_SINGLE_RUNS = 15
 BENCH_BUS = "cbr-bench"  # a bus without rules: moto forwarding thousands of events would dominate
 MAX_CONCURRENCY: int = Settings.model_fields["max_concurrency"].default  # not overridden by the bench
 FAN_OUT = "ours, one fan-out invocation"
+# Lambda gives a function CPU in proportion to its memory: one full vCPU at 1,769 MB.
+FULL_VCPU_MB = 1769
+MEMORY_SIZES_MB = (128, 256, 512, 1024, 1769)
+# arm64 list prices in us-east-1: per GB-second of duration, and per request.
+PRICE_PER_GB_SECOND = 0.0000133334
+PRICE_PER_REQUEST = 0.20 / 1_000_000
 
 
 # -- events --------------------------------------------------------------------------------------
@@ -95,77 +116,6 @@ def fan_out(total: int) -> dict[str, Any]:
     return {"idempotency_key": f"bench-{uuid.uuid4()}", "requests": [dict(item) for _ in range(total)]}
 
 
-# -- workers -------------------------------------------------------------------------------------
-
-
-class Worker:
-    """One handler in a fresh interpreter: the import happens at start, invocations on demand."""
-
-    def __init__(self, module: str, env: dict[str, str]) -> None:
-        self.module = module
-        self._process = subprocess.Popen(
-            [sys.executable, "-S", "-m", "benchmarks.worker", module],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.started: dict[str, Any] = self._read()
-
-    def _read(self) -> Any:
-        assert self._process.stdout is not None
-        line = self._process.stdout.readline()
-        if not line:
-            self._process.wait(timeout=30)
-            assert self._process.stderr is not None
-            raise RuntimeError(f"{self.module} worker died:\n{self._process.stderr.read()[-4000:]}")
-        return json.loads(line)
-
-    def _ask(self, command: dict[str, Any]) -> Any:
-        assert self._process.stdin is not None
-        self._process.stdin.write(json.dumps(command) + "\n")
-        self._process.stdin.flush()
-        return self._read()
-
-    def invoke(self, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        results: list[dict[str, Any]] = self._ask({"cmd": "invoke", "events": list(events)})
-        for result in results:
-            if result["error"] or result["failures"]:
-                raise RuntimeError(f"{self.module}: invocation failed: {result}")
-        return results
-
-    def stats(self) -> dict[str, Any]:
-        stats: dict[str, Any] = self._ask({"cmd": "stats"})
-        return stats
-
-    def close(self) -> None:
-        if self._process.poll() is None:
-            assert self._process.stdin is not None
-            self._process.stdin.close()
-            try:
-                self._process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        for stream in (self._process.stdout, self._process.stderr):
-            if stream is not None:
-                stream.close()
-
-
-@contextmanager
-def workers(envs: dict[str, dict[str, str]]) -> Iterator[dict[str, Worker]]:
-    started: dict[str, Worker] = {}
-    try:
-        for name, env in envs.items():
-            started[name] = Worker(HANDLERS[name], env)
-        yield started
-    finally:
-        for handler in started.values():
-            handler.close()
-
-
 # -- results -------------------------------------------------------------------------------------
 
 
@@ -179,6 +129,7 @@ class Row:
     verdict: str = ""  # PASS / MISS, or "" for an informative figure
     note: str = ""
     compare: bool = True
+    against: str = REFERENCE
 
     @property
     def ratio(self) -> float | None:
@@ -191,6 +142,9 @@ class Row:
 class Results:
     rows: list[Row] = field(default_factory=list)
     plot: dict[str, dict[int, float]] = field(default_factory=dict)
+    memory: list[dict[str, float]] = field(default_factory=list)
+    recommended_memory: int | None = None
+    read_only: str = ""
 
     def add(self, row: Row) -> None:
         self.rows.append(row)
@@ -205,8 +159,8 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
-def interleaved(runs: int, measure: Callable[[str], Any], names: Sequence[str] = tuple(HANDLERS)) -> Any:
-    """`runs` measurements per handler, alternating ours / reference so that drift hits both alike."""
+def interleaved(runs: int, measure: Callable[[str], Any], names: Sequence[str]) -> dict[str, list[Any]]:
+    """`runs` measurements per handler, alternating between them so that drift hits all alike."""
     samples: dict[str, list[Any]] = {name: [] for name in names}
     for _ in range(runs):
         for name in names:
@@ -224,35 +178,21 @@ print(json.dumps({{"wall": wall, "cpu": cpu, "boto3": "boto3" in sys.modules,
 """
 
 
-def cold_import(module: str, env: dict[str, str], *, isolated: bool = True) -> dict[str, Any]:
-    """Import `module` in a fresh interpreter: wall and CPU seconds, and whether boto3 came along."""
-    flags = ["-S"] if isolated else []
-    completed = subprocess.run(
-        [sys.executable, *flags, "-c", IMPORT_PROBE.format(module=module)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"importing {module} failed:\n{completed.stderr[-4000:]}")
-    facts: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
-    return facts
-
-
 # -- the bench -----------------------------------------------------------------------------------
 
 
 class Bench:
-    def __init__(self, sandbox: Sandbox, proxy: FaultProxy, runs: int, plot_runs: int) -> None:
+    def __init__(
+        self, sandbox: Sandbox, proxy: FaultProxy, tasks: dict[str, Path], runs: int, plot_runs: int
+    ) -> None:
         self.sandbox = sandbox
         self.emulator = sandbox.emulator
         self.proxy = proxy
+        self.tasks = tasks
         self.runs = runs
         self.plot_runs = plot_runs
         self.results = Results()
+        self.cpu: dict[str, dict[str, float]] = {}  # for the memory-size guidance
         tables = {name: sandbox.create_ledger_table() for name in HANDLERS}
         for table in tables.values():
             sandbox.aws("dynamodb").call(
@@ -263,39 +203,43 @@ class Bench:
                 },
             )
         sandbox.aws("events").call("CreateEventBus", {"Name": BENCH_BUS})
-        sites = build_sites()
-        self.env = {name: self._environment(tables[name], sites[name]) for name in HANDLERS}
-        # The dev venv as it is (every tool installed), for the informative import figure.
-        self.venv_env = {
-            name: env | {"PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"} for name, env in self.env.items()
-        }
+        self.env = {name: self._environment(tables[name]) for name in HANDLERS}
         sandbox.auth = "token"
-        self.token_env = self._environment(tables["ours"], sites["ours"])
+        self.token_env = self._environment(tables[OURS])
         sandbox.auth = "aksk"
 
-    def _environment(self, table: str, site: Path) -> dict[str, str]:
-        """The function's environment as Lambda would set it (both handlers read the same variables).
-
-        Python runs with -S and sees only the handler's own packages (benchmarks/sites.py) and this repo.
-        """
+    def _environment(self, table: str) -> dict[str, str]:
+        """The function's own variables (the handlers read the same ones); lambda_env adds Lambda's."""
         return self.sandbox.environment | {
             "IDEMPOTENCY_TABLE": table,
             "EVENT_BUS_NAME": BENCH_BUS,
             "AWS_DEFAULT_REGION": REGION,
-            "AWS_LAMBDA_FUNCTION_NAME": "cbr-checkpointer",
-            "PYTHONPATH": f"{site}{os.pathsep}{ROOT}",
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "LANG": "C.UTF-8",
         }
 
-    def check_both_work(self) -> None:
-        """Both handlers create the checkpoints (signatures accepted) and publish one event per request."""
+    @contextmanager
+    def environments(
+        self, envs: dict[str, dict[str, str]], tag: str
+    ) -> Iterator[dict[str, ExecutionEnvironment]]:
+        started: dict[str, ExecutionEnvironment] = {}
+        try:
+            for name, env in envs.items():
+                task, handler = HANDLERS[name]
+                started[name] = ExecutionEnvironment(
+                    self.tasks[task], handler, env, f"{tag}-{name.replace(', ', '-')}"
+                )
+            yield started
+        finally:
+            for environment in started.values():
+                environment.close()
+
+    def check_all_work(self) -> None:
+        """Every handler creates the checkpoints (signatures accepted) and publishes one event per request."""
         for name in HANDLERS:
             self.emulator.reset()
             self.sandbox.published_events()
             captured = {"EVENT_BUS_NAME": self.sandbox.environment["EVENT_BUS_NAME"]}
-            with workers({name: self.env[name] | captured}) as handler:
-                handler[name].invoke([schedule_event(), sqs_batch(3)])
+            with self.environments({name: self.env[name] | captured}, "check") as started:
+                started[name].invoke([schedule_event(), sqs_batch(3)])
             creates = [r for r in self.emulator.requests if r.method == "POST" and "checkpoints" in r.path]
             kinds = sorted(event["detail-type"] for event in self.sandbox.published_events())
             if len(creates) != 4 or not all(r.status == 200 and r.authenticated for r in creates):
@@ -304,8 +248,9 @@ class Bench:
                 raise RuntimeError(f"{name}: expected 4 Created events, got {kinds}")
         # The emulator really checks the SDK's SDK-HMAC-SHA256 signatures: a wrong SK is refused.
         self.emulator.reset()
-        with workers({"reference": self.env["reference"] | {"HUAWEICLOUD_SDK_SK": "not-the-sk"}}) as handler:
-            handler["reference"].invoke([schedule_event()])
+        wrong = {REFERENCE: self.env[REFERENCE] | {"HUAWEICLOUD_SDK_SK": "not-the-sk"}}
+        with self.environments(wrong, "check-wrong-sk") as started:
+            started[REFERENCE].invoke([schedule_event()])
         answers = [(r.authenticated, r.status) for r in self.emulator.requests]
         if answers != [(False, 401)]:
             raise RuntimeError(f"a wrong SK must be refused with 401, got {answers}")
@@ -313,35 +258,164 @@ class Bench:
 
     # -- figures ---------------------------------------------------------------------------------
 
-    def cold_imports(self) -> None:
-        for name, module in HANDLERS.items():  # fill the bytecode caches, unmeasured
-            cold_import(module, self.env[name])
-            cold_import(module, self.venv_env[name], isolated=False)
-        samples = interleaved(self.runs, lambda name: cold_import(HANDLERS[name], self.env[name]))
-        wall = {name: median([s["wall"] for s in samples[name]]) * 1000 for name in HANDLERS}
-        cpu = {name: median([s["cpu"] for s in samples[name]]) * 1000 for name in HANDLERS}
-        boto = [s["boto3"] or s["botocore_session"] for s in samples["ours"]]
-        modules = {name: samples[name][0]["modules"] for name in HANDLERS}
-        budget = "≤ 0.5 x reference"
+    def cold_starts(self) -> None:
+        """Fresh environments: init, the first and the second invocation (1 schedule request each)."""
+        self.emulator.latency = 0.0
+        names = (OURS, REFERENCE)
+
+        def once(name: str) -> dict[str, float]:
+            with self.environments({name: self.env[name]}, "cold") as started:
+                environment = started[name]
+                cold: ColdStart = environment.cold_start(schedule_event())
+                second = environment.invoke([schedule_event()])[0]
+                return {
+                    "init": cold.init,
+                    "init_cpu": cold.init_cpu,
+                    "cold_start": cold.first_response,
+                    "cold_start_cpu": cold.init_cpu + cold.first.cpu,
+                    # The first invocation's CPU at the template's 256 MB share instead of a whole core.
+                    "cold_start_at_256": cold.first_response + cold.first.cpu * (FULL_VCPU_MB / 256 - 1),
+                    "first_wall": cold.first.wall,
+                    "first_cpu": cold.first.cpu,
+                    "second_wall": second.wall,
+                    "second_cpu": second.cpu,
+                    "rss": environment.peak_rss_mib(),
+                }
+
+        once(OURS), once(REFERENCE)  # unmeasured: the page cache holds both trees from now on
+        samples = interleaved(self.runs, once, names)
+        figure = {
+            name: {key: median([sample[key] for sample in samples[name]]) for key in samples[name][0]}
+            for name in names
+        }
+        ours, reference = figure[OURS], figure[REFERENCE]
+        self.cpu["init"] = {name: figure[name]["init_cpu"] for name in names}
+        self.cpu["first"] = {name: figure[name]["first_cpu"] for name in names}
+        half = "≤ 0.5 x reference"
+        ms = 1000.0
         self.results.add(
             Row(
-                "cold import of the handler module, wall",
+                "init: process start → first /next, wall",
                 "ms",
-                wall["ours"],
-                wall["reference"],
-                budget,
-                verdict(wall["ours"] <= 0.5 * wall["reference"]),
-                f"modules loaded: {modules['ours']} vs {modules['reference']}",
+                ours["init"] * ms,
+                reference["init"] * ms,
+                half,
+                verdict(ours["init"] <= 0.5 * reference["init"]),
+                f"range ours {_spread(samples[OURS], 'init')}, "
+                f"reference {_spread(samples[REFERENCE], 'init')}",
             )
         )
         self.results.add(
             Row(
-                "cold import of the handler module, CPU",
+                "cold start: process start → first response (1 schedule request), wall",
                 "ms",
-                cpu["ours"],
-                cpu["reference"],
-                budget,
-                verdict(cpu["ours"] <= 0.5 * cpu["reference"]),
+                ours["cold_start"] * ms,
+                reference["cold_start"] * ms,
+                half,
+                verdict(ours["cold_start"] <= 0.5 * reference["cold_start"]),
+                f"range ours {_spread(samples[OURS], 'cold_start')}, "
+                f"reference {_spread(samples[REFERENCE], 'cold_start')}; zero emulator latency",
+            )
+        )
+        self.results.add(Row("init, CPU", "ms", ours["init_cpu"] * ms, reference["init_cpu"] * ms))
+        self.results.add(
+            Row(
+                "cold start, CPU (init + first invocation)",
+                "ms",
+                ours["cold_start_cpu"] * ms,
+                reference["cold_start_cpu"] * ms,
+                note="CPU time of the process (every thread); less sensitive to a busy machine than wall",
+            )
+        )
+        self.results.add(
+            Row(
+                "cold start at 256 MB, modelled",
+                "ms",
+                ours["cold_start_at_256"] * ms,
+                reference["cold_start_at_256"] * ms,
+                note=f"informative: the row above with the first invocation's CPU at 256/{FULL_VCPU_MB:,} "
+                "of a vCPU, as Lambda runs invocations (init is not held to that share)",
+            )
+        )
+        for key, label in (("first", "first"), ("second", "second")):
+            self.results.add(
+                Row(
+                    f"{label} invocation (1 schedule request), wall",
+                    "ms",
+                    ours[f"{key}_wall"] * ms,
+                    reference[f"{key}_wall"] * ms,
+                    note="/next answered → /response; zero emulator latency",
+                )
+            )
+            self.results.add(
+                Row(
+                    f"{label} invocation (1 schedule request), CPU",
+                    "ms",
+                    ours[f"{key}_cpu"] * ms,
+                    reference[f"{key}_cpu"] * ms,
+                )
+            )
+        self.results.add(
+            Row(
+                "peak RSS after two invocations",
+                "MiB",
+                ours["rss"],
+                reference["rss"],
+                "≤ 0.7 x reference",
+                verdict(ours["rss"] <= 0.7 * reference["rss"]),
+                "VmHWM of the process: interpreter, runtime client, import, invocations",
+            )
+        )
+
+    def cold_batch(self) -> None:
+        """A fresh environment whose first invocation is an SQS batch of 10 (vs the threaded reference)."""
+        names = (OURS, THREADS)
+
+        def once(name: str) -> float:
+            with self.environments({name: self.env[name]}, "cold-batch") as started:
+                return started[name].cold_start(sqs_batch(SQS_BATCH)).first_response
+
+        samples = interleaved(self.runs, once, names)
+        self.results.add(
+            Row(
+                "cold start: process start → first response (SQS batch of 10), wall",
+                "ms",
+                median(samples[OURS]) * 1000,
+                median(samples[THREADS]) * 1000,
+                note="informative; zero emulator latency",
+                against=THREADS,
+            )
+        )
+
+    def cold_imports(self) -> None:
+        """The import of the handler module alone, python3.13 in the read-only task directory."""
+
+        def once(task: str) -> dict[str, Any]:
+            completed = subprocess.run(
+                [str(BENCH_PYTHON), "-c", IMPORT_PROBE.format(module=MODULES[task])],
+                cwd=self.tasks[task],
+                env=self.env[OURS if task == "ours" else REFERENCE] | {"PATH": "/usr/bin:/bin"},
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            if completed.returncode != 0:
+                raise RuntimeError(f"importing {MODULES[task]} failed:\n{completed.stderr[-4000:]}")
+            facts: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+            return facts
+
+        samples = interleaved(self.runs, once, ("ours", "reference"))
+        wall = {task: median([s["wall"] for s in samples[task]]) * 1000 for task in samples}
+        boto = [s["boto3"] or s["botocore_session"] for s in samples["ours"]]
+        self.results.add(
+            Row(
+                "import of the handler module only, wall",
+                "ms",
+                wall["ours"],
+                wall["reference"],
+                note=f"informative (ours builds its clients at import too); modules loaded: "
+                f"{samples['ours'][0]['modules']} vs {samples['reference'][0]['modules']}",
             )
         )
         self.results.add(
@@ -356,140 +430,90 @@ class Bench:
                 compare=False,
             )
         )
-        venv = interleaved(
-            self.runs,
-            lambda name: cold_import(HANDLERS[name], self.venv_env[name], isolated=False)["wall"],
-        )
-        self.results.add(
-            Row(
-                "... the same from the dev venv (all dev tools installed), wall",
-                "ms",
-                median(venv["ours"]) * 1000,
-                median(venv["reference"]) * 1000,
-                note="informative: with click installed, httpx also imports its command line (~15 ms)",
-            )
-        )
-
-    def cold_invocations(self) -> None:
-        """A fresh interpreter: import, one invocation, then its peak RSS (schedule, and SQS batch of 10)."""
-        self.emulator.latency = 0.0
-        for trigger, make_event in (("1 schedule request", schedule_event), ("SQS batch of 10", None)):
-
-            def once(
-                name: str, make_event: Callable[[], dict[str, Any]] | None = make_event
-            ) -> dict[str, Any]:
-                event = make_event() if make_event else sqs_batch(SQS_BATCH)
-                with workers({name: self.env[name]}) as started:
-                    handler = started[name]
-                    result = handler.invoke([event])[0]
-                    return {
-                        "rss": handler.stats()["peak_rss_kib"] / 1024,
-                        "cold_start": handler.started["import_wall"] + result["wall"],
-                    }
-
-            samples = interleaved(self.runs, once)
-            rss = {name: median([s["rss"] for s in samples[name]]) for name in HANDLERS}
-            start = {name: median([s["cold_start"] for s in samples[name]]) * 1000 for name in HANDLERS}
-            budgeted = make_event is not None
-            self.results.add(
-                Row(
-                    f"peak RSS of one cold invocation ({trigger})",
-                    "MiB",
-                    rss["ours"],
-                    rss["reference"],
-                    "≤ 0.7 x reference" if budgeted else "",
-                    verdict(rss["ours"] <= 0.7 * rss["reference"]) if budgeted else "",
-                    "interpreter + import + invocation (VmHWM)" if budgeted else "informative",
-                )
-            )
-            self.results.add(
-                Row(
-                    f"cold start: import + first invocation ({trigger}), wall",
-                    "ms",
-                    start["ours"],
-                    start["reference"],
-                    note="informative; zero emulator latency",
-                )
-            )
 
     def warm_invocations(self) -> None:
         self.emulator.latency = 0.0
-        walls: dict[str, list[float]] = {name: [] for name in HANDLERS}
-        cpus: dict[str, list[float]] = {name: [] for name in HANDLERS}
-        batch_cpu: dict[str, list[float]] = {name: [] for name in HANDLERS}
-        with workers(self.env) as handlers:
-            for handler in handlers.values():
-                handler.invoke([schedule_event() for _ in range(3)] + [sqs_batch(SQS_BATCH)])
+        names = (OURS, REFERENCE, THREADS)
+        walls: dict[str, list[float]] = {name: [] for name in names}
+        cpus: dict[str, list[float]] = {name: [] for name in names}
+        batch_cpu: dict[str, list[float]] = {name: [] for name in names}
+        with self.environments({name: self.env[name] for name in names}, "warm") as started:
+            for environment in started.values():
+                environment.invoke([schedule_event() for _ in range(3)] + [sqs_batch(SQS_BATCH)])
             for _ in range(max(self.runs, WARM_SINGLE_RUNS)):
-                for name, handler in handlers.items():
-                    result = handler.invoke([schedule_event()])[0]
-                    walls[name].append(result["wall"])
-                    cpus[name].append(result["cpu"])
+                for name, environment in started.items():
+                    invocation = environment.invoke([schedule_event()])[0]
+                    walls[name].append(invocation.wall)
+                    cpus[name].append(invocation.cpu)
             for _ in range(self.runs):
-                for name, handler in handlers.items():
-                    batch_cpu[name].append(handler.invoke([sqs_batch(SQS_BATCH)])[0]["cpu"] / SQS_BATCH)
-        for figure, samples in (
-            ("warm invocation, 1 request (schedule), wall", walls),
-            ("warm invocation, 1 request (schedule), CPU", cpus),
-            ("warm SQS batch of 10, CPU per record", batch_cpu),
+                for name, environment in started.items():
+                    batch_cpu[name].append(environment.invoke([sqs_batch(SQS_BATCH)])[0].cpu / SQS_BATCH)
+        note = "zero emulator latency; includes the DynamoDB and PutEvents calls to moto"
+        for figure, samples, against in (
+            ("warm invocation, 1 request (schedule), wall", walls, REFERENCE),
+            ("warm invocation, 1 request (schedule), CPU", cpus, REFERENCE),
+            ("warm SQS batch of 10, CPU per record", batch_cpu, THREADS),
         ):
             self.results.add(
                 Row(
                     figure,
                     "ms",
-                    median(samples["ours"]) * 1000,
-                    median(samples["reference"]) * 1000,
-                    note="zero emulator latency; includes the DynamoDB and PutEvents calls to moto",
+                    median(samples[OURS]) * 1000,
+                    median(samples[against]) * 1000,
+                    note=note,
+                    against=against,
                 )
             )
+        self.cpu["warm_single"] = {name: median(cpus[name]) for name in names}
+        self.cpu["warm_record"] = {name: median(batch_cpu[name]) for name in names}
 
     def batch_of_ten(self) -> None:
-        walls = self._batch_walls(self.env)
-        ours, reference = median(walls["ours"]), median(walls["reference"])
+        walls = self._batch_walls({name: self.env[name] for name in (OURS, THREADS, REFERENCE)})
+        ours, threads, sequential = (median(walls[name]) for name in (OURS, THREADS, REFERENCE))
         self.results.add(
             Row(
                 f"SQS batch of 10, emulator latency {LATENCY * 1000:.0f} ms, wall",
                 "ms",
                 ours * 1000,
-                reference * 1000,
+                threads * 1000,
                 f"ours ≤ 1.5 x one call ({1.5 * LATENCY * 1000:.0f} ms)",
                 verdict(ours <= 1.5 * LATENCY),
-                f"wall / one call: ours {ours / LATENCY:.2f}, reference {reference / LATENCY:.2f}; "
-                f"MAX_CONCURRENCY={MAX_CONCURRENCY} (default)",
+                f"wall / one call: ours {ours / LATENCY:.2f}, reference, threads {threads / LATENCY:.2f}, "
+                f"reference {sequential / LATENCY:.2f}; MAX_CONCURRENCY={MAX_CONCURRENCY} (default)",
+                against=THREADS,
             )
         )
 
     def _batch_walls(self, envs: dict[str, dict[str, str]]) -> dict[str, list[float]]:
         walls: dict[str, list[float]] = {name: [] for name in envs}
-        with workers(envs) as handlers:
+        with self.environments(envs, "batch") as started:
             self.emulator.latency = 0.0
-            for handler in handlers.values():
-                handler.invoke([sqs_batch(SQS_BATCH), sqs_batch(SQS_BATCH)])
+            for environment in started.values():
+                environment.invoke([sqs_batch(SQS_BATCH), sqs_batch(SQS_BATCH)])
             self.emulator.latency = LATENCY
             try:
                 for _ in range(self.runs):
-                    for name, handler in handlers.items():
-                        walls[name].append(handler.invoke([sqs_batch(SQS_BATCH)])[0]["wall"])
+                    for name, environment in started.items():
+                        walls[name].append(environment.invoke([sqs_batch(SQS_BATCH)])[0].wall)
             finally:
                 self.emulator.latency = 0.0
         return walls
 
     def hundred_invocations(self) -> None:
-        """100 invocations (SQS batches of 10) of one container from its cold start, counted on the wire.
+        """100 invocations (SQS batches of 10) of one environment from its cold start, counted on the wire.
 
         AWS calls go through a recording proxy in front of moto (moto keeps no request log); the emulator
         tells connections that carried CBR requests from IAM-only ones (IAM and CBR share its port). Ours
         runs in token mode (IAM password auth from a Secrets Manager secret).
         """
         counts: dict[str, dict[str, int]] = {}
-        envs = {"ours": self.token_env, "reference": self.env["reference"]}
-        for name in HANDLERS:
+        envs = {OURS: self.token_env, THREADS: self.env[THREADS]}
+        for name, env in envs.items():
             self.emulator.reset()
             self.proxy.reset()
-            env = envs[name] | {"AWS_ENDPOINT_URL": self.proxy.url}
-            with workers({name: env}) as handler:
+            with self.environments({name: env | {"AWS_ENDPOINT_URL": self.proxy.url}}, "fleet") as started:
                 for _ in range(WARM_INVOCATIONS // 10):
-                    handler[name].invoke([sqs_batch(SQS_BATCH) for _ in range(10)])
+                    started[name].invoke([sqs_batch(SQS_BATCH) for _ in range(10)])
             targets = Counter(call.target for call in self.proxy.calls)
             counts[name] = {
                 "cbr_connections": self.emulator.cbr_connections,
@@ -502,7 +526,7 @@ class Bench:
             }
         self.emulator.reset()
         results = WARM_INVOCATIONS * SQS_BATCH
-        ours, ref = counts["ours"], counts["reference"]
+        ours, ref = counts[OURS], counts[THREADS]
         if ours["creates"] != results or ref["creates"] != results:
             raise RuntimeError(f"expected {results} checkpoints per handler, got {counts}")
         self.results.add(
@@ -513,8 +537,9 @@ class Bench:
                 ref["cbr_connections"],
                 f"≤ MAX_CONCURRENCY ({MAX_CONCURRENCY})",
                 verdict(ours["cbr_connections"] <= MAX_CONCURRENCY),
-                f"ours also opened {ours['iam_connections']} to IAM; the reference sends one call at a time",
+                f"ours also opened {ours['iam_connections']} to IAM",
                 compare=False,
+                against=THREADS,
             )
         )
         self.results.add(
@@ -526,6 +551,7 @@ class Bench:
                 "1 per container",
                 verdict(ours["tokens"] == 1),
                 "ours in token mode; the SDK has no password auth (AK/SK only)",
+                against=THREADS,
             )
         )
         self.results.add(
@@ -536,7 +562,9 @@ class Bench:
                 ref["put_events"] / (results / 10),
                 "1",
                 verdict(ours["put_events"] == results // 10),
-                f"{ours['put_events']} vs {ref['put_events']} requests for {results} results",
+                f"{ours['put_events']} vs {ref['put_events']} requests for {results} results "
+                "(the sequential reference sends 10)",
+                against=THREADS,
             )
         )
         self.results.add(
@@ -547,31 +575,71 @@ class Bench:
                 ref["dynamodb"] / results,
                 note=f"informative; TCP connections to AWS: {ours['aws_connections']} vs "
                 f"{ref['aws_connections']}",
+                against=THREADS,
             )
         )
 
     def plot_series(self) -> None:
         """Wall time vs requests at 200 ms: > 10 requests are consecutive SQS batches of 10; and a fan-out."""
-        series: dict[str, dict[int, list[float]]] = {"ours": {}, "reference": {}, FAN_OUT: {}}
-        with workers(self.env) as handlers:
+        names = (OURS, THREADS, REFERENCE)
+        series: dict[str, dict[int, list[float]]] = {name: {} for name in (*names, FAN_OUT)}
+        with self.environments({name: self.env[name] for name in names}, "plot") as started:
             self.emulator.latency = 0.0
-            for handler in handlers.values():
-                handler.invoke([sqs_batch(SQS_BATCH), fan_out(2)])
+            for environment in started.values():
+                environment.invoke([sqs_batch(SQS_BATCH), fan_out(2)])
             try:
                 for _ in range(self.plot_runs):
                     for size in PLOT_SIZES:
                         self.emulator.reset()  # keeps its bookkeeping small; sets latency back to 0
                         self.emulator.latency = LATENCY
-                        for name, handler in handlers.items():
-                            wall = sum(result["wall"] for result in handler.invoke(sqs_batches(size)))
-                            series[name].setdefault(size, []).append(wall)
-                        wall = handlers["ours"].invoke([fan_out(size)])[0]["wall"]
+                        for name, environment in started.items():
+                            invocations = environment.invoke(sqs_batches(size))
+                            series[name].setdefault(size, []).append(sum(i.wall for i in invocations))
+                        wall = started[OURS].invoke([fan_out(size)])[0].wall
                         series[FAN_OUT].setdefault(size, []).append(wall)
             finally:
                 self.emulator.latency = 0.0
         self.results.plot = {
             name: {size: median(walls) for size, walls in by_size.items()} for name, by_size in series.items()
         }
+
+    def memory_guidance(self) -> None:
+        """Duration and cost per 1,000 checkpoints by memory size, from the CPU measured above.
+
+        Lambda's CPU share is memory / 1,769 MB of one vCPU; an invocation's duration is modelled as its
+        CPU time at that share plus one CBR round trip (LATENCY) of waiting. Init is left out of the cost
+        (it runs once per environment and, unlike invocations, with the CPU boosted).
+        """
+        record = self.cpu["warm_record"][OURS]
+        single = self.cpu["warm_single"][OURS]
+        first = self.cpu["first"][OURS]
+        for memory in MEMORY_SIZES_MB:
+            share = min(1.0, memory / FULL_VCPU_MB)
+            batch = SQS_BATCH * record / share + LATENCY
+            timer = single / share + LATENCY
+            gb = memory / 1024
+            per_thousand_batched = 100 * (batch * gb * PRICE_PER_GB_SECOND + PRICE_PER_REQUEST)
+            per_thousand_timers = 1000 * (timer * gb * PRICE_PER_GB_SECOND + PRICE_PER_REQUEST)
+            self.results.memory.append(
+                {
+                    "memory": memory,
+                    "share": share,
+                    "timer_ms": timer * 1000,
+                    "batch_ms": batch * 1000,
+                    "first_ms": first / share * 1000 + LATENCY * 1000,
+                    "cost_batched": per_thousand_batched,
+                    "cost_timers": per_thousand_timers,
+                }
+            )
+        # The smallest size at which a warm batch of 10 keeps the batch budget (1.5 x one CBR call):
+        # the costs differ by fractions of a cent per 1,000 checkpoints, the waits do not.
+        fitting = [size for size in self.results.memory if size["batch_ms"] <= 1.5 * LATENCY * 1000]
+        self.results.recommended_memory = int((fitting[0] if fitting else self.results.memory[-1])["memory"])
+
+
+def _spread(samples: list[dict[str, float]], key: str) -> str:
+    values = [sample[key] * 1000 for sample in samples]
+    return f"{min(values):.0f} to {max(values):.0f} ms"
 
 
 # -- output --------------------------------------------------------------------------------------
@@ -591,17 +659,26 @@ def _ratio(row: Row) -> str:
 
 def _format_row(row: Row) -> str:
     return (
-        f"{row.figure:<62} {_number(row.ours, row.unit):>11} {_number(row.reference, row.unit):>11}"
-        f" {_ratio(row):>6}  {row.budget:<28} {row.verdict}"
+        f"{row.figure:<72} {_number(row.ours, row.unit):>11} {_number(row.reference, row.unit):>11}"
+        f" {row.against:<18} {_ratio(row):>6}  {row.budget:<28} {row.verdict}"
     )
 
 
 def print_table(results: Results) -> None:
     print()
-    print(f"{'figure':<62} {'ours':>11} {'reference':>11} {'ratio':>6}  {'budget':<28} verdict")
-    print("-" * 130)
+    print(
+        f"{'figure':<72} {'ours':>11} {'reference':>11} {'which reference':<18} {'ratio':>6}  "
+        f"{'budget':<28} verdict"
+    )
+    print("-" * 160)
     for row in results.rows:
         print(_format_row(row))
+    if results.memory:
+        print()
+        print("memory size guidance (ours):")
+        for line in _memory_lines(results)[2:]:
+            print(line)
+        print(f"smallest size keeping a warm batch of 10 in budget: {results.recommended_memory} MB")
     if results.plot:
         print()
         print(f"wall time (s) vs requests, emulator latency {LATENCY * 1000:.0f} ms:")
@@ -617,7 +694,7 @@ def write_plot(results: Results, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(8, 5), dpi=110)
-    styles = {"ours": "o-", "reference": "s-", FAN_OUT: "^--"}
+    styles = {OURS: "o-", REFERENCE: "s-", THREADS: "d-", FAN_OUT: "^--"}
     for name, by_size in results.plot.items():
         sizes = sorted(by_size)
         axes.plot(sizes, [by_size[s] for s in sizes], styles.get(name, "o-"), label=name)
@@ -639,34 +716,85 @@ def write_plot(results: Results, path: Path) -> None:
     plt.close(figure)
 
 
+def _memory_lines(results: Results) -> list[str]:
+    lines = [
+        "| MemorySize | CPU share | timer, 1 request | SQS batch of 10 | first invocation, 1 request "
+        "| $ per 1,000 checkpoints, batches of 10 | $ per 1,000 checkpoints, one per timer |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for size in results.memory:
+        lines.append(
+            f"| {size['memory']:.0f} MB | {size['share']:.2f} vCPU | {size['timer_ms']:,.0f} ms "
+            f"| {size['batch_ms']:,.0f} ms | {size['first_ms']:,.0f} ms | {size['cost_batched']:.5f} "
+            f"| {size['cost_timers']:.5f} |"
+        )
+    return lines
+
+
+def _git_commit() -> str:
+    completed = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=ROOT, check=False).returncode != 0
+    return completed.stdout.strip() + (" + uncommitted changes" if dirty else "")
+
+
 def write_markdown(
-    results: Results, path: Path, png: Path | None, command: str, runs: int, plot_runs: int, elapsed: float
+    results: Results,
+    path: Path,
+    png: Path | None,
+    command: str,
+    commit: str,
+    runs: int,
+    plot_runs: int,
+    elapsed: float,
 ) -> None:
     lines = [
         "# Benchmarks",
         "",
-        "`cbr_checkpointer` side by side with what a user would write instead (DESIGN §8). The reference, "
-        "`benchmarks/reference_handler.py`, uses the official `huaweicloudsdkcbr` SDK (AK/SK), boto3 "
-        "`put_events` (one call per request), Powertools idempotency (`idempotent_function` + "
-        "`DynamoDBPersistenceLayer`) and Powertools `BatchProcessor` (records one after another). Both "
-        "handlers run in the same bench run against the same CBR emulator and moto server, with the same "
-        "environment variables and event shapes (`events/`), and both keep their idempotency records in a "
-        "DynamoDB table in moto. This file is written by `make bench`; edit `benchmarks/notes.md` instead.",
+        "`cbr_checkpointer` side by side with what a user would write instead, each started the way Lambda "
+        "starts a python3.13 function. The reference, `benchmarks/reference_handler.py`, uses the official "
+        "`huaweicloudsdkcbr` SDK (AK/SK), boto3 `put_events`, Powertools idempotency (`idempotent_function` "
+        "+ `DynamoDBPersistenceLayer`) and makes its clients at init. It comes in two forms: **reference** "
+        "(Powertools `BatchProcessor`, records one after another, one PutEvents per request) and "
+        "**reference, threads** (the records of a batch in a thread pool of MAX_CONCURRENCY, one PutEvents "
+        "per 10 outcomes), the best form a user would write; batch and fleet rows compare ours with it. All "
+        "run in the same bench run against the same CBR emulator and moto server, with the same environment "
+        "variables and event shapes (`events/`), and keep their idempotency records in DynamoDB tables in "
+        "moto. This file is written by `make bench`; edit `benchmarks/notes.md` instead.",
         "",
-        f"- command: `{command}` ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, took {elapsed:.0f} s)",
-        f"- machine: {os.cpu_count()} CPUs ({platform.machine()}, {platform.system()} {platform.release()}), "
-        f"Python {platform.python_version()}",
+        f"- command: `{command}` at commit {commit} ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"took {elapsed:.0f} s)",
+        f"- machine: {os.cpu_count()} CPUs ({platform.machine()}, {platform.system()} {platform.release()}); "
+        f"every handler runs on {_bench_python_version()} under awslambdaric against a Runtime API on "
+        f"loopback, from {results.read_only} task directories",
         f"- medians of {runs} runs ({max(runs, WARM_SINGLE_RUNS)} for warm single invocations, "
-        f"{plot_runs} per point of the plot); ours and reference runs alternate",
+        f"{plot_runs} per point of the plot); the handlers' runs alternate",
         "",
-        "| figure | ours | reference | ours / reference | budget | verdict | note |",
-        "|---|---:|---:|---:|---|---|---|",
+        "| figure | ours | reference | which reference | ours / reference | budget | verdict | note |",
+        "|---|---:|---:|---|---:|---|---|---|",
     ]
     for row in results.rows:
         lines.append(
             f"| {row.figure} | {_number(row.ours, row.unit)} | {_number(row.reference, row.unit)} "
-            f"| {_ratio(row)} | {row.budget} | {row.verdict} | {row.note} |"
+            f"| {row.against} | {_ratio(row)} | {row.budget} | {row.verdict} | {row.note} |"
         )
+    if results.memory:
+        lines += [
+            "",
+            "## Memory size",
+            "",
+            f"Ours, from the CPU measured above (warm: per single timer request and per record of an SQS "
+            f"batch; cold: the first invocation). Lambda gives a function memory / {FULL_VCPU_MB:,} MB of a "
+            f"vCPU; duration = CPU time at that share + one CBR round trip of {LATENCY * 1000:.0f} ms; cost "
+            f"= duration x GB x ${PRICE_PER_GB_SECOND} per GB-second + $0.20 per million requests (arm64 "
+            "list prices, us-east-1), init not included.",
+            "",
+            *_memory_lines(results),
+            "",
+            f"Smallest size at which a warm SQS batch of 10 stays within 1.5 x one CBR call: "
+            f"**{results.recommended_memory} MB**.",
+        ]
     if results.plot and png is not None:
         lines += [
             "",
@@ -676,8 +804,8 @@ def write_markdown(
             "",
             f"CBR emulator latency {LATENCY * 1000:.0f} ms per call. Up to 10 requests are one SQS batch; "
             "20, 50 and 100 are 2, 5 and 10 consecutive SQS batches of 10 (the template's `BatchSize: 10`) "
-            "handled by one warm container, wall times summed. The dashed line is ours with all the requests "
-            'in one `{"requests": [...]}` timer input instead.',
+            "handled by one warm environment, wall times summed. The dashed line is ours with all the "
+            'requests in one `{"requests": [...]}` timer input instead.',
             "",
             "| requests | " + " | ".join(results.plot) + " |",
             "|---:|" + "---:|" * len(results.plot),
@@ -690,13 +818,28 @@ def write_markdown(
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def _bench_python_version() -> str:
+    completed = subprocess.run(
+        [str(BENCH_PYTHON), "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return f"Python {completed.stdout.strip()}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="cbr_checkpointer vs a reference handler (DESIGN §8)")
+    parser = argparse.ArgumentParser(
+        description="cbr_checkpointer vs a reference handler, as Lambda runs them"
+    )
     parser.add_argument("--runs", type=int, default=7, help="runs per figure, medians reported (default 7)")
     parser.add_argument("--plot-runs", type=int, default=3, help="runs per point of the plot (default 3)")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--png", type=Path, default=ROOT / "benchmarks" / "batch-wall.png")
     parser.add_argument("--no-plot", action="store_true", help="skip the plot (the slowest part)")
+    parser.add_argument(
+        "--only-cold", action="store_true", help="only the checks and the cold-start rows (quick A/B runs)"
+    )
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     command = (
@@ -705,31 +848,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         else "python -m benchmarks.bench " + " ".join(sys.argv[1:])
     )
     started = time.perf_counter()
-    with Sandbox() as sandbox, contextlib.ExitStack() as cleanup:
-        proxy = FaultProxy("moto-proxy").start(sandbox.moto_url)
-        cleanup.callback(proxy.stop)
-        bench = Bench(sandbox, proxy, runs=args.runs, plot_runs=args.plot_runs)
-        steps: list[tuple[str, Callable[[], None]]] = [
-            ("both handlers create checkpoints and publish events", bench.check_both_work),
-            ("cold import", bench.cold_imports),
-            ("cold invocations", bench.cold_invocations),
-            ("warm invocations", bench.warm_invocations),
-            (f"SQS batch of 10 at {LATENCY * 1000:.0f} ms", bench.batch_of_ten),
-            (f"{WARM_INVOCATIONS} invocations", bench.hundred_invocations),
-        ]
-        if not args.no_plot:
-            steps.append(("wall time vs requests (plot)", bench.plot_series))
-        for title, step in steps:
-            print(f"{title} ...", flush=True)
-            step()
+    commit = _git_commit()  # before this run writes its own outputs
+    tasks = prepare_tasks()
+    read_only = make_read_only(tasks)  # before any thread starts
+    try:
+        with Sandbox() as sandbox, contextlib.ExitStack() as cleanup:
+            proxy = FaultProxy("moto-proxy").start(sandbox.moto_url)
+            cleanup.callback(proxy.stop)
+            bench = Bench(sandbox, proxy, tasks, runs=args.runs, plot_runs=args.plot_runs)
+            bench.results.read_only = read_only
+            steps: list[tuple[str, Callable[[], None]]] = [
+                ("every handler creates checkpoints and publishes events", bench.check_all_work),
+                ("cold starts", bench.cold_starts),
+            ]
+            if not args.only_cold:
+                steps += [
+                    ("cold start with an SQS batch", bench.cold_batch),
+                    ("import only", bench.cold_imports),
+                    ("warm invocations", bench.warm_invocations),
+                    (f"SQS batch of 10 at {LATENCY * 1000:.0f} ms", bench.batch_of_ten),
+                    (f"{WARM_INVOCATIONS} invocations", bench.hundred_invocations),
+                    ("memory size guidance", bench.memory_guidance),
+                ]
+                if not args.no_plot:
+                    steps.append(("wall time vs requests (plot)", bench.plot_series))
+            for title, step in steps:
+                print(f"{title} ...", flush=True)
+                step()
+    finally:
+        release(tasks)
     results = bench.results
     elapsed = time.perf_counter() - started
     print_table(results)
-    png = None if args.no_plot else args.png
+    png = None if args.no_plot or args.only_cold else args.png
     if png is not None:
         write_plot(results, png)
-    write_markdown(results, args.output, png, command, args.runs, args.plot_runs, elapsed)
-    print(f"\nwrote {args.output}" + ("" if png is None else f" and {png}") + f" in {elapsed:.0f} s")
+    if not args.only_cold:
+        write_markdown(results, args.output, png, command, commit, args.runs, args.plot_runs, elapsed)
+        print(f"\nwrote {args.output}" + ("" if png is None else f" and {png}") + f" in {elapsed:.0f} s")
     misses = [row.figure for row in results.rows if row.verdict == "MISS"]
     print("all budgets PASS" if not misses else "MISS: " + "; ".join(misses))
     return 0

@@ -3,10 +3,17 @@
 The usual building blocks, used the way their documentation shows:
 
 - the official Huawei SDK (`huaweicloudsdkcbr.CbrClient`, AK/SK `BasicCredentials`) for the create call;
-- boto3 `events.put_events` for the outcome event, one call per request as it finishes;
+- boto3 `events.put_events` for the outcome event;
 - Powertools idempotency (`idempotent_function` + `DynamoDBPersistenceLayer`) around each create;
-- Powertools `BatchProcessor` for SQS (records one after another, partial batch responses);
 - Powertools Logger and Metrics, as the function under test has them.
+
+Two handlers, two forms a user would write:
+
+- `lambda_handler`, the straightforward one: Powertools `BatchProcessor` for SQS (records one after
+  another, partial batch responses), one `put_events` per request as it finishes;
+- `threaded_handler`, the best one: the requests of an invocation (the records of an SQS batch, or the
+  items of a fan-out input) in a thread pool of MAX_CONCURRENCY threads (boto3 clients and the SDK's
+  client are thread-safe), then one `put_events` per 10 outcomes, the API's limit per call.
 
 It reads the same environment variables and accepts the same event shapes as the function (the
 files in events/), with a plain, hand-written parser instead of the function's validation. Clients
@@ -20,6 +27,7 @@ import ipaddress
 import json
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -60,6 +68,8 @@ events = boto3.client("events")  # AWS_ENDPOINT_URL / AWS_REGION from the enviro
 BUS = os.environ.get("EVENT_BUS_NAME", "default")
 SOURCE = os.environ.get("EVENT_SOURCE", "cbr.checkpointer")
 PROJECT_ID = os.environ["HUAWEICLOUD_SDK_PROJECT_ID"]
+MAX_WORKERS = int(os.environ.get("MAX_CONCURRENCY", "10"))
+PUT_EVENTS_LIMIT = 10  # entries per PutEvents call
 
 
 def _is_loopback(url: str) -> bool:
@@ -138,31 +148,55 @@ def _time(text: str | None) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else datetime.now(UTC)
 
 
-def _publish(request: dict[str, Any], result: dict[str, Any]) -> None:
+def _entry(request: dict[str, Any], result: dict[str, Any]) -> dict[str, str]:
     detail_type = "CBR Checkpoint Created" if result["outcome"] == "created" else "CBR Checkpoint Failed"
     detail = {"version": "1", "project_id": PROJECT_ID, **request, **result}
-    events.put_events(
-        Entries=[
-            {"Source": SOURCE, "DetailType": detail_type, "Detail": json.dumps(detail), "EventBusName": BUS}
-        ]
-    )
     metrics.add_metric(name=f"Checkpoints{result['outcome'].title()}", unit=MetricUnit.Count, value=1)
     logger.info("request finished", extra={"idempotency_key": request["idempotency_key"], **result})
+    return {"Source": SOURCE, "DetailType": detail_type, "Detail": json.dumps(detail), "EventBusName": BUS}
+
+
+def _put_events(entries: list[dict[str, str]]) -> None:
+    for start in range(0, len(entries), PUT_EVENTS_LIMIT):
+        answer = events.put_events(Entries=entries[start : start + PUT_EVENTS_LIMIT])
+        if answer.get("FailedEntryCount"):
+            raise TransientError(f"{answer['FailedEntryCount']} event(s) not published")
+
+
+def _publish(request: dict[str, Any], result: dict[str, Any]) -> None:
+    _put_events([_entry(request, result)])
 
 
 def _run(request: dict[str, Any]) -> None:
     _publish(request, create_checkpoint(request=request))
 
 
-def record_handler(record: SQSRecord) -> None:
-    body = json.loads(record.body)
+def _record_requests(body_text: str, message_id: str, sent_timestamp: str) -> list[dict[str, Any]]:
+    body = json.loads(body_text)
     if body.get("Type") == "Notification":  # SNS → SQS
         body = json.loads(body["Message"])
     if "detail-type" in body:  # EventBridge → SQS
         body = body["detail"]
-    sent = datetime.fromtimestamp(int(record.attributes.sent_timestamp) / 1000, UTC)
-    for request in _requests(body, record.message_id, sent):
+    sent = datetime.fromtimestamp(int(sent_timestamp) / 1000, UTC)
+    return _requests(body, message_id, sent)
+
+
+def record_handler(record: SQSRecord) -> None:
+    for request in _record_requests(record.body, record.message_id, record.attributes.sent_timestamp):
         _run(request)
+
+
+def _invocation_requests(event: dict[str, Any], context: LambdaContext) -> list[dict[str, Any]]:
+    if event.get("source") == "aws.events" or "detail-type" in event:  # scheduled rule / EventBridge
+        payload, key, moment = event.get("detail") or {}, event["id"], _time(event.get("time"))
+    else:  # EventBridge Scheduler input or a direct invoke
+        payload, moment = event, _time(event.get("scheduled_time"))
+        key = event.get("idempotency_key") or (
+            f"{event['schedule_arn']}@{event['scheduled_time']}"
+            if "schedule_arn" in event
+            else context.aws_request_id
+        )
+    return _requests(payload, key, moment)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -173,16 +207,38 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context
         )
-    if event.get("source") == "aws.events" or "detail-type" in event:  # scheduled rule / EventBridge
-        payload, key, moment = event.get("detail") or {}, event["id"], _time(event.get("time"))
-    else:  # EventBridge Scheduler input or a direct invoke
-        payload, moment = event, _time(event.get("scheduled_time"))
-        key = event.get("idempotency_key") or (
-            f"{event['schedule_arn']}@{event['scheduled_time']}"
-            if "schedule_arn" in event
-            else context.aws_request_id
-        )
-    requests = _requests(payload, key, moment)
+    requests = _invocation_requests(event, context)
     for request in requests:
         _run(request)
     return {"outcomes": len(requests)}
+
+
+pool = ThreadPoolExecutor(max_workers=MAX_WORKERS)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics(capture_cold_start_metric=True, raise_on_empty_metrics=False)
+def threaded_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The requests in threads, then their outcome events in as few PutEvents calls as the API allows."""
+    idempotency.register_lambda_context(context)
+    if "Records" not in event:
+        requests = _invocation_requests(event, context)
+        results = list(pool.map(lambda request: create_checkpoint(request=request), requests))
+        _put_events([_entry(request, result) for request, result in zip(requests, results, strict=True)])
+        return {"outcomes": len(requests)}
+
+    def run_record(record: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        sent = record["attributes"]["SentTimestamp"]
+        requests = _record_requests(record["body"], record["messageId"], sent)
+        return [(request, create_checkpoint(request=request)) for request in requests]
+
+    futures = [(record["messageId"], pool.submit(run_record, record)) for record in event["Records"]]
+    finished, failures = [], []
+    for message_id, future in futures:
+        try:
+            finished += future.result()
+        except Exception:
+            logger.exception("record failed", extra={"message_id": message_id})
+            failures.append({"itemIdentifier": message_id})
+    _put_events([_entry(request, result) for request, result in finished])
+    return {"batchItemFailures": failures}

@@ -15,7 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from cbr_checkpointer.completion import follow_up
 from cbr_checkpointer.domain import Outcome
 from cbr_checkpointer.observability import logger, metrics
-from cbr_checkpointer.runtime import Runtime, get_runtime
+from cbr_checkpointer.runtime import Runtime, build_runtime_if_configured, get_runtime
 from cbr_checkpointer.service import TransientFailure
 from cbr_checkpointer.triggers import is_sqs_batch, parse_invocation, parse_sqs_record, parse_watch_record
 
@@ -35,6 +35,9 @@ OUTCOME_METRICS = {
 
 class InvocationFailed(Exception):
     """Raised from a timer or direct invocation so that Lambda's retries and failure destination take over."""
+
+
+build_runtime_if_configured()
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)

@@ -10,6 +10,7 @@ from cbr_checkpointer.cbr import AkSkCredentials, CbrClient, CredentialsProvider
 from cbr_checkpointer.completion import CompletionService, WatchQueue
 from cbr_checkpointer.credentials import EXTENSION_RETRY, SecretCredentials, SecretsExtension
 from cbr_checkpointer.ledger import DynamoDBLedger, Ledger, MemoryLedger
+from cbr_checkpointer.models import CheckpointCreate, CreateCheckpointResponse, VaultBackupReq
 from cbr_checkpointer.publisher import EventPublisher
 from cbr_checkpointer.retry import Deadline, Retrier, RetryPolicy
 from cbr_checkpointer.service import CheckpointService
@@ -28,6 +29,12 @@ class Runtime:
     deadline: Deadline
     # Follows created checkpoints to their end; None when WATCH_QUEUE_URL is not set.
     completion: CompletionService | None = None
+
+    def open(self) -> None:
+        """Make the HTTP clients that every invocation uses (each one's pool; the shared TLS context)."""
+        for client in self.clients:
+            if isinstance(client, CbrClient | AwsJsonClient):
+                client.open()
 
     def close(self) -> None:
         for client in self.clients:
@@ -144,6 +151,25 @@ def get_runtime() -> Runtime:
         if _runtime is None:
             _runtime = build_runtime(get_settings())
         return _runtime
+
+
+def build_runtime_if_configured() -> None:
+    """Build the runtime now when the environment describes one, as it does in Lambda.
+
+    Called at import of the handler, so that in Lambda the settings, the TLS context, the HTTP clients
+    and the validators of the CBR bodies are made during init, which runs with more CPU than an
+    invocation gets. Where the environment is set later (tests, local runs) nothing is built, and the
+    first invocation builds what it needs or names what is missing.
+    """
+    try:
+        runtime = get_runtime()
+    except ConfigurationError:
+        return
+    runtime.open()
+    # The body models defer their build to their first use so that importing them stays cheap; every
+    # invocation that creates a checkpoint validates with these three.
+    for model in (VaultBackupReq, CheckpointCreate, CreateCheckpointResponse):
+        model.model_rebuild()
 
 
 def reset_runtime() -> None:

@@ -8,7 +8,6 @@ names the field at fault, with paths relative to the document the sender wrote.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
@@ -566,6 +565,8 @@ def _unknown_field_message(field: str, *, beside_checkpoint: bool) -> str:
         return "is only allowed at the top level of a payload"
     if beside_checkpoint and field in SHORTHAND_FIELDS:
         return "is not allowed beside 'checkpoint': put it inside 'checkpoint'"
+    import difflib  # noqa: PLC0415 - only a rejected payload needs it; kept out of the cold start
+
     close = (
         difflib.get_close_matches(field, _known_field_names(), n=1) if len(field) <= _MAX_SHOWN_LENGTH else []
     )

@@ -181,6 +181,10 @@ class AwsJsonClient:
             )
         return answer
 
+    def open(self) -> None:
+        """Make the connection pool now (the HTTP stack's imports, the CA bundle), not on the first call."""
+        self._client()
+
     def close(self) -> None:
         with self._lock:
             if self._http is not None:

@@ -283,6 +283,10 @@ class CbrClient:
 
         return list(dict.fromkeys(_every_page("ShowVaultResourceInstances", page_at, max_pages=max_pages)))
 
+    def open(self) -> None:
+        """Make the connection pool now (the HTTP stack's imports, the CA bundle), not on the first call."""
+        self._http()
+
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
