@@ -48,7 +48,7 @@ print(json.dumps({
     "runtime_built": built is not None,
     "clients": sorted(getattr(c, "service", "cbr") for c in built.clients) if built else None,
     "tls_context_loaded": tls.verified_tls_context.cache_info().currsize,
-    "http_stack_imported": "httpcore" in sys.modules,
+    "http_stack_imported": "httpcore2" in sys.modules,
     "validators_built": [
         model.__pydantic_complete__ for model in (VaultBackupReq, CheckpointCreate, CreateCheckpointResponse)
     ],
