@@ -5,7 +5,9 @@ Discrete events, one seed, no threads, no sockets: a run of 10,000 vaults takes 
 function's own code:
 
 - the API gateway: a token bucket of `rate` creates/s and `burst` tokens; a call that finds it empty
-  is answered 429 after `throttle_latency`, one that finds a token takes `create_latency` (± `jitter`);
+  is answered 429 (without Retry-After) after `throttle_latency`, one that finds a token takes
+  `create_latency`; every latency varies by ± `jitter`. Only creates are modelled: completion checks
+  would share the same limit;
 - the SQS event source: one message per vault, up to `environments` (MaximumConcurrency) invocations
   at a time, batches of `batch_size`, each invocation `function_timeout` long; handed-back records
   (partial batch response) stay invisible until `visibility_timeout` after their receipt, then come again;
