@@ -3,10 +3,9 @@
 CBR's API gateway throttles a whole account (HTTP 429, `APIGW.0308`) and does not say its limit. Each
 execution environment finds its share by itself, the way TCP finds a link's capacity:
 
-- **Calls in flight** are capped at `max_in_flight`. They start at one and, until the first throttle,
-  every admitted call adds one (slow start: the limit doubles every round), so that a fleet of fresh
-  environments does not open with a storm. Then AIMD: a throttle multiplies the limit by `decrease`
-  (never below 1), every admitted call raises it by 1/limit, i.e. by about one per round.
+- **Calls in flight** start at `max_in_flight` (a batch goes out in one round) and follow AIMD: a
+  throttle multiplies the limit by `decrease` (never below 1), every admitted call raises it by
+  1/limit, i.e. by about one per round, up to `max_in_flight` again.
 - **Call starts** are unpaced until the first throttle: concurrency alone cannot hold a fleet under the
   limit when calls are fast, as one call in flight per environment is already more than a large fleet's
   share. From the first throttle on, starts are spaced at least 1/rate apart. That throttle sets the
@@ -107,8 +106,7 @@ class AdaptiveLimiter:
         self._growth = growth
         self._min_rate = min_rate
         self._lock = threading.Lock()
-        self._limit = 1.0
-        self._slow_start = True
+        self._limit = float(max_in_flight)
         self._in_flight = 0
         self._rate: float | None = None
         self._next_start = -math.inf
@@ -172,13 +170,11 @@ class AdaptiveLimiter:
         with self._lock:
             self._in_flight -= 1
             if verdict == "admitted":
-                step = 1.0 if self._slow_start else 1.0 / self._limit
-                self._limit = min(float(self._max_in_flight), self._limit + step)
+                self._limit = min(float(self._max_in_flight), self._limit + 1.0 / self._limit)
                 if permit.paced and self._rate is not None:
                     self._rate += self._increase / self._rate + self._growth * self._rate
             elif verdict == "throttled" and permit.epoch == self._epoch:
                 self._epoch += 1
-                self._slow_start = False
                 self._limit = max(1.0, self._limit * self._decrease)
                 if self._rate is None:
                     starts = sum(1 for started in self._recent_starts if started >= now - MEASURE_SECONDS)

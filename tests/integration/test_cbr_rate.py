@@ -109,14 +109,17 @@ def test_a_call_the_limits_cannot_start_in_time_is_not_sent(
 def test_any_answer_but_a_throttle_counts_as_admitted(
     emu: Emulator, client: CbrClient, limiter: AdaptiveLimiter
 ) -> None:
+    emu.faults.append(Fault(status=429, body=THROTTLED))
+    with pytest.raises(CbrError):
+        client.create_checkpoint(PROJECT_ID, BODY)
     emu.mark_busy(SERVER)  # 500 BackupService.0002: CBR answered, the gateway let the call through
 
     with pytest.raises(CbrError) as caught:
         client.create_checkpoint(PROJECT_ID, BODY)
 
     assert caught.value.info.code == "BackupService.0002"
-    assert limiter.rate is None
-    assert limiter.limit == 2  # slow start: one admitted call adds one
+    # The call waited for the pace, and its answer raised the pace: 0.5 + 0.005/0.5 + 0.01 x 0.5.
+    assert limiter.rate == pytest.approx(0.515)
 
 
 def test_a_call_without_an_answer_frees_its_slot_and_changes_no_limit(
@@ -128,4 +131,4 @@ def test_a_call_without_an_answer_frees_its_slot_and_changes_no_limit(
         client.create_checkpoint(PROJECT_ID, BODY)
 
     assert caught.value.info.kind == "network"
-    assert (limiter.in_flight, limiter.limit, limiter.rate) == (0, 1, None)
+    assert (limiter.in_flight, limiter.limit, limiter.rate) == (0, 4, None)

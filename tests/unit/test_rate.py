@@ -35,37 +35,22 @@ def take(limiter: AdaptiveLimiter, count: int) -> list[Permit]:
     return [granted(limiter.try_acquire()) for _ in range(count)]
 
 
-def open_fully(limiter: AdaptiveLimiter, clock: FakeClock, cap: int) -> None:
-    """Admitted rounds until slow start reaches the cap, then two quiet seconds (no recent starts)."""
-    for _ in range(cap):
-        if limiter.limit == cap:
-            break
-        for permit in take(limiter, limiter.limit):
-            limiter.release(permit, "admitted")
-    assert limiter.limit == cap
-    clock.time += 2.0
-
-
-def test_calls_in_flight_start_at_one_and_double_every_round_up_to_the_cap() -> None:
+def test_until_the_first_throttle_calls_start_at_once_up_to_max_in_flight() -> None:
     clock = FakeClock()
-    limiter = AdaptiveLimiter(10, clock=clock)
+    limiter = AdaptiveLimiter(4, clock=clock)
 
-    rounds = []
-    for _ in range(5):
-        permits = take(limiter, limiter.limit)
-        assert limiter.try_acquire() == math.inf
-        rounds.append(len(permits))
-        for permit in permits:
-            limiter.release(permit, "admitted")
+    permits = take(limiter, 4)
 
-    assert rounds == [1, 2, 4, 8, 10]
-    assert limiter.rate is None  # no throttle yet: starts are not paced
+    assert limiter.try_acquire() == math.inf
+    assert limiter.rate is None
+    limiter.release(permits[0], "admitted")
+    granted(limiter.try_acquire())
+    assert limiter.in_flight == 4
 
 
 def test_one_overload_decreases_once_however_many_calls_it_throttles() -> None:
     clock = FakeClock()
     limiter = AdaptiveLimiter(10, clock=clock, decrease=0.7)
-    open_fully(limiter, clock, 10)
     permits = take(limiter, 10)
     clock.time += 0.05
 
@@ -80,7 +65,6 @@ def test_one_overload_decreases_once_however_many_calls_it_throttles() -> None:
 def test_a_throttle_on_a_call_started_after_the_decrease_decreases_again() -> None:
     clock = FakeClock()
     limiter = AdaptiveLimiter(10, clock=clock, decrease=0.7)
-    open_fully(limiter, clock, 10)
     before = granted(limiter.try_acquire())
     limiter.release(before, "throttled")  # 1 start in the last second: the pace starts at 0.7/s
     assert limiter.rate == pytest.approx(0.7)
@@ -96,7 +80,6 @@ def test_a_throttle_on_a_call_started_after_the_decrease_decreases_again() -> No
 def test_after_a_throttle_starts_are_spaced_by_the_rate() -> None:
     clock = FakeClock()
     limiter = AdaptiveLimiter(10, clock=clock, decrease=0.7)
-    open_fully(limiter, clock, 10)
     start = clock.time
     for throttled in take(limiter, 5):
         limiter.release(throttled, "throttled")
@@ -152,7 +135,6 @@ def test_successes_while_the_pacer_was_not_the_limit_leave_the_rate_alone() -> N
 def test_after_the_first_throttle_admitted_calls_add_about_one_call_in_flight_per_round() -> None:
     clock = FakeClock()
     limiter = AdaptiveLimiter(4, clock=clock, decrease=0.7, min_rate=1000.0)
-    open_fully(limiter, clock, 4)
     limiter.release(granted(limiter.try_acquire()), "throttled")
     assert limiter.limit == 2  # 4 x 0.7 = 2.8
 
@@ -179,7 +161,6 @@ def test_the_limits_never_fall_below_one_call_and_the_minimum_rate() -> None:
 def test_an_unknown_verdict_frees_the_slot_and_changes_no_limit() -> None:
     clock = FakeClock()
     limiter = AdaptiveLimiter(3, clock=clock)
-    open_fully(limiter, clock, 3)
     permits = take(limiter, 3)
 
     for permit in permits:
