@@ -55,7 +55,7 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """Wall-clock time of this process."""
+    """Real time: the monotonic clock, and sleeping the thread."""
 
     def now(self) -> float:
         return time.monotonic()
