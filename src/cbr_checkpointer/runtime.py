@@ -12,6 +12,7 @@ from cbr_checkpointer.credentials import EXTENSION_RETRY, SecretCredentials, Sec
 from cbr_checkpointer.ledger import DynamoDBLedger, Ledger, MemoryLedger
 from cbr_checkpointer.models import CheckpointCreate, CreateCheckpointResponse, VaultBackupReq
 from cbr_checkpointer.publisher import EventPublisher
+from cbr_checkpointer.rate import AdaptiveLimiter
 from cbr_checkpointer.retry import Deadline, Retrier, RetryPolicy
 from cbr_checkpointer.service import CheckpointService
 from cbr_checkpointer.settings import ConfigurationError, Settings, get_settings
@@ -105,6 +106,7 @@ def build_runtime(settings: Settings) -> Runtime:
         iam_endpoint=settings.iam_endpoint,
         max_connections=settings.max_concurrency,
         read_timeout=settings.cbr_read_timeout_seconds,
+        limiter=AdaptiveLimiter(settings.max_concurrency),
     )
     events = aws_json_client("events", settings.aws_endpoint("events"), settings.aws_region, aws, retry=retry)
     completion, completion_clients = _completion(settings, aws, cbr, ledger, retry)
