@@ -20,25 +20,34 @@ The ledger keeps the chain single and the end unique, although SQS delivers at l
 
 from __future__ import annotations
 
-import json
 import math
-import random
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from cbr_checkpointer.aws import AwsError, AwsJsonClient
-from cbr_checkpointer.cbr import CbrClient, CbrError
-from cbr_checkpointer.domain import BackupRequest, ErrorInfo, Outcome, Rejected, WatchCheck
-from cbr_checkpointer.ledger import Busy, Completed, Ledger
+from cbr_checkpointer.domain import (
+    BackupRequest,
+    Busy,
+    CbrCallFailed,
+    Completed,
+    DependencyUnavailable,
+    ErrorInfo,
+    LedgerUnavailable,
+    Outcome,
+    QueueUnavailable,
+    StepDone,
+    StoredOutcome,
+    StoredResult,
+    TransientFailure,
+    WatchCheck,
+)
 from cbr_checkpointer.observability import logger
-from cbr_checkpointer.service import TransientFailure
-from cbr_checkpointer.triggers import watch_message
+from cbr_checkpointer.ports import MAX_DELAY_SECONDS, Cbr, Clock, Ledger, SystemClock, WatchQueue
+
+T = TypeVar("T")
 
 FIRST_CHECK_SECONDS = 30
-MAX_DELAY_SECONDS = 900  # the most SQS DelaySeconds allows
 # ShowCheckpoint may not know a checkpoint for a little while after the create answered (research §2.5).
 NOT_FOUND_GRACE_SECONDS = 120
 NOT_FOUND_CODES = frozenset({"BackupService.6217"})
@@ -47,7 +56,6 @@ GONE = frozenset({"deleted", "deleting", "error-deleting"})
 # A checkpoint being restored from has finished its backup.
 FINISHED = frozenset({"available", "restoring"})
 BACKUP_STILL_RUNNING = frozenset({"protecting", "waiting_protect", "creating"})
-SEND_BATCH_SIZE = 10  # SendMessageBatch takes at most 10 entries
 MAX_ERROR_MESSAGE = 1024
 
 
@@ -68,96 +76,6 @@ def check_key(idempotency_key: str, attempt: int) -> str:
 
 def completion_key(idempotency_key: str) -> str:
     return f"{idempotency_key}#completion"
-
-
-class WatchQueue:
-    """Sends watch messages (SQS SendMessage / SendMessageBatch with DelaySeconds) over the AWS JSON API."""
-
-    def __init__(
-        self,
-        sqs: AwsJsonClient,
-        queue_url: str,
-        *,
-        max_attempts: int = 3,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: random.Random | None = None,
-    ) -> None:
-        self._sqs = sqs
-        self._queue_url = queue_url
-        self._max_attempts = max_attempts
-        self._sleep = sleep
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-
-    def send(self, check: WatchCheck, delay_seconds: int) -> None:
-        """Schedule one check; raises AwsError when SQS would not take it."""
-        self._with_retries(lambda: self._sqs.call("SendMessage", self._entry(check, delay_seconds)))
-
-    def send_all(self, checks: Sequence[tuple[WatchCheck, int]]) -> list[AwsError | None]:
-        """Schedule checks 10 a call; per check, None when it was sent or the error that kept it back."""
-        results: list[AwsError | None] = []
-        for start in range(0, len(checks), SEND_BATCH_SIZE):
-            results.extend(self._send_batch(checks[start : start + SEND_BATCH_SIZE]))
-        return results
-
-    def _send_batch(self, checks: Sequence[tuple[WatchCheck, int]]) -> list[AwsError | None]:
-        pending = dict(enumerate(checks))
-        errors: dict[int, AwsError | None] = {}
-        for attempt in range(self._max_attempts):
-            if attempt:
-                self._sleep(self._backoff(attempt))
-            entries = []
-            for index, (check, delay) in pending.items():
-                entry = self._entry(check, delay)
-                del entry["QueueUrl"]
-                entries.append({"Id": str(index), **entry})
-            try:
-                answer = self._sqs.call("SendMessageBatch", {"QueueUrl": self._queue_url, "Entries": entries})
-            except AwsError as error:
-                errors |= dict.fromkeys(pending, error)
-                if not error.retryable:
-                    break
-                continue
-            for sent in answer.get("Successful") or []:
-                index = int(sent["Id"])
-                errors[index] = None
-                pending.pop(index, None)
-            retry: dict[int, tuple[WatchCheck, int]] = {}
-            for failed in answer.get("Failed") or []:
-                index = int(failed["Id"])
-                sender_fault = bool(failed.get("SenderFault"))
-                errors[index] = AwsError(
-                    str(failed.get("Code") or "SendMessageBatchEntryFailed"),
-                    str(failed.get("Message") or "SQS did not take the message"),
-                    http_status=200,
-                    retryable=not sender_fault,
-                )
-                if not sender_fault and index in pending:
-                    retry[index] = pending[index]
-            pending = retry
-            if not pending:
-                break
-        return [errors.get(index) for index in range(len(checks))]
-
-    def _entry(self, check: WatchCheck, delay_seconds: int) -> dict[str, Any]:
-        return {
-            "QueueUrl": self._queue_url,
-            "MessageBody": _json(watch_message(check)),
-            "DelaySeconds": max(0, min(MAX_DELAY_SECONDS, int(delay_seconds))),
-        }
-
-    def _with_retries(self, call: Callable[[], object]) -> None:
-        for attempt in range(self._max_attempts):
-            if attempt:
-                self._sleep(self._backoff(attempt))
-            try:
-                call()
-                return
-            except AwsError as error:
-                if not error.retryable or attempt + 1 == self._max_attempts:
-                    raise
-
-    def _backoff(self, attempt: int) -> float:
-        return self._rng.uniform(0.0, min(1.0, 0.1 * 2 ** (attempt - 1)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,18 +102,18 @@ class CompletionService:
 
     def __init__(
         self,
-        cbr: CbrClient,
+        cbr: Cbr,
         ledger: Ledger,
         queue: WatchQueue,
         *,
         max_age_seconds: float,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
     ) -> None:
         self._cbr = cbr
         self._ledger = ledger
         self._queue = queue
         self._max_age = max_age_seconds
-        self._clock = clock
+        self._clock = clock or SystemClock()
 
     # -- after a Created ------------------------------------------------------------------------------
 
@@ -203,7 +121,7 @@ class CompletionService:
         """Schedule the first check of every checkpoint created among `outcomes` (fresh, or a duplicate
         whose first check was never scheduled); return the outcomes whose check could not be scheduled:
         their trigger must deliver them again."""
-        now = self._clock()
+        now = self._clock.now()
         wanted: list[tuple[Outcome, WatchCheck]] = []
         failed: list[Outcome] = []
         for outcome in outcomes:
@@ -215,8 +133,8 @@ class CompletionService:
                     claim = self._ledger.claim(
                         scheduled_key(check.idempotency_key), now=now, lease_until=deadline
                     )
-                except AwsError as error:
-                    logger.warning("could not read the watch marker", extra=_aws_extra(error, check))
+                except LedgerUnavailable as error:
+                    logger.warning("could not read the watch marker", extra=_unavailable_extra(error, check))
                     failed.append(outcome)
                     continue
                 if isinstance(claim, Completed | Busy):
@@ -229,7 +147,7 @@ class CompletionService:
             marker = scheduled_key(check.idempotency_key)
             if problem is not None:
                 logger.warning(
-                    "could not schedule the first completion check", extra=_aws_extra(problem, check)
+                    "could not schedule the first completion check", extra=_unavailable_extra(problem, check)
                 )
                 if outcome.duplicate:
                     self._release(marker, now)
@@ -241,7 +159,7 @@ class CompletionService:
             )
             # Best effort: without the marker a redelivery schedules a second first check, which the
             # per-check claim then drops.
-            self._mark(marker, {"scheduled": True})
+            self._mark(marker, StepDone(scheduled=True))
         return failed
 
     # -- one check ------------------------------------------------------------------------------------
@@ -254,7 +172,7 @@ class CompletionService:
         `message_id` (the SQS message's, stable across its redeliveries) tells a redelivery of the
         message that ended the checkpoint, which publishes the end again (its publish may have failed),
         from another message for the same check, which is dropped."""
-        now = self._clock()
+        now = self._clock.now()
         this_check = check_key(check.idempotency_key, check.attempt)
         claim = self._ledger_call(
             check, lambda: self._ledger.claim(this_check, now=now, lease_until=deadline)
@@ -263,7 +181,8 @@ class CompletionService:
             logger.info("dropping a duplicate completion check", extra=_check_extra(check, "in progress"))
             return None
         if isinstance(claim, Completed):
-            if claim.result.get("final") and claim.result.get("message_id") in (None, message_id):
+            done = claim.result
+            if isinstance(done, StepDone) and done.final and done.message_id in (None, message_id):
                 return self._republish(check, deadline)
             logger.info("dropping a duplicate completion check", extra=_check_extra(check, "done"))
             return None
@@ -287,7 +206,7 @@ class CompletionService:
         except TransientFailure:
             self._release(this_check, now)
             raise
-        self._mark(this_check, {"final": True, "message_id": message_id})
+        self._mark(this_check, StepDone(final=True, message_id=message_id))
         return outcome
 
     def _schedule_next(
@@ -297,14 +216,14 @@ class CompletionService:
         delay = max(1, min(check_delay(following.attempt), math.ceil(remaining)))
         try:
             self._queue.send(following, delay)
-        except AwsError as error:
+        except QueueUnavailable as error:
             self._release(this_check, now)
-            raise TransientFailure(check, _aws_info(error)) from None
+            raise TransientFailure(check, error.info()) from None
         logger.info(
             "checkpoint not finished yet; next check scheduled",
             extra=_check_extra(check, reason) | {"next_attempt": following.attempt, "delay_seconds": delay},
         )
-        self._mark(this_check, {"next": following.attempt})
+        self._mark(this_check, StepDone(next_attempt=following.attempt))
 
     # -- looking at CBR -------------------------------------------------------------------------------
 
@@ -313,7 +232,7 @@ class CompletionService:
             checkpoint = self._cbr.show_checkpoint(check.project_id, check.checkpoint_id).model_dump(
                 mode="json"
             )
-        except CbrError as error:
+        except CbrCallFailed as error:
             if error.info.retryable:
                 raise _LookFailed(error.info) from None
             if _is_not_found(error):
@@ -340,7 +259,7 @@ class CompletionService:
     def _backups_verdict(self, check: WatchCheck, checkpoint: dict[str, Any], status: str) -> _Verdict:
         try:
             backups = self._cbr.list_backups(check.project_id, checkpoint_id=check.checkpoint_id)
-        except CbrError as error:
+        except CbrCallFailed as error:
             if error.info.retryable:
                 raise _LookFailed(error.info) from None
             message = f"cannot list the checkpoint's backups: {error.info.message}"
@@ -372,7 +291,7 @@ class CompletionService:
             logs = self._cbr.list_operation_logs(
                 check.project_id, vault_id=check.vault_id, operation_type="backup"
             )
-        except CbrError as error:
+        except CbrCallFailed as error:
             if error.info.retryable:
                 raise _LookFailed(error.info) from None
             logger.warning(
@@ -405,7 +324,7 @@ class CompletionService:
         """Followed past WATCH_MAX_AGE_SECONDS: the end, with each resource's backup as it stands."""
         try:
             backups = self._cbr.list_backups(check.project_id, checkpoint_id=check.checkpoint_id)
-        except CbrError:
+        except CbrCallFailed:
             backups = []
         status = (last.checkpoint or {}).get("status") or "unknown"
         info = ErrorInfo(
@@ -426,26 +345,22 @@ class CompletionService:
         if verdict.kind == "pending":
             raise ValueError("a pending verdict is not an end")
         kind = verdict.kind
-        now = self._clock()
+        now = self._clock.now()
         key = completion_key(check.idempotency_key)
         claim = self._ledger_call(check, lambda: self._ledger.claim(key, now=now, lease_until=deadline))
         if isinstance(claim, Completed):
-            return _stored(check, claim.result)
+            return _stored_end(check, claim.result)
         if isinstance(claim, Busy):
             info = ErrorInfo(
                 "api", "another invocation is recording this checkpoint's end", code="InProgress"
             )
             raise TransientFailure(check, replace(info, retryable=True))
-        result: dict[str, Any] = {"outcome": kind, "resources": list(verdict.resources)}
-        if verdict.checkpoint is not None:
-            result["checkpoint"] = verdict.checkpoint
-        if verdict.error is not None:
-            result["error"] = verdict.error.to_detail()
+        end = StoredOutcome(kind, verdict.checkpoint, verdict.error, verdict.resources)
         try:
-            self._ledger.complete(key, result, now=self._clock())
-        except AwsError as error:
+            self._ledger.complete(key, end, now=self._clock.now())
+        except LedgerUnavailable as error:
             self._release(key, now)
-            raise TransientFailure(check, _aws_info(error)) from None
+            raise TransientFailure(check, error.info()) from None
         logger.info("checkpoint followed to its end", extra=_check_extra(check, kind))
         return Outcome(
             kind,
@@ -457,11 +372,11 @@ class CompletionService:
 
     def _republish(self, check: WatchCheck, deadline: float) -> Outcome | None:
         """A redelivered check that already ended: its final result again (its publish may have failed)."""
-        now = self._clock()
+        now = self._clock.now()
         key = completion_key(check.idempotency_key)
         claim = self._ledger_call(check, lambda: self._ledger.claim(key, now=now, lease_until=deadline))
         if isinstance(claim, Completed):
-            return _stored(check, claim.result)
+            return _stored_end(check, claim.result)
         if isinstance(claim, Busy):
             raise TransientFailure(
                 check, ErrorInfo("api", "the end is being recorded", code="InProgress", retryable=True)
@@ -471,47 +386,25 @@ class CompletionService:
 
     # -- helpers --------------------------------------------------------------------------------------
 
-    def _ledger_call(self, check: WatchCheck, call: Callable[[], Any]) -> Any:
+    def _ledger_call(self, check: WatchCheck, call: Callable[[], T]) -> T:
         try:
             return call()
-        except AwsError as error:
-            raise TransientFailure(check, _aws_info(error)) from None
+        except LedgerUnavailable as error:
+            raise TransientFailure(check, error.info()) from None
 
     def _release(self, key: str, now: float) -> None:
         """Give a key back (best effort: a lease left behind runs out at this invocation's deadline)."""
         try:
             self._ledger.release(key, now=now, reconcile_since=None)
-        except AwsError as error:
+        except LedgerUnavailable as error:
             logger.warning("ledger release failed", extra={"error_code": error.code, "key": key})
 
-    def _mark(self, key: str, result: dict[str, Any]) -> None:
+    def _mark(self, key: str, step: StepDone) -> None:
         """Record that a step was done (best effort: without it a redelivery repeats a harmless step)."""
         try:
-            self._ledger.complete(key, result, now=self._clock())
-        except AwsError as error:
+            self._ledger.complete(key, step, now=self._clock.now())
+        except LedgerUnavailable as error:
             logger.warning("ledger write failed", extra={"error_code": error.code, "key": key})
-
-
-def follow_up(
-    completion: CompletionService | None,
-    item: WatchCheck | Rejected,
-    *,
-    deadline: float,
-    message_id: str | None = None,
-) -> Outcome | None:
-    """Run one watch message: a check, or the rejection of a malformed one."""
-    if isinstance(item, Rejected):
-        return Outcome("rejected", item, error=item.error_info())
-    if completion is None:
-        # Not followed here: back to the queue, and after its receives to the watch DLQ (alarmed).
-        info = ErrorInfo(
-            "api",
-            "a watch message arrived but WATCH_QUEUE_URL is not set: completion is not followed",
-            code="WatchNotConfigured",
-            retryable=True,
-        )
-        raise TransientFailure(item, info)
-    return completion.check(item, deadline=deadline, message_id=message_id)
 
 
 # -- pure functions -----------------------------------------------------------------------------------
@@ -538,19 +431,15 @@ def _first_check(outcome: Outcome, now: float) -> WatchCheck | None:
     )
 
 
-def _stored(check: WatchCheck, result: Mapping[str, Any]) -> Outcome:
-    error = result.get("error")
-    return Outcome(
-        result["outcome"],
-        check,
-        checkpoint=result.get("checkpoint"),
-        error=ErrorInfo(**error) if error else None,
-        duplicate=True,
-        resources=tuple(result.get("resources") or ()),
-    )
+def _stored_end(check: WatchCheck, result: StoredResult) -> Outcome:
+    if not isinstance(result, StoredOutcome):
+        raise TypeError(
+            f"the ledger holds a step, not an end, under {completion_key(check.idempotency_key)!r}"
+        )
+    return result.replayed(check)
 
 
-def _is_not_found(error: CbrError) -> bool:
+def _is_not_found(error: CbrCallFailed) -> bool:
     return error.info.code in NOT_FOUND_CODES or error.info.http_status == 404
 
 
@@ -651,17 +540,7 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_ERROR_MESSAGE else text[: MAX_ERROR_MESSAGE - 1] + "…"
 
 
-def _aws_info(error: AwsError) -> ErrorInfo:
-    return ErrorInfo(
-        "api",
-        f"{error.code}: {error.message}",
-        code=error.code,
-        http_status=error.http_status,
-        retryable=True,
-    )
-
-
-def _aws_extra(error: AwsError, check: WatchCheck) -> dict[str, Any]:
+def _unavailable_extra(error: DependencyUnavailable, check: WatchCheck) -> dict[str, Any]:
     return {"error_code": error.code, "error": error.message, "idempotency_key": check.idempotency_key}
 
 
@@ -672,7 +551,3 @@ def _check_extra(check: WatchCheck, state: str) -> dict[str, Any]:
         "attempt": check.attempt,
         "state": state,
     }
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

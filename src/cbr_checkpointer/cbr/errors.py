@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from cbr_checkpointer.domain import ErrorInfo, ErrorKind
+from cbr_checkpointer.domain import CbrCallFailed, ErrorInfo, ErrorKind
 
 MAX_MESSAGE_LENGTH = 512
 REDACTED = "***"
@@ -138,7 +138,7 @@ def _rule_for_status(status: int) -> ErrorRule:
     return ErrorRule("api", True, f"unexpected success status (HTTP {status})", ambiguous=True)
 
 
-class CbrError(Exception):
+class CbrError(CbrCallFailed):
     """A failed CBR (or IAM) call, classified. Its text never holds credentials or tokens."""
 
     def __init__(
@@ -149,10 +149,7 @@ class CbrError(Exception):
         ambiguous: bool = False,
         is_auth_failure: bool = False,
     ) -> None:
-        super().__init__(info.message)
-        self.info = info
-        self.retry_after = retry_after
-        self.ambiguous = ambiguous
+        super().__init__(info, retry_after=retry_after, ambiguous=ambiguous)
         self.is_auth_failure = is_auth_failure
 
     def __str__(self) -> str:
