@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import graphlib
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -157,3 +158,9 @@ def test_the_graph_is_read_from_the_real_package() -> None:
     )
     assert "cbr_checkpointer.application" in graph["cbr_checkpointer.handler"]
     assert "cbr_checkpointer.ports" in graph["cbr_checkpointer.service"]
+
+
+def test_unit_tests_cannot_open_connections() -> None:
+    # The autouse guard of tests/unit/conftest.py: a unit test that reaches for the network fails.
+    with pytest.raises(OSError, match="unit test"), socket.socket() as sock:
+        sock.connect(("127.0.0.1", 9))
