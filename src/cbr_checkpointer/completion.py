@@ -36,6 +36,8 @@ from cbr_checkpointer.domain import (
     LedgerUnavailable,
     Outcome,
     QueueUnavailable,
+    ResourceError,
+    ResourceResult,
     StepDone,
     StoredOutcome,
     StoredResult,
@@ -85,7 +87,7 @@ class _Verdict:
     kind: Literal["pending", "completed", "failed", "timed_out"]
     reason: str = ""
     checkpoint: dict[str, Any] | None = None
-    resources: tuple[dict[str, Any], ...] = ()
+    resources: tuple[ResourceResult, ...] = ()
     error: ErrorInfo | None = None
 
 
@@ -267,14 +269,14 @@ class CompletionService:
         resources = [
             _resource(backup) for backup in backups if backup.get("checkpoint_id") == check.checkpoint_id
         ]
-        listed = {entry["resource_id"] for entry in resources}
-        running = [entry for entry in resources if entry["status"] in BACKUP_STILL_RUNNING]
+        listed = {entry.resource_id for entry in resources}
+        running = [entry for entry in resources if entry.status in BACKUP_STILL_RUNNING]
         if running and status != "error":
             return _Verdict(
                 "pending", reason=f"{len(running)} backup(s) still running", checkpoint=checkpoint
             )
         resources.extend(_skipped(check.request, checkpoint, listed))
-        failed = [entry for entry in resources if entry["status"] not in ("available", *BACKUP_STILL_RUNNING)]
+        failed = [entry for entry in resources if entry.status not in ("available", *BACKUP_STILL_RUNNING)]
         if status in FINISHED and not failed:
             return _Verdict("completed", checkpoint=checkpoint, resources=tuple(resources))
         resources = self._with_reasons(check, resources)
@@ -285,7 +287,7 @@ class CompletionService:
             error=_failure_summary(resources, status),
         )
 
-    def _with_reasons(self, check: WatchCheck, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _with_reasons(self, check: WatchCheck, resources: list[ResourceResult]) -> list[ResourceResult]:
         """The resources, failed ones with `error` from this checkpoint's backup tasks (operation logs)."""
         try:
             logs = self._cbr.list_operation_logs(
@@ -308,14 +310,14 @@ class CompletionService:
                 log.get("status") != "success" or resource_id not in by_resource
             ):
                 by_resource[resource_id] = log
-        known = {entry["resource_id"] for entry in resources}
+        known = {entry.resource_id for entry in resources}
         for resource_id, log in by_resource.items():
             # The checkpoint failed before ListBackups showed a backup of this resource.
             if resource_id not in known and log.get("status") in ("failed", "timeout"):
                 resources.append(_resource_from_log(log))
         return [
-            entry | {"error": _log_error(by_resource.get(entry["resource_id"]))}
-            if entry["status"] not in ("available", "skipped") and "error" not in entry
+            replace(entry, error=_log_error(by_resource.get(entry.resource_id or "")))
+            if entry.status not in ("available", "skipped") and entry.error is None
             else entry
             for entry in resources
         ]
@@ -447,79 +449,74 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _resource(backup: Mapping[str, Any]) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "resource_id": backup.get("resource_id"),
-        "resource_name": backup.get("resource_name"),
-        "resource_type": backup.get("resource_type"),
-        "backup_id": backup.get("id"),
-        "status": backup.get("status"),
-    }
-    return {key: value for key, value in entry.items() if value is not None or key == "backup_id"}
+def _resource(backup: Mapping[str, Any]) -> ResourceResult:
+    return ResourceResult(
+        resource_id=backup.get("resource_id"),
+        status=backup.get("status"),
+        backup_id=backup.get("id"),
+        resource_name=backup.get("resource_name"),
+        resource_type=backup.get("resource_type"),
+    )
 
 
-def _resource_from_log(log: Mapping[str, Any]) -> dict[str, Any]:
+def _resource_from_log(log: Mapping[str, Any]) -> ResourceResult:
     extra = _mapping(log.get("extra_info"))
     resource = _mapping(extra.get("resource"))
-    backup = _mapping(extra.get("backup"))
-    entry: dict[str, Any] = {
-        "resource_id": resource.get("id"),
-        "resource_name": resource.get("name"),
-        "resource_type": resource.get("type"),
-        "backup_id": backup.get("backup_id") or None,
-        "status": "error",
-    }
-    return {key: value for key, value in entry.items() if value is not None or key == "backup_id"}
+    return ResourceResult(
+        resource_id=resource.get("id"),
+        status="error",
+        backup_id=_mapping(extra.get("backup")).get("backup_id") or None,
+        resource_name=resource.get("name"),
+        resource_type=resource.get("type"),
+    )
 
 
-def _log_error(log: Mapping[str, Any] | None) -> dict[str, Any]:
+def _log_error(log: Mapping[str, Any] | None) -> ResourceError:
     if log is None:
-        return {
-            "code": None,
-            "message": "the backup ended in error; no backup task of this checkpoint explains it",
-        }
+        return ResourceError(None, "the backup ended in error; no backup task of this checkpoint explains it")
     info = _mapping(log.get("error_info"))
-    code = info.get("code") or None
     message = info.get("message") or f"the backup task ended {log.get('status')} without a reason"
-    return {"code": code, "message": _clip(str(message))}
+    return ResourceError(info.get("code") or None, _clip(str(message)))
 
 
-def _failure_summary(resources: Sequence[Mapping[str, Any]], status: str) -> ErrorInfo:
-    failed = [entry for entry in resources if entry["status"] not in ("available", *BACKUP_STILL_RUNNING)]
+def _failure_summary(resources: Sequence[ResourceResult], status: str) -> ErrorInfo:
+    failed = [entry for entry in resources if entry.status not in ("available", *BACKUP_STILL_RUNNING)]
     if not failed:
         return ErrorInfo(
             "api", f"the checkpoint ended {status}; no backup of it reports why", code="CheckpointError"
         )
     parts = []
     for entry in failed:
-        error = _mapping(entry.get("error"))
-        name = entry.get("resource_name") or entry["resource_id"]
-        reason = ": ".join(str(part) for part in (error.get("code"), error.get("message")) if part)
-        parts.append(f"{name} ({entry['resource_id']}) {entry['status']}: {reason}")
-    first_code = _mapping(failed[0].get("error")).get("code")
+        name = entry.resource_name or entry.resource_id
+        reason = (
+            ""
+            if entry.error is None
+            else ": ".join(part for part in (entry.error.code, entry.error.message) if part)
+        )
+        parts.append(f"{name} ({entry.resource_id}) {entry.status}: {reason}")
+    first_code = None if failed[0].error is None else failed[0].error.code
     message = f"{len(failed)} of {len(resources)} backup(s) did not complete: " + "; ".join(parts)
     return ErrorInfo("api", _clip(message), code=first_code or "BackupFailed")
 
 
 def _skipped(
-    request: Mapping[str, Any], checkpoint: Mapping[str, Any], listed: set[Any]
-) -> list[dict[str, Any]]:
+    request: Mapping[str, Any], checkpoint: Mapping[str, Any], listed: set[str | None]
+) -> list[ResourceResult]:
     """Resources with no backup in this checkpoint: skipped by CBR at the create (a busy resource),
     as ShowCheckpoint's `vault.skipped_resources` says, or named by the request and absent."""
-    reasons: dict[str, dict[str, Any]] = {}
+    reasons: dict[str, ResourceError] = {}
     for skipped in _mapping(checkpoint.get("vault")).get("skipped_resources") or ():
         if isinstance(skipped, Mapping) and isinstance(skipped.get("id"), str):
-            reasons[skipped["id"]] = {
-                "code": skipped.get("code") or "Skipped",
-                "message": skipped.get("reason") or "skipped by CBR at the create",
-            }
+            reasons[skipped["id"]] = ResourceError(
+                skipped.get("code") or "Skipped", skipped.get("reason") or "skipped by CBR at the create"
+            )
     for resource_id in _requested_resources(request):
         reasons.setdefault(
             resource_id,
-            {"code": "NoBackup", "message": "the request named this resource but CBR made no backup of it"},
+            ResourceError("NoBackup", "the request named this resource but CBR made no backup of it"),
         )
     return [
-        {"resource_id": resource_id, "backup_id": None, "status": "skipped", "error": error}
+        ResourceResult(resource_id=resource_id, status="skipped", error=error)
         for resource_id, error in reasons.items()
         if resource_id not in listed
     ]

@@ -127,6 +127,53 @@ class ErrorInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ResourceError:
+    """Why one resource's backup did not complete (`code` None when CBR gave none)."""
+
+    code: str | None
+    message: str
+
+    def to_detail(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceResult:
+    """How one resource's backup in a followed checkpoint ended, or stands."""
+
+    resource_id: str | None
+    status: str | None
+    backup_id: str | None = None
+    resource_name: str | None = None
+    resource_type: str | None = None
+    error: ResourceError | None = None
+
+    def to_detail(self) -> dict[str, Any]:
+        """The event's `resources` entry: `backup_id` always (null: no backup), other fields when known."""
+        detail: dict[str, Any] = {
+            "resource_id": self.resource_id,
+            "resource_name": self.resource_name,
+            "resource_type": self.resource_type,
+            "backup_id": self.backup_id,
+            "status": self.status,
+            "error": None if self.error is None else self.error.to_detail(),
+        }
+        return {key: value for key, value in detail.items() if value is not None or key == "backup_id"}
+
+    @classmethod
+    def from_detail(cls, detail: dict[str, Any]) -> ResourceResult:
+        error = detail.get("error")
+        return cls(
+            resource_id=detail.get("resource_id"),
+            status=detail.get("status"),
+            backup_id=detail.get("backup_id"),
+            resource_name=detail.get("resource_name"),
+            resource_type=detail.get("resource_type"),
+            error=None if error is None else ResourceError(error.get("code"), str(error.get("message"))),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """The end of one work item: what the publisher turns into one event."""
 
@@ -135,8 +182,8 @@ class Outcome:
     checkpoint: dict[str, Any] | None = None
     error: ErrorInfo | None = None
     duplicate: bool = False
-    # Completion only: one `{"resource_id", "backup_id", "status", "error"?, ...}` per resource.
-    resources: tuple[dict[str, Any], ...] | None = None
+    # Completion only: one per resource of the checkpoint.
+    resources: tuple[ResourceResult, ...] | None = None
 
 
 # -- the idempotency ledger's records ------------------------------------------------------------------
@@ -149,8 +196,8 @@ class StoredOutcome:
     kind: OutcomeKind
     checkpoint: dict[str, Any] | None = None
     error: ErrorInfo | None = None
-    # Completion only: one `{"resource_id", "backup_id", "status", "error"?, ...}` per resource.
-    resources: tuple[dict[str, Any], ...] | None = None
+    # Completion only: one per resource of the checkpoint.
+    resources: tuple[ResourceResult, ...] | None = None
 
     @classmethod
     def of(cls, outcome: Outcome) -> StoredOutcome:

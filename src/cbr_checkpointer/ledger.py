@@ -23,6 +23,7 @@ from cbr_checkpointer.domain import (
     Completed,
     ErrorInfo,
     LedgerUnavailable,
+    ResourceResult,
     StepDone,
     StoredOutcome,
     StoredResult,
@@ -231,7 +232,7 @@ def stored_json(result: StoredResult) -> dict[str, Any]:
         return {"scheduled": result.scheduled}
     document: dict[str, Any] = {"outcome": result.kind}
     if result.resources is not None:
-        document["resources"] = list(result.resources)
+        document["resources"] = [resource.to_detail() for resource in result.resources]
     if result.checkpoint is not None:
         document["checkpoint"] = result.checkpoint
     if result.error is not None:
@@ -254,5 +255,7 @@ def stored_result(document: dict[str, Any]) -> StoredResult:
         document["outcome"],
         checkpoint=document.get("checkpoint"),
         error=ErrorInfo(**error) if error else None,
-        resources=None if resources is None else tuple(resources),
+        resources=None
+        if resources is None
+        else tuple(ResourceResult.from_detail(entry) for entry in resources),
     )

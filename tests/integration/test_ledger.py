@@ -9,7 +9,17 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from cbr_checkpointer.domain import Busy, Claimed, Completed, ErrorInfo, StepDone, StoredOutcome, StoredResult
+from cbr_checkpointer.domain import (
+    Busy,
+    Claimed,
+    Completed,
+    ErrorInfo,
+    ResourceError,
+    ResourceResult,
+    StepDone,
+    StoredOutcome,
+    StoredResult,
+)
 from cbr_checkpointer.ledger import DynamoDBLedger, MemoryLedger
 from cbr_checkpointer.ports import Ledger
 from devtools.sandbox import Sandbox
@@ -71,7 +81,14 @@ def test_completed_keys_serve_their_result(make_ledger: LedgerFactory) -> None:
     [
         StoredOutcome("failed", error=ErrorInfo("api", "m", code="BackupService.6105", http_status=404)),
         StoredOutcome(
-            "completed", checkpoint={"id": "c1"}, resources=({"resource_id": "r", "status": "available"},)
+            "completed",
+            checkpoint={"id": "c1"},
+            resources=(
+                ResourceResult(
+                    "r", "available", "b-1", resource_name="web", resource_type="OS::Nova::Server"
+                ),
+                ResourceResult("v", "skipped", error=ResourceError(None, "busy")),
+            ),
         ),
         StoredOutcome("timed_out", resources=()),
         StepDone(scheduled=True),

@@ -28,6 +28,8 @@ from cbr_checkpointer.domain import (
     OutcomeKind,
     QueueUnavailable,
     Rejected,
+    ResourceError,
+    ResourceResult,
     StoredOutcome,
     TransientFailure,
     Trigger,
@@ -232,13 +234,9 @@ def test_all_backups_available_is_completed_with_each_resource() -> None:
     assert outcome is not None
     assert outcome.kind == "completed"
     assert outcome.resources == (
-        {
-            "resource_id": SERVER,
-            "resource_name": "res-94eb",
-            "resource_type": "OS::Nova::Server",
-            "backup_id": "b-server",
-            "status": "available",
-        },
+        ResourceResult(
+            SERVER, "available", "b-server", resource_name="res-94eb", resource_type="OS::Nova::Server"
+        ),
     )
     assert world.queue.sent == []
     assert ("backups", {"checkpoint_id": CHECKPOINT}) in world.cbr.calls
@@ -253,6 +251,15 @@ def test_all_backups_available_is_completed_with_each_resource() -> None:
     assert detail["checks"] == 1
     assert detail["duplicate"] is False
     assert "error" not in detail
+    assert detail["resources"] == [
+        {
+            "resource_id": SERVER,
+            "resource_name": "res-94eb",
+            "resource_type": "OS::Nova::Server",
+            "backup_id": "b-server",
+            "status": "available",
+        }
+    ]
 
 
 def test_an_available_checkpoint_with_backups_still_running_is_looked_at_again() -> None:
@@ -278,12 +285,11 @@ def test_a_failed_backup_is_failed_with_the_reason_of_its_own_task() -> None:
 
     assert outcome is not None
     assert outcome.kind == "failed"
-    by_id = {entry["resource_id"]: entry for entry in outcome.resources or ()}
-    assert "error" not in by_id[SERVER]
-    assert by_id[VOLUME]["error"] == {
-        "code": "BackupService.7003",
-        "message": "The disk status does not allow backup.",
-    }
+    by_id = {entry.resource_id: entry for entry in outcome.resources or ()}
+    assert by_id[SERVER].error is None
+    assert by_id[VOLUME].error == ResourceError(
+        "BackupService.7003", "The disk status does not allow backup."
+    )
     assert outcome.error is not None
     assert outcome.error.code == "BackupService.7003"
     assert VOLUME in outcome.error.message
@@ -302,6 +308,13 @@ def test_a_resource_skipped_at_the_create_fails_the_completion() -> None:
     assert outcome is not None
     assert outcome.kind == "failed"
     assert outcome.resources == (
+        ResourceResult(
+            SERVER,
+            "skipped",
+            error=ResourceError("NoBackup", "the request named this resource but CBR made no backup of it"),
+        ),
+    )
+    assert event_detail(outcome)["resources"] == [
         {
             "resource_id": SERVER,
             "backup_id": None,
@@ -310,8 +323,8 @@ def test_a_resource_skipped_at_the_create_fails_the_completion() -> None:
                 "code": "NoBackup",
                 "message": "the request named this resource but CBR made no backup of it",
             },
-        },
-    )
+        }
+    ]
 
 
 def test_failure_reasons_that_cannot_be_read_leave_the_failure_unexplained() -> None:
@@ -325,7 +338,9 @@ def test_failure_reasons_that_cannot_be_read_leave_the_failure_unexplained() -> 
     assert outcome is not None
     assert outcome.kind == "failed"
     assert outcome.resources is not None
-    assert outcome.resources[0]["error"]["code"] is None
+    error = outcome.resources[0].error
+    assert error is not None
+    assert error.code is None
 
 
 @pytest.mark.parametrize("status", ["deleted", "deleting", "error-deleting"])
@@ -395,7 +410,7 @@ def test_past_the_maximum_age_a_protecting_checkpoint_times_out() -> None:
     assert outcome.error is not None
     assert outcome.error.kind == "timeout"
     assert outcome.resources is not None
-    assert outcome.resources[0]["status"] == "protecting"
+    assert outcome.resources[0].status == "protecting"
     assert world.queue.sent == []
     assert detail_type(outcome) == "CBR Checkpoint Timed Out"
 
