@@ -16,6 +16,7 @@ from cbr_checkpointer.domain import (
     CbrCallFailed,
     ErrorInfo,
     FieldError,
+    LedgerUnavailable,
     Outcome,
     QueueUnavailable,
     Rejected,
@@ -91,7 +92,7 @@ class World:
                     batch.run_watch(message_id, work)
                 else:
                     batch.run_requests(message_id, work)
-            except TransientFailure:
+            except Exception:  # what Powertools' processor does: any exception fails the message
                 failed.append(message_id)
         return batch.finish(failed)
 
@@ -168,6 +169,17 @@ def test_given_nothing_to_do_then_nothing_is_published() -> None:
     assert (result.must_retry, result.outcomes, world.observer.published) == (False, (), [])
 
 
+def test_given_the_ledger_down_then_the_invocation_fails_for_lambda_to_retry() -> None:
+    world = World()
+    world.ledger.down = {"claim"}
+
+    with pytest.raises(LedgerUnavailable):
+        world.application.run_invocation([request("a")], deadline=NOW + 60)
+
+    assert world.cbr.calls == []
+    assert world.events.published == []
+
+
 # -- an SQS batch --------------------------------------------------------------------------------------
 
 
@@ -222,6 +234,16 @@ def test_given_a_message_that_failed_and_was_not_published_then_it_is_named_once
     result = world.batch([("m1", [request("a"), request("busy")])])
 
     assert result.item_failures == ("m1",)
+
+
+def test_given_the_ledger_down_then_the_message_goes_back_and_the_others_are_published() -> None:
+    world = World()
+    world.ledger.down = {"claim"}
+
+    result = world.batch([("m1", [request("a")]), ("m2", [rejected("r")])])
+
+    assert result.item_failures == ("m1",)
+    assert keys(world.events.published) == ["r"]
 
 
 # -- watch checks ------------------------------------------------------------------------------------

@@ -486,6 +486,44 @@ def test_two_different_ends_cannot_both_be_published() -> None:
     assert later.duplicate is True
 
 
+# -- the ledger down -----------------------------------------------------------------------------------
+
+
+def test_given_the_ledger_down_at_the_claim_then_the_message_goes_back_without_looking() -> None:
+    world = World()
+    world.ledger.down = {"claim"}
+
+    with pytest.raises(TransientFailure) as raised:
+        world.check(make_check())
+
+    assert (raised.value.info.code, raised.value.info.retryable) == ("InternalServerError", True)
+    assert world.cbr.calls == []
+
+
+def test_given_the_end_cannot_be_stored_then_nothing_is_published_and_the_check_can_run_again() -> None:
+    world = World()
+    world.cbr.status = "available"
+    world.cbr.backups = [backup(SERVER, "available")]
+    world.ledger.down = {"complete"}
+
+    with pytest.raises(TransientFailure):
+        world.check(make_check())
+
+    world.ledger.down = set()
+    outcome = world.check(make_check())
+    assert outcome is not None
+    assert (outcome.kind, outcome.duplicate) == ("completed", False)
+
+
+def test_given_a_step_mark_that_cannot_be_written_then_the_chain_still_goes_on() -> None:
+    world = World()
+    world.ledger.down = {"complete"}
+
+    assert world.check(make_check()) is None
+
+    assert world.scheduled() == [(2, 60)]
+
+
 # -- after a Created ------------------------------------------------------------------------------------
 
 
