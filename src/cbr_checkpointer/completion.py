@@ -4,7 +4,7 @@ A 200 from the create only means the backup started (`protecting`); backups can 
 Lambda lives 15 minutes at most. So each Created schedules a check on the watch queue, an SQS
 message with `DelaySeconds`; each check looks once (ShowCheckpoint, then ListBackups and, for the
 reasons of a failure, the operation logs) and either schedules the next check, later, or ends in one
-final outcome: `completed`, `failed` (`"stage": "completion"`) or `timed_out` (research §2.5).
+final outcome: `completed`, `failed` (`"stage": "completion"`) or `timed_out`.
 
 The ledger keeps the chain single and the end unique, although SQS delivers at least once:
 
@@ -50,7 +50,7 @@ from cbr_checkpointer.ports import MAX_DELAY_SECONDS, Cbr, Clock, Ledger, System
 T = TypeVar("T")
 
 FIRST_CHECK_SECONDS = 30
-# ShowCheckpoint may not know a checkpoint for a little while after the create answered (research §2.5).
+# ShowCheckpoint may not know a checkpoint for a little while after the create answered.
 NOT_FOUND_GRACE_SECONDS = 120
 NOT_FOUND_CODES = frozenset({"BackupService.6217"})
 STILL_RUNNING = frozenset({"protecting", "creating"})

@@ -1,4 +1,4 @@
-"""The outbound event: one EventBridge event per outcome, published at least once (DESIGN §4, §5)."""
+"""The outbound event: one EventBridge event per outcome, published at least once."""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from cbr_checkpointer.domain import (
     FieldError,
     LedgerUnavailable,
     Rejected,
+    StepDone,
     StoredOutcome,
     TransientFailure,
     Trigger,
@@ -328,3 +329,14 @@ def test_the_observer_sees_each_request_start_and_finish() -> None:
 
     assert [item.idempotency_key for item in world.observer.started] == ["key-1", "busy"]
     assert [result for _, result in world.observer.finished] == [created, raised.value]
+
+
+def test_given_a_key_that_holds_a_completion_step_then_it_is_not_replayed_as_an_outcome() -> None:
+    # A request key spelled like another request's completion marker ("<key>#watch").
+    world = World()
+    world.ledger.memory.complete("key-1#watch", StepDone(scheduled=True), now=NOW)
+
+    with pytest.raises(TypeError, match="completion step"):
+        world.service.execute(request("key-1#watch"), deadline=NOW + 60)
+
+    assert world.cbr.calls == []

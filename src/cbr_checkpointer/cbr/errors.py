@@ -49,7 +49,7 @@ def _auth(meaning: str) -> ErrorRule:
     return ErrorRule("auth", False, meaning, auth_failure=True)
 
 
-# Sources: research/cbr-api.md §3.2 (CBR error-code page, OTC appendix, API-gateway error table).
+# Sources: the CBR error-code page, the OTC appendix, and the API-gateway error table.
 ERROR_CODES: Mapping[str, ErrorRule] = {
     "BackupService.9900": ErrorRule("validation", False, "parameter verification failed"),
     # Not found
