@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from cbr_checkpointer.aws import AwsError, AwsJsonClient
+from cbr_checkpointer.aws import AwsError, AwsJsonApi
 from cbr_checkpointer.domain import (
     Busy,
     Claimed,
@@ -105,7 +105,7 @@ class DynamoDBLedger:
     transition is one conditional write, so two invocations racing for a key cannot both hold it.
     """
 
-    def __init__(self, dynamodb: AwsJsonClient, table: str, *, ttl_seconds: float) -> None:
+    def __init__(self, dynamodb: AwsJsonApi, table: str, *, ttl_seconds: float) -> None:
         self._dynamodb = dynamodb
         self._table = table
         self._ttl_seconds = ttl_seconds

@@ -6,9 +6,9 @@ import json
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
-from cbr_checkpointer.aws import AwsError
+from cbr_checkpointer.aws import AwsError, AwsJsonApi
 from cbr_checkpointer.domain import QueueUnavailable, WatchCheck
 from cbr_checkpointer.ports import MAX_DELAY_SECONDS
 from cbr_checkpointer.triggers import watch_message
@@ -16,18 +16,12 @@ from cbr_checkpointer.triggers import watch_message
 SEND_BATCH_SIZE = 10  # SendMessageBatch takes at most 10 entries
 
 
-class SqsApi(Protocol):
-    """What is used of an AWS JSON client for SQS (AwsJsonClient); raises AwsError."""
-
-    def call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]: ...
-
-
 class SqsWatchQueue:
     """Schedules watch checks as SQS messages held back by `DelaySeconds`."""
 
     def __init__(
         self,
-        sqs: SqsApi,
+        sqs: AwsJsonApi,
         queue_url: str,
         *,
         max_attempts: int = 3,
