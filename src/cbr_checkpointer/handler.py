@@ -12,7 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from cbr_checkpointer.application import summary
 from cbr_checkpointer.domain import Outcome
 from cbr_checkpointer.observability import logger, metrics
-from cbr_checkpointer.runtime import Runtime, get_runtime
+from cbr_checkpointer.runtime import Runtime, get_runtime, process_observer
 from cbr_checkpointer.triggers import is_sqs_batch, parse_invocation, parse_sqs_record, parse_watch_record
 
 if TYPE_CHECKING:
@@ -38,14 +38,14 @@ class InvocationFailed(Exception):
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True, raise_on_empty_metrics=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    runtime = get_runtime()
-    deadline = runtime.clock.now() + context.get_remaining_time_in_millis() / 1000
     try:
+        runtime = get_runtime()
+        deadline = runtime.clock.now() + context.get_remaining_time_in_millis() / 1000
         if is_sqs_batch(event):
             return _handle_sqs_batch(event, runtime, deadline)
         return _handle_invocation(event, context, runtime, deadline)
     except Exception as error:
-        runtime.observer.invocation_failed(error)
+        process_observer.invocation_failed(error)  # also when the runtime could not be built
         raise
 
 

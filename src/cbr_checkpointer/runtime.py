@@ -15,7 +15,7 @@ from cbr_checkpointer.completion import CompletionService
 from cbr_checkpointer.credentials import SecretCredentials, SecretsExtension
 from cbr_checkpointer.domain import BackupRequest, ErrorInfo, Outcome, WorkItem
 from cbr_checkpointer.ledger import DynamoDBLedger, MemoryLedger
-from cbr_checkpointer.ports import Clock, Ledger, Observer, SystemClock
+from cbr_checkpointer.ports import Clock, Ledger, NoObserver, Observer, SystemClock
 from cbr_checkpointer.publisher import EventPublisher
 from cbr_checkpointer.service import CheckpointService
 from cbr_checkpointer.settings import ConfigurationError, Settings, get_settings
@@ -29,7 +29,6 @@ class Runtime:
     defaults: RequestDefaults
     application: Application
     clock: Clock
-    observer: Observer
     clients: tuple[CbrClient | AwsJsonClient | SecretsExtension, ...]
     # Follows created checkpoints to their end; None when WATCH_QUEUE_URL is not set.
     completion: CompletionService | None = None
@@ -84,7 +83,7 @@ def _ledger(settings: Settings, aws: AwsCredentials) -> tuple[Ledger, list[AwsJs
 
 
 def build_runtime(settings: Settings, *, observer: Observer | None = None) -> Runtime:
-    observer = observer or Observers(())
+    observer = observer or NoObserver()
     clock = SystemClock()
     aws = _aws_credentials(settings)
     credentials, credential_clients = _huawei_credentials(settings, aws)
@@ -114,7 +113,6 @@ def build_runtime(settings: Settings, *, observer: Observer | None = None) -> Ru
         ),
         application=application,
         clock=clock,
-        observer=observer,
         clients=(cbr, events, *credential_clients, *ledger_clients, *completion_clients),
         completion=completion,
     )
@@ -168,6 +166,8 @@ class Observers:
 _runtime: Runtime | None = None
 _runtime_lock = threading.Lock()
 _observers: list[Observer] = []
+# What the runtime of this process reports to: every observer added by `observing`.
+process_observer: Observer = Observers(_observers)
 
 
 def get_runtime() -> Runtime:
@@ -175,7 +175,7 @@ def get_runtime() -> Runtime:
     global _runtime  # noqa: PLW0603 - one per execution environment by design
     with _runtime_lock:
         if _runtime is None:
-            _runtime = build_runtime(get_settings(), observer=Observers(_observers))
+            _runtime = build_runtime(get_settings(), observer=process_observer)
         return _runtime
 
 
