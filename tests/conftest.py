@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 import pytest
 
+from cbr_checkpointer.ports import NoObserver
+
 # Whatever in the test process is still written as `import httpx` gets httpx2's classes, so its
 # transports and exceptions work with the function's clients; httpx itself is not installed.
 httpx2.alias_httpx()
-from cbr_checkpointer.ports import NoObserver
 
 if TYPE_CHECKING:
     from devtools.sandbox import Sandbox

@@ -118,7 +118,7 @@ def build_runtime(settings: Settings, *, observer: Observer | None = None) -> Ru
         limiter=AdaptiveLimiter(settings.max_concurrency),
     )
     events = aws_json_client("events", settings.aws_endpoint("events"), settings.aws_region, aws, retry=retry)
-    completion, completion_clients = _completion(settings, aws, cbr, ledger, clock, retry)
+    completion, completion_clients = _completion(settings, aws, cbr, ledger, clock=clock, retry=retry)
     application = Application(
         CheckpointService(cbr, ledger, retry=policy, clock=clock, observer=observer),
         EventPublisher(events, source=settings.event_source, bus_name=settings.event_bus_name, retry=retry),
@@ -142,7 +142,7 @@ def build_runtime(settings: Settings, *, observer: Observer | None = None) -> Ru
 
 
 def _completion(
-    settings: Settings, aws: AwsCredentials, cbr: CbrClient, ledger: Ledger, clock: Clock, retry: Retrier
+    settings: Settings, aws: AwsCredentials, cbr: CbrClient, ledger: Ledger, *, clock: Clock, retry: Retrier
 ) -> tuple[CompletionService | None, list[AwsJsonClient]]:
     if not settings.watch_queue_url:
         return None, []
