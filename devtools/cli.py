@@ -3,6 +3,8 @@
     invoke FILE      run the real handler on a trigger file against a local CBR emulator and moto
                      (an event bus with a capture queue, a watch queue, Secrets Manager): `make run`
     emulator ...     serve the local Huawei IAM + CBR emulator for your own tools
+    sandbox -- CMD   run CMD with the environment of a fresh local sandbox: the function's configuration
+                     pointing at the emulator and moto, and REQUEST_QUEUE_URL, a request queue in moto
 
 It builds on the function's own command line (`cbr_checkpointer.cli`), which ships without any of this.
 Exit codes as there: 0 all good; 1 a request failed or was not published (or, with --expect-rejected,
@@ -111,6 +113,31 @@ def _emulator(emulator_arguments: list[str]) -> int:
     return EXIT_OK
 
 
+REQUEST_QUEUE = "cbr-checkpointer-requests"
+
+
+def _in_sandbox(command: list[str]) -> int:
+    """Run `command` against a fresh sandbox, with its configuration in the environment; its exit code."""
+    import logging
+    import os
+    import subprocess
+
+    from devtools.sandbox import Sandbox
+
+    if not command:
+        raise CommandError(
+            "sandbox needs a command to run, e.g. sandbox -- cbr-checkpointer invoke --real FILE"
+        )
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with function_output(verbose=False), Sandbox() as sandbox:
+        queue_url = sandbox.aws("sqs").call("CreateQueue", {"QueueName": REQUEST_QUEUE})["QueueUrl"]
+        environment = os.environ | sandbox.environment | {"REQUEST_QUEUE_URL": queue_url}
+        try:
+            return subprocess.run(command, env=environment, check=False).returncode
+        except OSError as error:
+            raise CommandError(f"cannot run {command[0]!r}: {error.strerror}") from None
+
+
 def parser() -> argparse.ArgumentParser:
     commands_parser = argparse.ArgumentParser(
         prog=PROG, description=__doc__.splitlines()[0] if __doc__ else None
@@ -137,6 +164,15 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the file is invalid on purpose (events/invalid-*): exit 0 when every request ends Rejected",
     )
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run a command against a fresh local sandbox (emulator + moto), configured in its environment",
+        description="Start the CBR emulator and moto, as invoke does, and run COMMAND with the "
+        "function's configuration pointing at them (CBR_ENDPOINT, HUAWEICLOUD_SDK_*, EVENT_BUS_NAME, "
+        "AWS_ENDPOINT_URL, AWS_* ...) and REQUEST_QUEUE_URL, an empty request queue in moto; both stop "
+        "when it ends. Its exit code is COMMAND's. E.g. sandbox -- cbr-checkpointer invoke --real FILE.",
+    )
+    sandbox.add_argument("run", nargs=argparse.REMAINDER, metavar="-- COMMAND ...", help="what to run")
     commands.add_parser(
         "emulator",
         add_help=False,
@@ -151,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if arguments.command_name == "emulator":
             return _emulator(extra)
+        if arguments.command_name == "sandbox":
+            command = arguments.run[1:] if arguments.run[:1] == ["--"] else arguments.run
+            return _in_sandbox(command + extra)
         if extra:
             parser().error(f"unrecognized arguments: {' '.join(extra)}")
         return _invoke(arguments)

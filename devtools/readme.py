@@ -32,6 +32,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -57,6 +58,9 @@ _KNOWN_IDS = frozenset(
 )
 _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 _LOOPBACK_PORT = re.compile(r"\b(127\.0\.0\.1|localhost):\d{2,5}\b")
+_TIMESTAMP = re.compile(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})?")
+# A timestamp this close to the clock was made by the run (an event's time); the samples' own are older.
+_RUN_TIME_WINDOW = timedelta(days=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +79,9 @@ class Sample:
         return cls(**fields)
 
 
-def normalise(text: str) -> str:
+def normalise(text: str, now: datetime | None = None) -> str:
     """The output with what differs between runs replaced by placeholders."""
+    now = now or datetime.now(UTC)
     names: dict[str, str] = {}
 
     def stable_id(match: re.Match[str]) -> str:
@@ -85,7 +90,15 @@ def normalise(text: str) -> str:
             return value
         return names.setdefault(value, f"<id-{len(names) + 1}>")
 
+    def run_time(match: re.Match[str]) -> str:
+        value = match.group(0)
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return "<time>" if abs(now - moment) <= _RUN_TIME_WINDOW else value
+
     text = _UUID.sub(stable_id, text)
+    text = _TIMESTAMP.sub(run_time, text)
     return _LOOPBACK_PORT.sub(lambda match: f"{match.group(1)}:<port>", text)
 
 

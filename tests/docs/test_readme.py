@@ -49,6 +49,18 @@ def test_normalise_keeps_known_ids_and_numbers_run_ids_in_order() -> None:
     )
 
 
+def test_normalise_replaces_the_times_of_the_run_and_keeps_the_samples_own() -> None:
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    text = (
+        '"time": "2026-11-29T11:58:17Z", "trigger": {"time": "2024-05-01T02:00:00+00:00"}, '
+        "at 2026-11-28T23:00:01"
+    )
+
+    assert readme.normalise(text, now) == (
+        '"time": "<time>", "trigger": {"time": "2024-05-01T02:00:00+00:00"}, at <time>'
+    )
+
+
 def test_regenerating_restores_an_edited_sample() -> None:
     stale = README_TEXT.replace("$ echo $?\n1\n", "$ echo $?\n0\n", 1)
     assert stale != README_TEXT
