@@ -19,7 +19,7 @@ SIMULATE_ARGS ?=
 	bench-environments faults readme simulate
 
 help:
-	@echo "make run      - one trigger (EVENT=$(EVENT)) through the handler against the local emulator + moto"
+	@echo "make run      - one trigger (EVENT=$(EVENT)) through the handler against the local emulator + moto (VERBOSE=1: with its logs)"
 	@echo "make cli      - the operators' command line: make cli ARGS=\"validate events/schedule.json\""
 	@echo "make test     - lint, type-check and the whole test suite"
 	@echo "make lint     - ruff + mypy --strict on src/"
