@@ -40,6 +40,8 @@ class BackupRequest:
     body: dict[str, Any]
     trigger: Trigger
     dry_run: bool = False
+    # The Huawei region whose CBR endpoint takes the request; None: the configured one.
+    region: str | None = None
 
     @property
     def vault_id(self) -> str:
@@ -135,3 +137,22 @@ class Outcome:
     duplicate: bool = False
     # Completion only: one `{"resource_id", "backup_id", "status", "error"?, ...}` per resource.
     resources: tuple[dict[str, Any], ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Every vault of a project that matches `selector`, each to get one whole-vault checkpoint.
+
+    `selector` holds the criteria, all of which a vault must match: `tags` (`{key: [values]}`, an
+    empty list meaning any value), `policy_id`, `object_type`, `all` (true). `parameters` is what each
+    vault's request gets: `incremental`, `auto_trigger` and, when given, `name` (rendered already)
+    and `description`.
+    """
+
+    idempotency_key: str
+    project_id: str
+    selector: dict[str, Any]
+    parameters: dict[str, Any]
+    trigger: Trigger
+    region: str | None = None
+    dry_run: bool = False

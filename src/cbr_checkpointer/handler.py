@@ -13,11 +13,18 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cbr_checkpointer.completion import follow_up
-from cbr_checkpointer.domain import Outcome
+from cbr_checkpointer.domain import FieldError, Outcome, Rejected, Selection, WorkItem
 from cbr_checkpointer.observability import logger, metrics
 from cbr_checkpointer.runtime import Runtime, get_runtime
 from cbr_checkpointer.service import TransientFailure
-from cbr_checkpointer.triggers import is_sqs_batch, parse_invocation, parse_sqs_record, parse_watch_record
+from cbr_checkpointer.triggers import (
+    RequestItem,
+    is_sqs_batch,
+    parse_invocation,
+    parse_sqs_record,
+    parse_watch_record,
+    watch_queue_arn,
+)
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -50,8 +57,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 def _handle_invocation(
     event: dict[str, Any], context: LambdaContext, runtime: Runtime, deadline: float
 ) -> dict[str, Any]:
-    items = parse_invocation(
-        event, request_id=context.aws_request_id, now=datetime.now(UTC), defaults=runtime.defaults
+    items = _runnable(
+        parse_invocation(
+            event, request_id=context.aws_request_id, now=datetime.now(UTC), defaults=runtime.defaults
+        )
     )
     results = runtime.service.execute_all(
         items, deadline=deadline, max_workers=runtime.settings.max_concurrency
@@ -74,12 +83,14 @@ def _handle_sqs_batch(event: dict[str, Any], runtime: Runtime, deadline: float) 
     finished: list[tuple[str, Outcome]] = []
     finished_lock = threading.Lock()
     checks = 0
+    watch_queue = runtime.settings.watch_queue_url
+    watch_arn = watch_queue_arn(watch_queue, runtime.settings.aws_region) if watch_queue else None
 
     def handle_record(record: SQSRecord) -> None:
         logger.thread_safe_clear_keys()
         logger.thread_safe_append_keys(message_id=record.message_id)
         nonlocal checks
-        watch = parse_watch_record(record.raw_event)
+        watch = parse_watch_record(record.raw_event, watch_arn)
         if watch is not None:
             with finished_lock:
                 checks += 1
@@ -88,7 +99,7 @@ def _handle_sqs_batch(event: dict[str, Any], runtime: Runtime, deadline: float) 
                 with finished_lock:
                     finished.append((record.message_id, final))
             return
-        items = parse_sqs_record(record.raw_event, defaults=runtime.defaults)
+        items = _runnable(parse_sqs_record(record.raw_event, defaults=runtime.defaults))
         first_failure: TransientFailure | None = None
         for item in items:
             try:
@@ -122,6 +133,23 @@ def _handle_sqs_batch(event: dict[str, Any], runtime: Runtime, deadline: float) 
             response["batchItemFailures"].append({"itemIdentifier": message_id})
             already_failed.add(message_id)
     return dict(response)
+
+
+def _runnable(items: Sequence[RequestItem]) -> list[WorkItem]:
+    """The items the service runs. A selection needs its project's vaults listed, which this handler
+    does not do: it is refused by name rather than dropped."""
+    return [
+        Rejected(
+            idempotency_key=item.idempotency_key,
+            trigger=item.trigger,
+            errors=(FieldError("select", "is not supported by this deployment of the function"),),
+            payload={"select": item.selector},
+            project_id=item.project_id,
+        )
+        if isinstance(item, Selection)
+        else item
+        for item in items
+    ]
 
 
 def _publish(runtime: Runtime, outcomes: Sequence[Outcome]) -> list[Outcome]:

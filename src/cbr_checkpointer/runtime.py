@@ -94,6 +94,9 @@ def build_runtime(settings: Settings) -> Runtime:
             project_id=settings.project_id,
             default_vault_id=settings.default_vault_id,
             dry_run=settings.dry_run,
+            allowed_project_ids=settings.allowed_project_ids,
+            # Requests go to the configured region's endpoint: the only one a request may name.
+            regions=frozenset({settings.cbr_region}) if settings.cbr_region else frozenset(),
         ),
         service=CheckpointService(cbr, ledger),
         publisher=EventPublisher(events, source=settings.event_source, bus_name=settings.event_bus_name),
