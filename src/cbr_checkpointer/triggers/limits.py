@@ -44,49 +44,54 @@ class _NotJson(ValueError):
 
 
 def string_problem(value: str) -> str | None:
-    """Why a string cannot be used as text, or None when it can."""
+    """What makes a string unusable as text (a lone surrogate, NUL), or None when it is usable."""
     if _SURROGATE.search(value):
-        return "must be valid Unicode: it holds a lone surrogate"
+        return "holds a lone surrogate, which is not valid Unicode"
     if "\x00" in value:
-        return "must not hold the NUL character"
+        return "holds the NUL character"
     return None
 
 
 def check_document(document: Any, prefix: str = "", *, label: str = "payload") -> FieldError | None:
     """The first limit `document` breaks, naming where, or None when it keeps them all.
 
-    Iterative, so any depth is safe to walk; it stops at the first problem. The size counted is a
-    lower bound of the document's compact JSON text, so a document that fits is never refused.
-    Fields are named by their path under `prefix`; the document as a whole is named `label`.
+    Iterative, so any depth is safe to walk; it stops at the first problem, the first in document
+    order. The size counted is a lower bound of the document's compact JSON text, so a document that
+    fits is never refused. Fields are named by their path under `prefix` (a nesting too deep by the
+    top-level field that holds it); the document as a whole is named `label`.
     """
     budget = MAX_DOCUMENT_BYTES
-    stack: list[tuple[Any, str, int]] = [(document, prefix, 0)]
+    # (value, its path, its depth, the top-level field it is in)
+    stack: list[tuple[Any, str, int, str]] = [(document, prefix, 0, "")]
     while stack:
-        value, where, depth = stack.pop()
+        value, where, depth, top = stack.pop()
         if isinstance(value, str):
             budget -= len(value) + 2
             problem = string_problem(value)
             if problem is not None:
-                return FieldError(where or label, problem)
+                return FieldError(where or label, f"must be text: it {problem}")
         elif isinstance(value, float) and not math.isfinite(value):
             return FieldError(where or label, "must be a finite number (NaN and Infinity are not JSON)")
         elif isinstance(value, Mapping | list):
             if depth >= MAX_DEPTH:
-                return FieldError(where or label, f"is nested more than {MAX_DEPTH} levels deep")
+                return FieldError(top or label, f"is nested more than {MAX_DEPTH} levels deep")
             budget -= 2
+            children: list[tuple[Any, str, int, str]] = []
             if isinstance(value, Mapping):
                 for key, item in value.items():
                     if not isinstance(key, str):
-                        return FieldError(where or label, "must have string keys")
+                        return FieldError(where or label, "must have text keys")
+                    path = join(where, key)
                     problem = string_problem(key)
                     if problem is not None:
-                        return FieldError(
-                            join(where, key), f"has a name that {problem.removeprefix('must ')}"
-                        )
+                        return FieldError(path, f"is a field name that {problem}")
                     budget -= len(key) + 3
-                    stack.append((item, join(where, key), depth + 1))
+                    children.append((item, path, depth + 1, top or path))
             else:
-                stack.extend((item, join(where, index), depth + 1) for index, item in enumerate(value))
+                for index, item in enumerate(value):
+                    path = join(where, index)
+                    children.append((item, path, depth + 1, top or path))
+            stack.extend(reversed(children))
         else:
             budget -= 1
         if budget < 0:

@@ -14,11 +14,20 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 from pydantic_core import PydanticCustomError
 
 from cbr_checkpointer.domain import FieldError, Rejected, Trigger, WatchCheck
-from cbr_checkpointer.models import PROJECT_ID_PATTERN, UUID_PATTERN, Uuid
+from cbr_checkpointer.models import PROJECT_ID_PATTERN, UUID_PATTERN
 from cbr_checkpointer.triggers.envelopes import message_id, sent_time
 from cbr_checkpointer.triggers.keys import KEY_PATTERN, derived_key
 from cbr_checkpointer.triggers.limits import load_json, quotable
@@ -44,6 +53,12 @@ def _matching(pattern: re.Pattern[str], rule: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _is_watch_version(version: int) -> int:
+    if version != WATCH_VERSION:
+        raise PydanticCustomError("version", f"must be {WATCH_VERSION}")
+    return version
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
@@ -57,10 +72,10 @@ class WatchTrigger(_Model):
 
 
 class WatchBody(_Model):
-    version: Annotated[Literal[1], Field(strict=True)]
+    version: Annotated[StrictInt, AfterValidator(_is_watch_version)]
     project_id: Annotated[StrictStr, _matching(PROJECT_ID_PATTERN, "must be a project id")]
-    checkpoint_id: Annotated[StrictStr, Uuid]
-    vault_id: Annotated[StrictStr, Uuid]
+    checkpoint_id: Annotated[StrictStr, _matching(UUID_PATTERN, "must be a UUID")]
+    vault_id: Annotated[StrictStr, _matching(UUID_PATTERN, "must be a UUID")]
     idempotency_key: Annotated[StrictStr, _matching(KEY_PATTERN, "must be a key of a request (u:… or d:…)")]
     request: dict[str, Any]
     trigger: WatchTrigger
