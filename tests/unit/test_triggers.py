@@ -36,11 +36,15 @@ NOW = datetime(2024, 5, 1, 2, 0, 7, tzinfo=UTC)
 DEFAULTS = RequestDefaults(
     project_id=PROJECT, default_vault_id=VAULT, allowed_project_ids=frozenset({PROJECT, OTHER_PROJECT})
 )
-NO_DEFAULTS = RequestDefaults(project_id=None, default_vault_id=None, allowed_project_ids=frozenset({PROJECT}))
+NO_DEFAULTS = RequestDefaults(
+    project_id=None, default_vault_id=None, allowed_project_ids=frozenset({PROJECT})
+)
 DERIVED = re.compile(r"d:[0-9a-f]{64}")
 
 
-def invoke(event: Any, *, defaults: RequestDefaults = DEFAULTS, request_id: str = "req-1") -> list[RequestItem]:
+def invoke(
+    event: Any, *, defaults: RequestDefaults = DEFAULTS, request_id: str = "req-1"
+) -> list[RequestItem]:
     return parse_invocation(event, request_id=request_id, now=NOW, defaults=defaults)
 
 
@@ -195,7 +199,13 @@ def test_project_id_that_could_bend_the_url_is_rejected(project_id: object) -> N
 
 @pytest.mark.parametrize(
     ("request_dry_run", "default_dry_run", "expected"),
-    [(None, False, False), (None, True, True), (True, False, True), (False, True, True), (False, False, False)],
+    [
+        (None, False, False),
+        (None, True, True),
+        (True, False, True),
+        (False, True, True),
+        (False, False, False),
+    ],
 )
 def test_a_request_can_ask_for_a_dry_run_but_never_lower_the_configured_one(
     request_dry_run: bool | None, default_dry_run: bool, expected: bool
@@ -325,7 +335,9 @@ def test_another_time_or_another_request_gets_another_key() -> None:
     later = accepted(scheduled({"vault_id": VAULT}, time="2024-05-02T02:00:00Z")).idempotency_key
     other_vault = accepted(scheduled({"vault_id": OTHER_VAULT})).idempotency_key
     other_resources = accepted(scheduled({"vault_id": VAULT, "resources": [SERVER]})).idempotency_key
-    other_schedule = accepted(scheduled({"vault_id": VAULT, "schedule_arn": f"{SCHEDULE_ARN}-2"})).idempotency_key
+    other_schedule = accepted(
+        scheduled({"vault_id": VAULT, "schedule_arn": f"{SCHEDULE_ARN}-2"})
+    ).idempotency_key
     assert len({base, later, other_vault, other_resources, other_schedule}) == 5
 
 

@@ -213,6 +213,7 @@ def from_request(
             errors.append(
                 FieldError(join(prefix, field), "is not allowed beside 'requests': put it in each request")
             )
+    errors.extend(_beyond_allowed(envelope, defaults, prefix))
     items = request["requests"]
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_REQUESTS:
         errors.append(FieldError(join(prefix, "requests"), f"must be a list of 1-{MAX_REQUESTS} requests"))
@@ -270,12 +271,14 @@ def _one(
 ) -> RequestItem:
     """One request (native, shorthand or selection) whose envelope has been read."""
     time = parse_time(envelope.scheduled_time) or origin.time
-    project_id = _project_id(envelope, defaults, path, errors)
-    if envelope.region is not None and not defaults.allows_region(envelope.region):
-        known = ", ".join(sorted(defaults.regions or ())) or "none: requests may not name a region"
+    project_id = envelope.project_id or defaults.project_id
+    if project_id is None:
         errors.append(
-            FieldError(join(path, "region"), f"is not a region this function can reach (known: {known})")
+            FieldError(
+                join(path, "project_id"), "is required: give project_id or set HUAWEICLOUD_SDK_PROJECT_ID"
+            )
         )
+    errors.extend(_beyond_allowed(replace(envelope, project_id=project_id), defaults, path))
     dry_run = defaults.dry_run or envelope.dry_run is True
     unknown = _UnknownFields()
     if "select" in request:
@@ -393,24 +396,23 @@ def _selection(
     )
 
 
-def _project_id(
-    envelope: _Envelope, defaults: RequestDefaults, path: str, errors: list[FieldError]
-) -> str | None:
-    project_id = envelope.project_id or defaults.project_id
-    if project_id is None:
-        errors.append(
-            FieldError(
-                join(path, "project_id"), "is required: give project_id or set HUAWEICLOUD_SDK_PROJECT_ID"
-            )
-        )
-    elif not defaults.allows_project(project_id):
+def _beyond_allowed(envelope: _Envelope, defaults: RequestDefaults, path: str) -> list[FieldError]:
+    """The envelope's project and region, where the function's configuration does not allow them."""
+    errors = []
+    if envelope.project_id is not None and not defaults.allows_project(envelope.project_id):
         errors.append(
             FieldError(
                 join(path, "project_id"),
-                f"is {show(project_id)}, a project this function may not act on (see ALLOWED_PROJECT_IDS)",
+                f"is {show(envelope.project_id)}, a project this function may not act on "
+                "(see ALLOWED_PROJECT_IDS)",
             )
         )
-    return project_id
+    if envelope.region is not None and not defaults.allows_region(envelope.region):
+        known = ", ".join(sorted(defaults.regions or ())) or "none: requests may not name a region"
+        errors.append(
+            FieldError(join(path, "region"), f"is not a region this function can reach (known: {known})")
+        )
+    return errors
 
 
 def _with_defaults(
