@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cbr_checkpointer.domain import BackupRequest, Rejected
+from cbr_checkpointer.domain import BackupRequest, Rejected, Selection
 from cbr_checkpointer.models import NAME_PATTERN
 from cbr_checkpointer.triggers import (
     MAX_ERRORS,
@@ -752,7 +752,7 @@ def test_every_sample_parses_to_work_items(name: str) -> None:
         items = [item for record in event["Records"] for item in parse_sqs_record(record, defaults=DEFAULTS)]
     else:
         items = invoke(event)
-    expected = Rejected if name.startswith("invalid-") else BackupRequest
+    expected = Rejected if name.startswith("invalid-") else BackupRequest | Selection
     assert items
     assert all(isinstance(item, expected) for item in items)
 
