@@ -229,6 +229,15 @@ def test_nan_and_infinity_in_a_body_are_not_json(constant: str) -> None:
     published_detail(item)
 
 
+@pytest.mark.parametrize("literal", ["1e999", "-1e400"])
+def test_a_number_too_large_for_a_float_is_refused_not_made_infinite(literal: str) -> None:
+    item = rejected(queued(with_raw("retention_duration_days", literal)))
+    assert [(error.field, error.message) for error in item.errors] == [
+        ("body", f"is not valid JSON: {literal} is too large for a number")
+    ]
+    published_detail(item)
+
+
 @pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
 def test_a_non_finite_number_in_an_invocation_is_rejected_and_never_emitted(number: float) -> None:
     item = rejected(invoke({"vault_id": VAULT, "retention_duration_days": number}))

@@ -35,6 +35,7 @@ ELIDED = "…"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
+_ESCAPE_OR_SURROGATE = re.compile(r"\\u|[\ud800-\udfff]")
 # The parts of a document `quotable` copies at most; the publisher cuts the quote to its own limit anyway.
 _MAX_QUOTED_PARTS = 4096
 
@@ -61,42 +62,51 @@ def check_document(document: Any, prefix: str = "", *, label: str = "payload") -
     top-level field that holds it); the document as a whole is named `label`.
     """
     budget = MAX_DOCUMENT_BYTES
-    # (value, its path, its depth, the top-level field it is in)
-    stack: list[tuple[Any, str, int, str]] = [(document, prefix, 0, "")]
+    # (value, its parent's path, its key or index in the parent, its depth, its top-level field):
+    # paths are only joined where they are needed, for a container's children or for a problem.
+    stack: list[tuple[Any, str, int | str | None, int, int | str | None]] = [
+        (document, prefix, None, 0, None)
+    ]
     while stack:
-        value, where, depth, top = stack.pop()
+        value, parent, part, depth, top = stack.pop()
         if isinstance(value, str):
             budget -= len(value) + 2
             problem = string_problem(value)
             if problem is not None:
-                return FieldError(where or label, f"must be text: it {problem}")
+                return FieldError(_path(parent, part) or label, f"must be text: it {problem}")
         elif isinstance(value, float) and not math.isfinite(value):
-            return FieldError(where or label, "must be a finite number (NaN and Infinity are not JSON)")
+            message = "must be a finite number (NaN and Infinity are not JSON)"
+            return FieldError(_path(parent, part) or label, message)
         elif isinstance(value, Mapping | list):
             if depth >= MAX_DEPTH:
-                return FieldError(top or label, f"is nested more than {MAX_DEPTH} levels deep")
+                return FieldError(_path(prefix, top) or label, f"is nested more than {MAX_DEPTH} levels deep")
             budget -= 2
-            children: list[tuple[Any, str, int, str]] = []
+            where = _path(parent, part)
+            children: list[tuple[Any, str, int | str | None, int, int | str | None]] = []
             if isinstance(value, Mapping):
                 for key, item in value.items():
                     if not isinstance(key, str):
                         return FieldError(where or label, "must have text keys")
-                    path = join(where, key)
                     problem = string_problem(key)
                     if problem is not None:
-                        return FieldError(path, f"is a field name that {problem}")
+                        return FieldError(join(where, key), f"is a field name that {problem}")
                     budget -= len(key) + 3
-                    children.append((item, path, depth + 1, top or path))
+                    children.append((item, where, key, depth + 1, key if top is None else top))
             else:
-                for index, item in enumerate(value):
-                    path = join(where, index)
-                    children.append((item, path, depth + 1, top or path))
+                children.extend(
+                    (item, where, index, depth + 1, index if top is None else top)
+                    for index, item in enumerate(value)
+                )
             stack.extend(reversed(children))
         else:
             budget -= 1
         if budget < 0:
             return FieldError(prefix or label, f"is larger than {MAX_DOCUMENT_BYTES} bytes")
     return None
+
+
+def _path(parent: str, part: int | str | None) -> str:
+    return parent if part is None else join(parent, part)
 
 
 def load_json(text: str, prefix: str, *, label: str) -> tuple[Any, FieldError | None]:
@@ -110,18 +120,32 @@ def load_json(text: str, prefix: str, *, label: str) -> tuple[Any, FieldError | 
     if _text_depth(text) > MAX_DEPTH:
         return None, FieldError(label, f"is nested more than {MAX_DEPTH} levels deep")
     try:
-        document = json.loads(text, parse_constant=_refuse_constant)
+        document = _DECODER.decode(text)
     except _NotJson as error:
         return None, FieldError(label, str(error))
     except RecursionError:
         return None, FieldError(label, f"is nested more than {MAX_DEPTH} levels deep")
     except ValueError:
         return None, FieldError(label, "is not valid JSON")
+    if _ESCAPE_OR_SURROGATE.search(text) is None:
+        # Every string is as written in a text without escapes or surrogates (JSON has no raw NUL in
+        # a string), and the decoder lets no non-finite number through: nothing left to walk.
+        return document, None
     return document, check_document(document, prefix, label=label)
 
 
 def _refuse_constant(name: str) -> Any:
     raise _NotJson(f"is not valid JSON: {name} is not a JSON number")
+
+
+def _finite(literal: str) -> float:
+    number = float(literal)
+    if not math.isfinite(number):
+        raise _NotJson(f"is not valid JSON: {literal[:32]} is too large for a number")
+    return number
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite)
 
 
 def _text_depth(text: str) -> int:

@@ -170,6 +170,10 @@ class _NameTemplateError(Exception):
     pass
 
 
+# Counts an error that a Rejected does not show (it shows the first MAX_ERRORS and how many more).
+_NOT_SHOWN = FieldError("…", "not shown")
+
+
 class _UnknownFields:
     """The messages for unknown fields; only the first `MAX_ERRORS` get a "did you mean"."""
 
@@ -186,6 +190,14 @@ class _UnknownFields:
             self._suggestions_left -= 1
             close = difflib.get_close_matches(field, _known_field_names(), n=1)
         return f"is not a known field (did you mean '{close[0]}'?)" if close else "is not a known field"
+
+    def error(
+        self, errors: list[FieldError], path: str, field: str, *, beside_checkpoint: bool = False
+    ) -> FieldError:
+        """The error of an unknown field; past the errors a Rejected shows, a stand-in that only counts."""
+        if len(errors) >= MAX_ERRORS:
+            return _NOT_SHOWN
+        return FieldError(join(path, field), self.message(field, beside_checkpoint=beside_checkpoint))
 
 
 def from_request(
@@ -315,8 +327,7 @@ def _one(
 
     for field in request:
         if field not in ENVELOPE_FIELDS and field not in form_fields:
-            message = unknown.message(field, beside_checkpoint="checkpoint" in request)
-            errors.append(FieldError(join(path, field), message))
+            errors.append(unknown.error(errors, path, field, beside_checkpoint="checkpoint" in request))
 
     if isinstance(checkpoint, dict):
         parameters = checkpoint.get("parameters")
@@ -366,7 +377,7 @@ def _selection(
                 FieldError(join(path, field), f"is not allowed with 'select': {NOT_WITH_SELECT[field]}")
             )
         elif field not in ENVELOPE_FIELDS and field != "select" and field not in SELECTION_PARAMETER_FIELDS:
-            errors.append(FieldError(join(path, field), unknown.message(field)))
+            errors.append(unknown.error(errors, path, field))
     template = {
         field: request[field] for field in SELECTION_PARAMETER_FIELDS if request.get(field) is not None
     }
