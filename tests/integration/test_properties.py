@@ -64,13 +64,14 @@ names = st.one_of(
     st.text(alphabet=st.characters(min_codepoint=0x4E00, max_codepoint=0x9FA5), min_size=1, max_size=64),
     st.sampled_from(["nightly-{time:%Y%m%d}", "run_{time:%H%M%S}", "{time:%Y}"]),
 )
+# Valid text: no lone surrogates (category Cs) and no NUL
 descriptions = st.text(
-    alphabet=st.characters(blacklist_characters="<>", blacklist_categories=("Cs",)), max_size=255
+    alphabet=st.characters(blacklist_characters="<>\x00", blacklist_categories=("Cs",)), max_size=255
 )
 resource_details = st.lists(
     st.fixed_dictionaries(
         {"id": st.just(RESOURCE_ID), "type": st.just("OS::Nova::Server")},
-        optional={"name": st.text(max_size=20)},
+        optional={"name": st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=20)},
     ),
     min_size=1,
     max_size=1,
