@@ -10,6 +10,7 @@ requests for projects and regions the function was not given.
 
 from __future__ import annotations
 
+import difflib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +26,6 @@ from cbr_checkpointer.triggers import (
     parse_invocation,
     parse_sqs_record,
 )
-from cbr_checkpointer.triggers import requests as request_forms
 from cbr_checkpointer.triggers.limits import MAX_DEPTH, MAX_DOCUMENT_BYTES
 from devtools.records import sqs_record
 
@@ -259,13 +259,13 @@ def test_did_you_mean_is_worked_out_for_a_bounded_number_of_unknown_fields(
 ) -> None:
     # Given a body of thousands of misspelled fields, and a count of the fuzzy matches made
     matches: list[str] = []
-    real = request_forms.difflib.get_close_matches
+    real = difflib.get_close_matches
 
     def counted(word: str, possibilities: Any, n: int = 3) -> list[str]:
         matches.append(word)
         return real(word, possibilities, n=n)
 
-    monkeypatch.setattr(request_forms.difflib, "get_close_matches", counted)
+    monkeypatch.setattr(difflib, "get_close_matches", counted)
     event = {"vault_id": VAULT} | {f"incremntal{index}": 1 for index in range(5_000)}
 
     # When it is parsed
@@ -279,9 +279,7 @@ def test_did_you_mean_is_worked_out_for_a_bounded_number_of_unknown_fields(
 
 def test_no_suggestion_is_worked_out_for_a_long_unknown_name(monkeypatch: pytest.MonkeyPatch) -> None:
     matches: list[str] = []
-    monkeypatch.setattr(
-        request_forms.difflib, "get_close_matches", lambda word, *_, **__: matches.append(word)
-    )
+    monkeypatch.setattr(difflib, "get_close_matches", lambda word, *_, **__: matches.append(word))
     item = rejected(invoke({"vault_id": VAULT, "incremental" * 10: 1}))
     assert item.errors[0].message == "is not a known field"
     assert matches == []

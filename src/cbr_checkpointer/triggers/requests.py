@@ -16,7 +16,6 @@ refused, and a configured dry run cannot be switched off by a request.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -187,6 +186,8 @@ class _UnknownFields:
             return "is not allowed beside 'checkpoint': put it inside 'checkpoint'"
         close: list[str] = []
         if self._suggestions_left > 0 and len(field) <= MAX_SUGGESTED_LENGTH:
+            import difflib  # noqa: PLC0415 - only a rejected payload needs it; kept out of the cold start
+
             self._suggestions_left -= 1
             close = difflib.get_close_matches(field, _known_field_names(), n=1)
         return f"is not a known field (did you mean '{close[0]}'?)" if close else "is not a known field"
