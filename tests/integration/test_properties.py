@@ -71,7 +71,11 @@ descriptions = st.text(
 resource_details = st.lists(
     st.fixed_dictionaries(
         {"id": st.just(RESOURCE_ID), "type": st.just("OS::Nova::Server")},
-        optional={"name": st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=20)},
+        optional={
+            "name": st.text(
+                alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=20
+            )
+        },
     ),
     min_size=1,
     max_size=1,
