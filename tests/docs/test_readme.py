@@ -72,6 +72,27 @@ def test_a_command_that_ends_otherwise_than_the_readme_says_fails() -> None:
         readme.render(readme.Sample(run="exit 1"))
 
 
+def test_a_server_sample_is_stopped_with_ctrl_c_once_it_printed_the_awaited_line() -> None:
+    # A server that would otherwise run for longer than the test may take
+    server = (
+        'python -c "import sys, time\n'
+        "print('serving on http://127.0.0.1:8080', flush=True)\n"
+        "try:\n    time.sleep(1000)\n"
+        "except KeyboardInterrupt:\n    print('stopped', flush=True)\n\""
+    )
+
+    block = readme.render(readme.Sample(run=server, until="^serving on", shown="server"))
+
+    assert block == "```console\n$ server\nserving on http://127.0.0.1:<port>\nstopped\n```\n"
+
+
+def test_a_server_sample_that_never_prints_the_awaited_line_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(readme, "TIMEOUT_SECONDS", 2)
+
+    with pytest.raises(RuntimeError, match="printed no line matching '\\^ready'"):
+        readme.render(readme.Sample(run="echo starting; sleep 1000", until="^ready"))
+
+
 def test_every_make_target_the_readme_names_exists() -> None:
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, re.MULTILINE))

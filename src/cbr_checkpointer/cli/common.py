@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cbr_checkpointer.domain import WorkItem
-    from cbr_checkpointer.triggers import RequestDefaults
+    from cbr_checkpointer.triggers import RequestDefaults, RequestItem
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -41,10 +40,9 @@ TRIGGER_NAMES = {
 # The envelope's rule for project_id (triggers), applied to --project-id too.
 _PROJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
-# The most one message can carry on each way into the function, in bytes: an SQS message body, the
-# payload of an asynchronous Lambda invoke (Scheduler and scheduled rules invoke so), and an
-# EventBridge entry. All three are 256 KiB.
-TRANSPORT_LIMIT_BYTES = 256 * 1024
+# What carries each trigger kind to the function. Each carries at most 256 KiB (the triggers' limit):
+# an SQS message body, the payload of an asynchronous Lambda invoke (Scheduler and scheduled rules
+# invoke so), an EventBridge entry.
 TRANSPORT_OF_KIND = {
     "schedule": "an asynchronous Lambda invoke payload",
     "direct": "an asynchronous Lambda invoke payload or an SQS message body",
@@ -83,12 +81,14 @@ def read_json(path: str) -> tuple[str, Any]:
 
 def too_large(text: str, carried_as: str, what: str) -> str | None:
     """A warning when `text` is more than `carried_as` can carry, else None."""
+    from cbr_checkpointer.triggers.limits import MAX_DOCUMENT_BYTES
+
     size = len(text.encode("utf-8"))
-    if size <= TRANSPORT_LIMIT_BYTES:
+    if size <= MAX_DOCUMENT_BYTES:
         return None
     return (
         f"warning: {what} is {size:,} bytes, more than {carried_as} can carry "
-        f"({TRANSPORT_LIMIT_BYTES:,} bytes): it would be refused before it reached the function"
+        f"({MAX_DOCUMENT_BYTES:,} bytes): it would be refused before it reached the function"
     )
 
 
@@ -97,7 +97,7 @@ class Group:
     """The work items of one invocation, or of one record of an SQS batch (`label` names the record)."""
 
     label: str | None
-    items: list[WorkItem]
+    items: list[RequestItem]
 
 
 def work_items(document: Any, defaults: RequestDefaults, *, request_id: str, now: datetime) -> list[Group]:
@@ -119,28 +119,39 @@ def work_items(document: Any, defaults: RequestDefaults, *, request_id: str, now
 def defaults_for_checking(project_id: str | None, default_vault_id: str | None) -> RequestDefaults:
     from cbr_checkpointer.triggers import RequestDefaults
 
+    allowed = os.environ.get("ALLOWED_PROJECT_IDS")
     return RequestDefaults(
         project_id=project_id or os.environ.get("HUAWEICLOUD_SDK_PROJECT_ID") or DEPLOYMENT_PROJECT_ID,
         default_vault_id=default_vault_id or os.environ.get("DEFAULT_VAULT_ID") or DEPLOYMENT_VAULT_ID,
+        # The deployment's own lists are not known here: any project and region unless told.
+        allowed_project_ids=frozenset(filter(None, allowed.split(","))) if allowed else None,
+        regions=None,
     )
 
 
-def item_lines(item: WorkItem, indent: str) -> list[str]:
+def item_lines(item: RequestItem, indent: str) -> list[str]:
     """One work item as a person reads it: what would be sent, or each error with its field."""
-    from cbr_checkpointer.domain import Rejected
-    from cbr_checkpointer.triggers import _derived_name  # the name a request without one gets
+    from cbr_checkpointer.domain import Rejected, Selection
+    from cbr_checkpointer.triggers import derived_name  # the name a request without one gets
 
     if isinstance(item, Rejected):
         lines = [f"{indent}rejected  key={item.idempotency_key}"]
         lines += [f"{indent}  {error.field}: {error.message}" for error in item.errors]
         return lines
+    if isinstance(item, Selection):
+        selection = [
+            f"{indent}ok        key={item.idempotency_key}",
+            f"project={item.project_id}",
+            f"select={json.dumps(item.selector, ensure_ascii=False)}",
+        ]
+        return ["  ".join(selection + (["(dry run)"] if item.dry_run else []))]
     vault = "$DEFAULT_VAULT_ID" if item.vault_id == DEPLOYMENT_VAULT_ID else item.vault_id
     parts = [
         f"{indent}ok        key={item.idempotency_key}",
         f"project={item.project_id}",
         f"vault={vault}",
         f"name={item.name}"
-        + (" (derived from the key)" if item.name == _derived_name(item.idempotency_key) else ""),
+        + (" (derived from the key)" if item.name == derived_name(item.idempotency_key) else ""),
     ]
     if item.dry_run:
         parts.append("(dry run)")

@@ -125,7 +125,8 @@ def command(arguments: argparse.Namespace, prog: str) -> int:
     for item in items:
         for line in item_lines(item, "  "):
             print(line, file=sys.stderr)
-    if any(item.idempotency_key.startswith(SQS_MESSAGE_ID) for item in items):
+    another_message = parse_sqs_record(record | {"messageId": f"{SQS_MESSAGE_ID}-2"}, defaults=defaults)
+    if [item.idempotency_key for item in items] != [item.idempotency_key for item in another_message]:
         print(
             "  note: no idempotency_key, so the request is keyed by the message's MessageId: sending this "
             "file again makes another checkpoint",
