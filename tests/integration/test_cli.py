@@ -255,6 +255,27 @@ def test_an_invalid_sample_is_a_success_only_when_every_request_was_rejected() -
     assert "events/schedule.json should have been rejected, but ended: created" in accepted.stderr
 
 
+def test_sandbox_runs_a_command_with_the_functions_configuration_and_returns_its_exit_code() -> None:
+    probe = (
+        "import json, os, sys; "
+        "print(json.dumps({name: os.environ.get(name) for name in "
+        "('CBR_ENDPOINT', 'AWS_ENDPOINT_URL', 'EVENT_BUS_NAME', 'REQUEST_QUEUE_URL')})); sys.exit(3)"
+    )
+
+    completed = dev("sandbox", "--", sys.executable, "-c", probe)
+    nothing = dev("sandbox")
+
+    assert completed.returncode == 3, completed.stderr
+    seen = json.loads(completed.stdout)
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", seen["CBR_ENDPOINT"])
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", seen["AWS_ENDPOINT_URL"])
+    assert seen["EVENT_BUS_NAME"] == "cbr-checkpointer"
+    assert seen["REQUEST_QUEUE_URL"].startswith(seen["AWS_ENDPOINT_URL"])
+    assert seen["REQUEST_QUEUE_URL"].endswith("/cbr-checkpointer-requests")
+    assert nothing.returncode == 2
+    assert "sandbox needs a command to run" in nothing.stderr
+
+
 # -- invoke against the configured endpoints (the package) ------------------------------------------
 
 
