@@ -234,6 +234,13 @@ class Sandbox:
                 )
         return events
 
+    def captured_events(self) -> list[dict[str, Any]]:
+        """Every event on the capture queue, read from moto's queue without receiving or deleting any: for
+        a run that published thousands, which `published_events` would take minutes to drain (moto looks
+        through the whole queue for each message it hands out)."""
+        queue = self._moto_queue(self.capture_queue_url)
+        return [json.loads(message.body) for message in list(queue._messages)]
+
     # -- following checkpoints to their end ---------------------------------------------------------
 
     def follow_completion(

@@ -64,6 +64,7 @@ class ScaleConfig:
     # Seconds a handed-back record stays invisible before it is delivered again. The template's 750 s
     # would leave a local run waiting minutes for each one; a batch takes a few seconds here.
     visibility_timeout: int = 30
+    backlog: int = 50  # requests kept waiting on the queue (see Feeder)
     time_limit: float | None = None  # default: three times the floor plus room for redeliveries
     log_dir: Path | None = None  # the environments' logs (environment-<n>.log); None: discarded
 
@@ -78,6 +79,8 @@ class ScaleConfig:
             raise ValueError(
                 f"visibility_timeout must be 0-43200 s (SQS's range), not {self.visibility_timeout}"
             )
+        if self.backlog < 10:
+            raise ValueError(f"backlog must be at least 10 (one batch), not {self.backlog}")
         if self.time_limit is not None and self.time_limit <= 0:
             raise ValueError(f"time_limit must be positive, not {self.time_limit}")
 
@@ -202,19 +205,22 @@ def run_scale(config: ScaleConfig) -> ScaleResult:
             log_dir=config.log_dir,
         )
         samples: list[Sample] = []
+        feeder = Feeder(sandbox, queue_url, config.vaults, config.backlog)
 
-        def sample(seconds: float) -> None:
+        def poll(seconds: float) -> None:
+            # Before the mapping looks at the queue's depth: it stops once the queue is empty.
+            feeder.top_up()
             samples.append(Sample(seconds, len(emulator.created), emulator.throttled_creates))
 
         with EventSourceMapping(mapping_config) as mapping:
             started = time.monotonic()
-            request_vaults = _enqueue(sandbox, queue_url, config.vaults)
+            feeder.top_up()
             enqueue_seconds = time.monotonic() - started
             # The emulator's bucket starts full now, not when the emulator was started.
             emulator.limit_creates(RateLimit(config.rate))
-            sample(0.0)
-            report = mapping.run(time_limit=config.effective_time_limit, on_poll=sample)
-        sample(report.seconds)
+            poll(0.0)
+            report = mapping.run(time_limit=config.effective_time_limit, on_poll=poll)
+        samples.append(Sample(report.seconds, len(emulator.created), emulator.throttled_creates))
         created = emulator.created
         result = ScaleResult(
             config=config,
@@ -226,8 +232,8 @@ def run_scale(config: ScaleConfig) -> ScaleResult:
                 1 for r in emulator.requests if r.method == "POST" and r.path.endswith("/checkpoints")
             ),
             throttled=emulator.throttled_creates,
-            events=_all_published_events(sandbox),
-            request_vaults=request_vaults,
+            events=sandbox.captured_events(),
+            request_vaults=feeder.request_vaults,
             dead_letters=_depth(sandbox, dead_letter_url),
             load_average=load_average,
         )
@@ -266,12 +272,41 @@ def _depth(sandbox: Sandbox, queue_url: str) -> int:
     return sum(int(answer["Attributes"].get(name, "0")) for name in names)
 
 
-def _enqueue(sandbox: Sandbox, queue_url: str, vaults: int) -> dict[str, str]:
-    """One request per vault, 10 to a SendMessageBatch; message id -> vault id."""
-    sqs = sandbox.aws("sqs")
-    request_vaults: dict[str, str] = {}
-    for first in range(0, vaults, 10):
-        indexes = range(first, min(first + 10, vaults))
+class Feeder:
+    """Sends one request per vault (SendMessageBatch, 10 at a time) as the queue drains, keeping up to
+    `backlog` messages waiting.
+
+    Not all at once: moto looks through the whole queue for each message it takes in or hands out, so a
+    queue of 1,000 costs it about a second of CPU a ReceiveMessage, which a run would measure instead of
+    the function. A backlog well above what the environments take in one poll keeps them as busy as a full
+    queue would.
+    """
+
+    def __init__(self, sandbox: Sandbox, queue_url: str, vaults: int, backlog: int) -> None:
+        self._sqs = sandbox.aws("sqs")
+        self._queue_url = queue_url
+        self._next = 0
+        self._vaults = vaults
+        self._backlog = backlog
+        self.request_vaults: dict[str, str] = {}  # message id -> the vault its request names
+
+    @property
+    def done(self) -> bool:
+        return self._next >= self._vaults
+
+    def top_up(self) -> None:
+        if self.done:
+            return
+        answer = self._sqs.call(
+            "GetQueueAttributes",
+            {"QueueUrl": self._queue_url, "AttributeNames": ["ApproximateNumberOfMessages"]},
+        )
+        waiting = int(answer["Attributes"]["ApproximateNumberOfMessages"])
+        while waiting < self._backlog and not self.done:
+            waiting += self._send_batch()
+
+    def _send_batch(self) -> int:
+        indexes = range(self._next, min(self._next + 10, self._vaults))
         entries = [
             {
                 "Id": str(index),
@@ -279,19 +314,13 @@ def _enqueue(sandbox: Sandbox, queue_url: str, vaults: int) -> dict[str, str]:
             }
             for index in indexes
         ]
-        answer = sqs.call("SendMessageBatch", {"QueueUrl": queue_url, "Entries": entries})
+        answer = self._sqs.call("SendMessageBatch", {"QueueUrl": self._queue_url, "Entries": entries})
         if answer.get("Failed"):
             raise RuntimeError(f"SendMessageBatch refused {answer['Failed']}")
         for sent in answer["Successful"]:
-            request_vaults[sent["MessageId"]] = vault_id(int(sent["Id"]))
-    return request_vaults
-
-
-def _all_published_events(sandbox: Sandbox) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    while page := sandbox.published_events():
-        events += page
-    return events
+            self.request_vaults[sent["MessageId"]] = vault_id(int(sent["Id"]))
+        self._next = indexes.stop
+        return len(entries)
 
 
 # -- reporting -------------------------------------------------------------------------------------
@@ -327,7 +356,11 @@ def table_rows(result: ScaleResult) -> list[tuple[str, str]]:
         ("records handed to the handler", f"{mapping.records:,}"),
         ("records handed back (batchItemFailures)", f"{mapping.handed_back:,}"),
         ("records delivered again", f"{mapping.redelivered:,}"),
-        ("enqueue (SendMessageBatch, before the clock)", f"{result.enqueue_seconds:.1f} s"),
+        (
+            "requests waiting on the queue",
+            f"up to {config.backlog}, topped up as it drains ({result.enqueue_seconds:.1f} s for the first, "
+            "before the clock)",
+        ),
         ("load average at the start (1/5/15 min)", f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}"),
     ]
 
@@ -411,7 +444,9 @@ def section(
         SECTION_BEGIN,
         "## Fleet run: `make scale`",
         "",
-        "One SQS request per vault, drained by a local event source mapping (`devtools/esm.py`): "
+        "One SQS request per vault (sent as the queue drains, up to "
+        f"{config.backlog} waiting: moto's cost per message grows with the length of the queue), drained by "
+        "a local event source mapping (`devtools/esm.py`): "
         f"{config.environments} warm execution environments, each a process that imported the handler once, "
         "receive batches of 10 from the request queue in moto, invoke the handler with the Lambda SQS event "
         "and delete what it did not hand back in `batchItemFailures`; handed-back records come again after "
@@ -483,6 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=5.0, help="creates a second the emulator allows")
     parser.add_argument("--environments", type=int, default=4, help="warm execution environments")
     parser.add_argument("--visibility-timeout", type=int, default=30, metavar="SECONDS")
+    parser.add_argument("--backlog", type=int, default=50, help="requests kept waiting on the queue")
     parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS")
     parser.add_argument("--logs", type=Path, default=ROOT / "build" / "scale", help="the environments' logs")
     parser.add_argument("--png", type=Path, default=ROOT / "benchmarks" / "scale-progress.png")
@@ -496,6 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rate=arguments.rate,
             environments=arguments.environments,
             visibility_timeout=arguments.visibility_timeout,
+            backlog=arguments.backlog,
             time_limit=arguments.time_limit,
             log_dir=arguments.logs,
         )
