@@ -24,8 +24,14 @@ RATE = 4.0
 
 @pytest.mark.timeout(300)
 def test_a_fleet_gives_every_vault_exactly_one_checkpoint_under_a_create_rate_limit(tmp_path: Path) -> None:
+    # A backlog of 20: most requests are sent while the fleet is at work.
     config = ScaleConfig(
-        vaults=VAULTS, rate=RATE, environments=ENVIRONMENTS, visibility_timeout=10, log_dir=tmp_path
+        vaults=VAULTS,
+        rate=RATE,
+        environments=ENVIRONMENTS,
+        visibility_timeout=10,
+        backlog=20,
+        log_dir=tmp_path,
     )
     result = run_scale(config)
     mapping = result.mapping

@@ -128,7 +128,14 @@ def test_failed_invocations_and_undeleted_records_are_problems() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("vaults", 0), ("rate", 0.0), ("rate", float("nan")), ("environments", 0), ("visibility_timeout", -1)],
+    [
+        ("vaults", 0),
+        ("rate", 0.0),
+        ("rate", float("nan")),
+        ("environments", 0),
+        ("visibility_timeout", -1),
+        ("backlog", 5),
+    ],
 )
 def test_a_bad_configuration_is_refused_naming_the_field(field: str, value: Any) -> None:
     with pytest.raises(ValueError, match=field):
