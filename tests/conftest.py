@@ -8,15 +8,16 @@ over the wire.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx2
 import pytest
+
+from cbr_checkpointer.ports import NoObserver
 
 # Whatever in the test process is still written as `import httpx` gets httpx2's classes, so its
 # transports and exceptions work with the function's clients; httpx itself is not installed.
@@ -93,18 +94,14 @@ def _record_text(record: logging.LogRecord) -> str:
     return "\n".join(parts)
 
 
-def _recording(function: Callable[..., Any], scan: SecretScan) -> Callable[..., Any]:
-    """`function`, with the text of any exception it raises kept (what Lambda would log of it)."""
+class _FailureRecorder(NoObserver):
+    """Keeps the text of whatever the handler raises to Lambda (what Lambda would log of it)."""
 
-    @functools.wraps(function)
-    def recorded(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except Exception as error:
-            scan.add("".join(traceback.format_exception(error)))
-            raise
+    def __init__(self, scan: SecretScan) -> None:
+        self._scan = scan
 
-    return recorded
+    def invocation_failed(self, error: BaseException) -> None:
+        self._scan.add("".join(traceback.format_exception(error)))
 
 
 @pytest.fixture(autouse=True)
@@ -136,13 +133,10 @@ def secret_scan(
 
     monkeypatch.setattr(session, "published_events", published_and_scanned)
 
-    import cbr_checkpointer.handler as handler
+    from cbr_checkpointer.runtime import observing
 
-    for name in ("_handle_invocation", "_handle_sqs_batch", "get_runtime"):
-        if hasattr(handler, name):
-            monkeypatch.setattr(handler, name, _recording(getattr(handler, name), scan))
-
-    yield scan
+    with observing(_FailureRecorder(scan)):
+        yield scan
 
     scan.add(json.dumps(published_events()))  # whatever the test left on the capture queue
     leaked = scan.leaks()

@@ -37,9 +37,8 @@ from cbr_checkpointer.local_context import LocalContext
 
 if TYPE_CHECKING:
     from cbr_checkpointer.aws import AwsJsonClient
-    from cbr_checkpointer.domain import Outcome, WorkItem
+    from cbr_checkpointer.domain import BackupRequest, ErrorInfo, Outcome, WorkItem
     from cbr_checkpointer.runtime import Runtime
-    from cbr_checkpointer.service import TransientFailure
     from cbr_checkpointer.triggers import RequestDefaults
 
 PROG = "cbr-checkpointer"
@@ -256,9 +255,8 @@ class _Result:
         return "  ".join(parts)
 
 
-def _result_of(finished: Outcome | TransientFailure | BaseException, item: WorkItem) -> _Result:
-    from cbr_checkpointer.domain import Outcome
-    from cbr_checkpointer.service import TransientFailure
+def _result_of(finished: Outcome | BaseException, item: WorkItem) -> _Result:
+    from cbr_checkpointer.domain import Outcome, TransientFailure
 
     result = _Result("error", item.idempotency_key, project_id=item.project_id, vault_id=item.vault_id)
     if isinstance(finished, Outcome):
@@ -275,12 +273,8 @@ def _result_of(finished: Outcome | TransientFailure | BaseException, item: WorkI
 
 
 class _Recorder:
-    """Watches one invocation from inside: each request as it finishes, and what was published.
-
-    It shadows `execute` on the runtime's CheckpointService and `publish` on its EventPublisher with
-    instance attributes that call the originals, so the handler runs unchanged (the SQS path calls
-    `service.execute` per item, the timer path `service.execute_all`, which calls `self.execute`).
-    """
+    """Watches one invocation from inside, as the runtime's observer: each request as it finishes, and
+    what was published."""
 
     def __init__(self, *, order: Mapping[str, int], total: int, progress: bool) -> None:
         self._order = order
@@ -291,33 +285,27 @@ class _Recorder:
         self._by_outcome: dict[int, _Result] = {}
         self.published: list[Outcome] = []
 
-    def attach(self, runtime: Runtime) -> None:
-        execute = runtime.service.execute
-        publish = runtime.publisher.publish
+    def request_started(self, item: WorkItem) -> None:
+        pass
 
-        def observed_execute(item: WorkItem, *, deadline: float) -> Outcome:
-            try:
-                outcome = execute(item, deadline=deadline)
-            except BaseException as error:
-                self._finished(item, error, None)
-                raise
-            self._finished(item, outcome, outcome)
-            return outcome
+    def request_retried(
+        self, item: BackupRequest, attempt: int, delay_seconds: float, error: ErrorInfo
+    ) -> None:
+        pass
 
-        def observed_publish(outcomes: Sequence[Outcome]) -> list[Outcome]:
-            unpublished = publish(outcomes)
-            missing = {id(outcome) for outcome in unpublished}
-            with self._lock:
+    def request_finished(self, item: WorkItem, result: Outcome | BaseException) -> None:
+        self._finished(item, result, None if isinstance(result, BaseException) else result)
+
+    def events_published(self, published: Sequence[Outcome], unpublished: Sequence[Outcome]) -> None:
+        with self._lock:
+            self.published.extend(published)
+            for outcomes, sent in ((published, True), (unpublished, False)):
                 for outcome in outcomes:
-                    sent = id(outcome) not in missing
-                    if sent:
-                        self.published.append(outcome)
                     if id(outcome) in self._by_outcome:
                         self._by_outcome[id(outcome)].published = sent
-            return unpublished
 
-        runtime.service.execute = observed_execute  # type: ignore[method-assign]
-        runtime.publisher.publish = observed_publish  # type: ignore[method-assign]
+    def invocation_failed(self, error: BaseException) -> None:
+        pass
 
     def _finished(self, item: WorkItem, finished: Any, outcome: Outcome | None) -> None:
         result = _result_of(finished, item)
@@ -449,7 +437,7 @@ def _expected_order(runtime: Runtime, event: Any, request_id: str) -> tuple[dict
 def _invoke_handler(run: _Run, event: Any, context: LocalContext, *, progress: bool) -> _Recorder:
     """Call the real handler with the runtime of the current environment. Call with stdout redirected."""
     from cbr_checkpointer.handler import lambda_handler
-    from cbr_checkpointer.runtime import get_runtime
+    from cbr_checkpointer.runtime import get_runtime, observing
 
     if TYPE_CHECKING:
         from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -457,11 +445,11 @@ def _invoke_handler(run: _Run, event: Any, context: LocalContext, *, progress: b
     runtime = get_runtime()
     order, total = _expected_order(runtime, event, context.aws_request_id)
     recorder = _Recorder(order=order, total=total, progress=progress)
-    recorder.attach(runtime)
-    try:
-        run.returned = lambda_handler(event, cast("LambdaContext", context))
-    except Exception as error:
-        run.raised = error
+    with observing(recorder):
+        try:
+            run.returned = lambda_handler(event, cast("LambdaContext", context))
+        except Exception as error:
+            run.raised = error
     run.results = recorder.results
     return recorder
 

@@ -4,7 +4,7 @@ A 200 from the create only means the backup started (`protecting`); backups can 
 Lambda lives 15 minutes at most. So each Created schedules a check on the watch queue, an SQS
 message with `DelaySeconds`; each check looks once (ShowCheckpoint, then ListBackups and, for the
 reasons of a failure, the operation logs) and either schedules the next check, later, or ends in one
-final outcome: `completed`, `failed` (`"stage": "completion"`) or `timed_out` (research §2.5).
+final outcome: `completed`, `failed` (`"stage": "completion"`) or `timed_out`.
 
 The ledger keeps the chain single and the end unique, although SQS delivers at least once:
 
@@ -20,34 +20,41 @@ The ledger keeps the chain single and the end unique, although SQS delivers at l
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from cbr_checkpointer.aws import AwsError, AwsJsonClient
-from cbr_checkpointer.aws.partial_batch import PartialBatchSender, send_message_batch
-from cbr_checkpointer.cbr import CbrClient, CbrError
-from cbr_checkpointer.domain import BackupRequest, ErrorInfo, Outcome, Rejected, WatchCheck
-from cbr_checkpointer.ledger import Busy, Completed, Ledger
+from cbr_checkpointer.domain import (
+    BackupRequest,
+    Busy,
+    CbrCallFailed,
+    Completed,
+    DependencyUnavailable,
+    ErrorInfo,
+    LedgerUnavailable,
+    Outcome,
+    QueueUnavailable,
+    ResourceError,
+    ResourceResult,
+    StepDone,
+    StoredOutcome,
+    StoredResult,
+    TransientFailure,
+    WatchCheck,
+)
 from cbr_checkpointer.observability import logger
-from cbr_checkpointer.retry import Retrier
-from cbr_checkpointer.service import TransientFailure
+from cbr_checkpointer.ports import MAX_DELAY_SECONDS, Cbr, Clock, Ledger, SystemClock, WatchQueue
 from cbr_checkpointer.statuses import Phase, backup_phase, checkpoint_phase
-from cbr_checkpointer.triggers import watch_message
+
+T = TypeVar("T")
 
 FIRST_CHECK_SECONDS = 30
-MAX_DELAY_SECONDS = 900  # the most SQS DelaySeconds allows
-# ShowCheckpoint may not know a checkpoint for a little while after the create answered (research §2.5).
+# ShowCheckpoint may not know a checkpoint for a little while after the create answered.
 NOT_FOUND_GRACE_SECONDS = 120
 NOT_FOUND_CODES = frozenset({"BackupService.6217"})
 _NOT_ENDED = (Phase.RUNNING, Phase.UNKNOWN)
-# A backup CBR lists without these still shows them (as null) in the resource.
-_ALWAYS_SHOWN = frozenset({"resource_id", "backup_id", "status"})
-SEND_BATCH_SIZE = 10  # SendMessageBatch takes at most 10 entries
 MAX_ERROR_MESSAGE = 1024
 
 
@@ -70,42 +77,6 @@ def completion_key(idempotency_key: str) -> str:
     return f"{idempotency_key}#completion"
 
 
-class WatchQueue:
-    """Sends watch messages (SQS SendMessage / SendMessageBatch with DelaySeconds) over the AWS JSON API."""
-
-    def __init__(self, sqs: AwsJsonClient, queue_url: str, *, retry: Retrier | None = None) -> None:
-        self._sqs = sqs
-        self._queue_url = queue_url
-        self._sender = PartialBatchSender[dict[str, Any]](
-            lambda entries: send_message_batch(sqs, queue_url, entries),
-            retry=retry or Retrier(),
-            max_entries=SEND_BATCH_SIZE,
-        )
-
-    def send(self, check: WatchCheck, delay_seconds: int) -> None:
-        """Schedule one check; raises AwsError when SQS would not take it."""
-        self._sqs.call("SendMessage", {"QueueUrl": self._queue_url, **_message(check, delay_seconds)})
-
-    def send_all(self, checks: Sequence[tuple[WatchCheck, int]]) -> list[AwsError | None]:
-        """Schedule checks 10 a call; per check, None when it was sent or the error that kept it back."""
-        results = self._sender.send([_message(check, delay) for check, delay in checks])
-        return [
-            None
-            if failure is None
-            else AwsError(
-                failure.code, failure.message, http_status=failure.http_status, retryable=failure.retryable
-            )
-            for failure in results
-        ]
-
-
-def _message(check: WatchCheck, delay_seconds: int) -> dict[str, Any]:
-    return {
-        "MessageBody": _json(watch_message(check)),
-        "DelaySeconds": max(0, min(MAX_DELAY_SECONDS, int(delay_seconds))),
-    }
-
-
 @dataclass(frozen=True, slots=True)
 class _Verdict:
     """What one look at a checkpoint found: still running, or a final result."""
@@ -113,7 +84,7 @@ class _Verdict:
     kind: Literal["pending", "completed", "failed", "timed_out"]
     reason: str = ""
     checkpoint: dict[str, Any] | None = None
-    resources: tuple[dict[str, Any], ...] = ()
+    resources: tuple[ResourceResult, ...] = ()
     error: ErrorInfo | None = None
 
 
@@ -130,18 +101,18 @@ class CompletionService:
 
     def __init__(
         self,
-        cbr: CbrClient,
+        cbr: Cbr,
         ledger: Ledger,
         queue: WatchQueue,
         *,
         max_age_seconds: float,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
     ) -> None:
         self._cbr = cbr
         self._ledger = ledger
         self._queue = queue
         self._max_age = max_age_seconds
-        self._clock = clock
+        self._clock = clock or SystemClock()
 
     # -- after a Created ------------------------------------------------------------------------------
 
@@ -149,7 +120,7 @@ class CompletionService:
         """Schedule the first check of every checkpoint created among `outcomes` (fresh, or a duplicate
         whose first check was never scheduled); return the outcomes whose check could not be scheduled:
         their trigger must deliver them again."""
-        now = self._clock()
+        now = self._clock.now()
         wanted: list[tuple[Outcome, WatchCheck]] = []
         failed: list[Outcome] = []
         for outcome in outcomes:
@@ -161,8 +132,8 @@ class CompletionService:
                     claim = self._ledger.claim(
                         scheduled_key(check.idempotency_key), now=now, lease_until=deadline
                     )
-                except AwsError as error:
-                    logger.warning("could not read the watch marker", extra=_aws_extra(error, check))
+                except LedgerUnavailable as error:
+                    logger.warning("could not read the watch marker", extra=_unavailable_extra(error, check))
                     failed.append(outcome)
                     continue
                 if isinstance(claim, Completed | Busy):
@@ -175,7 +146,7 @@ class CompletionService:
             marker = scheduled_key(check.idempotency_key)
             if problem is not None:
                 logger.warning(
-                    "could not schedule the first completion check", extra=_aws_extra(problem, check)
+                    "could not schedule the first completion check", extra=_unavailable_extra(problem, check)
                 )
                 if outcome.duplicate:
                     self._release(marker, now)
@@ -187,7 +158,7 @@ class CompletionService:
             )
             # Best effort: without the marker a redelivery schedules a second first check, which the
             # per-check claim then drops.
-            self._mark(marker, {"scheduled": True})
+            self._mark(marker, StepDone(scheduled=True))
         return failed
 
     # -- one check ------------------------------------------------------------------------------------
@@ -200,7 +171,7 @@ class CompletionService:
         `message_id` (the SQS message's, stable across its redeliveries) tells a redelivery of the
         message that ended the checkpoint, which publishes the end again (its publish may have failed),
         from another message for the same check, which is dropped."""
-        now = self._clock()
+        now = self._clock.now()
         this_check = check_key(check.idempotency_key, check.attempt)
         claim = self._ledger_call(
             check, lambda: self._ledger.claim(this_check, now=now, lease_until=deadline)
@@ -209,7 +180,8 @@ class CompletionService:
             logger.info("dropping a duplicate completion check", extra=_check_extra(check, "in progress"))
             return None
         if isinstance(claim, Completed):
-            if claim.result.get("final") and claim.result.get("message_id") in (None, message_id):
+            done = claim.result
+            if isinstance(done, StepDone) and done.final and done.message_id in (None, message_id):
                 return self._republish(check, deadline)
             logger.info("dropping a duplicate completion check", extra=_check_extra(check, "done"))
             return None
@@ -233,7 +205,7 @@ class CompletionService:
         except TransientFailure:
             self._release(this_check, now)
             raise
-        self._mark(this_check, {"final": True, "message_id": message_id})
+        self._mark(this_check, StepDone(final=True, message_id=message_id))
         return outcome
 
     def _schedule_next(
@@ -243,14 +215,14 @@ class CompletionService:
         delay = max(1, min(check_delay(following.attempt), math.ceil(remaining)))
         try:
             self._queue.send(following, delay)
-        except AwsError as error:
+        except QueueUnavailable as error:
             self._release(this_check, now)
-            raise TransientFailure(check, _aws_info(error)) from None
+            raise TransientFailure(check, error.info()) from None
         logger.info(
             "checkpoint not finished yet; next check scheduled",
             extra=_check_extra(check, reason) | {"next_attempt": following.attempt, "delay_seconds": delay},
         )
-        self._mark(this_check, {"next": following.attempt})
+        self._mark(this_check, StepDone(next_attempt=following.attempt))
 
     # -- looking at CBR -------------------------------------------------------------------------------
 
@@ -259,7 +231,7 @@ class CompletionService:
             checkpoint = self._cbr.show_checkpoint(check.project_id, check.checkpoint_id).model_dump(
                 mode="json"
             )
-        except CbrError as error:
+        except CbrCallFailed as error:
             if error.info.retryable:
                 raise _LookFailed(error.info) from None
             if _is_not_found(error):
@@ -284,7 +256,7 @@ class CompletionService:
     def _backups_verdict(self, check: WatchCheck, checkpoint: dict[str, Any], status: str) -> _Verdict:
         try:
             backups = self._cbr.list_backups(check.project_id, checkpoint_id=check.checkpoint_id)
-        except CbrError as error:
+        except CbrCallFailed as error:
             if error.info.retryable:
                 raise _LookFailed(error.info) from None
             message = f"cannot list the checkpoint's backups: {error.info.message}"
@@ -294,9 +266,9 @@ class CompletionService:
         if phase is Phase.DELETED and not _all_ended_well(resources):
             info = ErrorInfo("api", f"the checkpoint is {status}: it was deleted", code="CheckpointDeleted")
             return _Verdict("failed", checkpoint=checkpoint, resources=tuple(resources), error=info)
-        listed = {entry["resource_id"] for entry in resources}
+        listed = {entry.resource_id for entry in resources}
         # A backup in a status the table does not know is followed like a running one.
-        running = [entry for entry in resources if backup_phase(entry["status"]) in _NOT_ENDED]
+        running = [entry for entry in resources if backup_phase(entry.status) in _NOT_ENDED]
         if running and phase is not Phase.FAILED:
             return _Verdict(
                 "pending", reason=f"{len(running)} backup(s) still running", checkpoint=checkpoint
@@ -313,13 +285,13 @@ class CompletionService:
             error=_failure_summary(resources, status),
         )
 
-    def _with_reasons(self, check: WatchCheck, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _with_reasons(self, check: WatchCheck, resources: list[ResourceResult]) -> list[ResourceResult]:
         """The resources, failed ones with `error` from this checkpoint's backup tasks (operation logs)."""
         try:
             logs = self._cbr.list_operation_logs(
                 check.project_id, vault_id=check.vault_id, operation_type="backup"
             )
-        except CbrError as error:
+        except CbrCallFailed as error:
             if error.info.retryable:
                 raise _LookFailed(error.info) from None
             logger.warning(
@@ -336,14 +308,14 @@ class CompletionService:
                 log.get("status") != "success" or resource_id not in by_resource
             ):
                 by_resource[resource_id] = log
-        known = {entry["resource_id"] for entry in resources}
+        known = {entry.resource_id for entry in resources}
         for resource_id, log in by_resource.items():
             # The checkpoint failed before ListBackups showed a backup of this resource.
             if resource_id not in known and log.get("status") in ("failed", "timeout"):
                 resources.append(_resource_from_log(log))
         return [
-            entry | {"error": _log_error(by_resource.get(entry["resource_id"]))}
-            if _did_not_complete(entry) and "error" not in entry
+            replace(entry, error=_log_error(by_resource.get(entry.resource_id or "")))
+            if _did_not_complete(entry) and entry.error is None
             else entry
             for entry in resources
         ]
@@ -352,7 +324,7 @@ class CompletionService:
         """Followed past WATCH_MAX_AGE_SECONDS: the end, with each resource's backup as it stands."""
         try:
             backups = self._cbr.list_backups(check.project_id, checkpoint_id=check.checkpoint_id)
-        except CbrError:
+        except CbrCallFailed:
             backups = []
         status = (last.checkpoint or {}).get("status") or "unknown"
         info = ErrorInfo(
@@ -371,26 +343,22 @@ class CompletionService:
         if verdict.kind == "pending":
             raise ValueError("a pending verdict is not an end")
         kind = verdict.kind
-        now = self._clock()
+        now = self._clock.now()
         key = completion_key(check.idempotency_key)
         claim = self._ledger_call(check, lambda: self._ledger.claim(key, now=now, lease_until=deadline))
         if isinstance(claim, Completed):
-            return _stored(check, claim.result)
+            return _stored_end(check, claim.result)
         if isinstance(claim, Busy):
             info = ErrorInfo(
                 "api", "another invocation is recording this checkpoint's end", code="InProgress"
             )
             raise TransientFailure(check, replace(info, retryable=True))
-        result: dict[str, Any] = {"outcome": kind, "resources": list(verdict.resources)}
-        if verdict.checkpoint is not None:
-            result["checkpoint"] = verdict.checkpoint
-        if verdict.error is not None:
-            result["error"] = verdict.error.to_detail()
+        end = StoredOutcome(kind, verdict.checkpoint, verdict.error, verdict.resources)
         try:
-            self._ledger.complete(key, result, now=self._clock())
-        except AwsError as error:
+            self._ledger.complete(key, end, now=self._clock.now())
+        except LedgerUnavailable as error:
             self._release(key, now)
-            raise TransientFailure(check, _aws_info(error)) from None
+            raise TransientFailure(check, error.info()) from None
         logger.info("checkpoint followed to its end", extra=_check_extra(check, kind))
         return Outcome(
             kind,
@@ -402,11 +370,11 @@ class CompletionService:
 
     def _republish(self, check: WatchCheck, deadline: float) -> Outcome | None:
         """A redelivered check that already ended: its final result again (its publish may have failed)."""
-        now = self._clock()
+        now = self._clock.now()
         key = completion_key(check.idempotency_key)
         claim = self._ledger_call(check, lambda: self._ledger.claim(key, now=now, lease_until=deadline))
         if isinstance(claim, Completed):
-            return _stored(check, claim.result)
+            return _stored_end(check, claim.result)
         if isinstance(claim, Busy):
             raise TransientFailure(
                 check, ErrorInfo("api", "the end is being recorded", code="InProgress", retryable=True)
@@ -416,47 +384,25 @@ class CompletionService:
 
     # -- helpers --------------------------------------------------------------------------------------
 
-    def _ledger_call(self, check: WatchCheck, call: Callable[[], Any]) -> Any:
+    def _ledger_call(self, check: WatchCheck, call: Callable[[], T]) -> T:
         try:
             return call()
-        except AwsError as error:
-            raise TransientFailure(check, _aws_info(error)) from None
+        except LedgerUnavailable as error:
+            raise TransientFailure(check, error.info()) from None
 
     def _release(self, key: str, now: float) -> None:
         """Give a key back (best effort: a lease left behind runs out at this invocation's deadline)."""
         try:
             self._ledger.release(key, now=now, reconcile_since=None)
-        except AwsError as error:
+        except LedgerUnavailable as error:
             logger.warning("ledger release failed", extra={"error_code": error.code, "key": key})
 
-    def _mark(self, key: str, result: dict[str, Any]) -> None:
+    def _mark(self, key: str, step: StepDone) -> None:
         """Record that a step was done (best effort: without it a redelivery repeats a harmless step)."""
         try:
-            self._ledger.complete(key, result, now=self._clock())
-        except AwsError as error:
+            self._ledger.complete(key, step, now=self._clock.now())
+        except LedgerUnavailable as error:
             logger.warning("ledger write failed", extra={"error_code": error.code, "key": key})
-
-
-def follow_up(
-    completion: CompletionService | None,
-    item: WatchCheck | Rejected,
-    *,
-    deadline: float,
-    message_id: str | None = None,
-) -> Outcome | None:
-    """Run one watch message: a check, or the rejection of a malformed one."""
-    if isinstance(item, Rejected):
-        return Outcome("rejected", item, error=item.error_info())
-    if completion is None:
-        # Not followed here: back to the queue, and after its receives to the watch DLQ (alarmed).
-        info = ErrorInfo(
-            "api",
-            "a watch message arrived but WATCH_QUEUE_URL is not set: completion is not followed",
-            code="WatchNotConfigured",
-            retryable=True,
-        )
-        raise TransientFailure(item, info)
-    return completion.check(item, deadline=deadline, message_id=message_id)
 
 
 # -- pure functions -----------------------------------------------------------------------------------
@@ -483,19 +429,15 @@ def _first_check(outcome: Outcome, now: float) -> WatchCheck | None:
     )
 
 
-def _stored(check: WatchCheck, result: Mapping[str, Any]) -> Outcome:
-    error = result.get("error")
-    return Outcome(
-        result["outcome"],
-        check,
-        checkpoint=result.get("checkpoint"),
-        error=ErrorInfo(**error) if error else None,
-        duplicate=True,
-        resources=tuple(result.get("resources") or ()),
-    )
+def _stored_end(check: WatchCheck, result: StoredResult) -> Outcome:
+    if not isinstance(result, StoredOutcome):
+        raise TypeError(
+            f"the ledger holds a step, not an end, under {completion_key(check.idempotency_key)!r}"
+        )
+    return result.replayed(check)
 
 
-def _is_not_found(error: CbrError) -> bool:
+def _is_not_found(error: CbrCallFailed) -> bool:
     return error.info.code in NOT_FOUND_CODES or error.info.http_status == 404
 
 
@@ -503,17 +445,16 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _resource(backup: Mapping[str, Any]) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "resource_id": backup.get("resource_id"),
-        "resource_name": backup.get("resource_name"),
-        "resource_type": backup.get("resource_type"),
-        "backup_id": backup.get("id"),
-        "status": backup.get("status"),
-    }
-    if backup_phase(entry["status"]) is Phase.DELETED:
-        entry["note"] = "deleted after the backup finished"
-    return {key: value for key, value in entry.items() if value is not None or key in _ALWAYS_SHOWN}
+def _resource(backup: Mapping[str, Any]) -> ResourceResult:
+    status = backup.get("status")
+    return ResourceResult(
+        resource_id=backup.get("resource_id"),
+        status=status,
+        backup_id=backup.get("id"),
+        resource_name=backup.get("resource_name"),
+        resource_type=backup.get("resource_type"),
+        note="deleted after the backup finished" if backup_phase(status) is Phase.DELETED else None,
+    )
 
 
 def _of_checkpoint(backup: Mapping[str, Any], check: WatchCheck) -> bool:
@@ -522,44 +463,38 @@ def _of_checkpoint(backup: Mapping[str, Any], check: WatchCheck) -> bool:
     return backup.get("checkpoint_id") in (None, check.checkpoint_id)
 
 
-def _all_ended_well(resources: Sequence[Mapping[str, Any]]) -> bool:
+def _all_ended_well(resources: Sequence[ResourceResult]) -> bool:
     """Every backup listed finished (and may have been deleted since), and there is at least one."""
     return bool(resources) and all(
-        backup_phase(entry["status"]) in (Phase.FINISHED, Phase.DELETED) for entry in resources
+        backup_phase(entry.status) in (Phase.FINISHED, Phase.DELETED) for entry in resources
     )
 
 
-def _did_not_complete(entry: Mapping[str, Any]) -> bool:
-    return entry["status"] == "skipped" or backup_phase(entry["status"]) is Phase.FAILED
+def _did_not_complete(entry: ResourceResult) -> bool:
+    return entry.status == "skipped" or backup_phase(entry.status) is Phase.FAILED
 
 
-def _resource_from_log(log: Mapping[str, Any]) -> dict[str, Any]:
+def _resource_from_log(log: Mapping[str, Any]) -> ResourceResult:
     extra = _mapping(log.get("extra_info"))
     resource = _mapping(extra.get("resource"))
-    backup = _mapping(extra.get("backup"))
-    entry: dict[str, Any] = {
-        "resource_id": resource.get("id"),
-        "resource_name": resource.get("name"),
-        "resource_type": resource.get("type"),
-        "backup_id": backup.get("backup_id") or None,
-        "status": "error",
-    }
-    return {key: value for key, value in entry.items() if value is not None or key == "backup_id"}
+    return ResourceResult(
+        resource_id=resource.get("id"),
+        status="error",
+        backup_id=_mapping(extra.get("backup")).get("backup_id") or None,
+        resource_name=resource.get("name"),
+        resource_type=resource.get("type"),
+    )
 
 
-def _log_error(log: Mapping[str, Any] | None) -> dict[str, Any]:
+def _log_error(log: Mapping[str, Any] | None) -> ResourceError:
     if log is None:
-        return {
-            "code": None,
-            "message": "the backup ended in error; no backup task of this checkpoint explains it",
-        }
+        return ResourceError(None, "the backup ended in error; no backup task of this checkpoint explains it")
     info = _mapping(log.get("error_info"))
-    code = info.get("code") or None
     message = info.get("message") or f"the backup task ended {log.get('status')} without a reason"
-    return {"code": code, "message": _clip(str(message))}
+    return ResourceError(info.get("code") or None, _clip(str(message)))
 
 
-def _failure_summary(resources: Sequence[Mapping[str, Any]], status: str) -> ErrorInfo:
+def _failure_summary(resources: Sequence[ResourceResult], status: str) -> ErrorInfo:
     failed = [entry for entry in resources if _did_not_complete(entry)]
     if not failed:
         return ErrorInfo(
@@ -567,34 +502,36 @@ def _failure_summary(resources: Sequence[Mapping[str, Any]], status: str) -> Err
         )
     parts = []
     for entry in failed:
-        error = _mapping(entry.get("error"))
-        name = entry.get("resource_name") or entry["resource_id"]
-        reason = ": ".join(str(part) for part in (error.get("code"), error.get("message")) if part)
-        parts.append(f"{name} ({entry['resource_id']}) {entry['status']}: {reason}")
-    first_code = _mapping(failed[0].get("error")).get("code")
+        name = entry.resource_name or entry.resource_id
+        reason = (
+            ""
+            if entry.error is None
+            else ": ".join(part for part in (entry.error.code, entry.error.message) if part)
+        )
+        parts.append(f"{name} ({entry.resource_id}) {entry.status}: {reason}")
+    first_code = None if failed[0].error is None else failed[0].error.code
     message = f"{len(failed)} of {len(resources)} backup(s) did not complete: " + "; ".join(parts)
     return ErrorInfo("api", _clip(message), code=first_code or "BackupFailed")
 
 
 def _skipped(
-    request: Mapping[str, Any], checkpoint: Mapping[str, Any], listed: set[Any]
-) -> list[dict[str, Any]]:
+    request: Mapping[str, Any], checkpoint: Mapping[str, Any], listed: set[str | None]
+) -> list[ResourceResult]:
     """Resources with no backup in this checkpoint: skipped by CBR at the create (a busy resource),
     as ShowCheckpoint's `vault.skipped_resources` says, or named by the request and absent."""
-    reasons: dict[str, dict[str, Any]] = {}
+    reasons: dict[str, ResourceError] = {}
     for skipped in _mapping(checkpoint.get("vault")).get("skipped_resources") or ():
         if isinstance(skipped, Mapping) and isinstance(skipped.get("id"), str):
-            reasons[skipped["id"]] = {
-                "code": skipped.get("code") or "Skipped",
-                "message": skipped.get("reason") or "skipped by CBR at the create",
-            }
+            reasons[skipped["id"]] = ResourceError(
+                skipped.get("code") or "Skipped", skipped.get("reason") or "skipped by CBR at the create"
+            )
     for resource_id in _requested_resources(request):
         reasons.setdefault(
             resource_id,
-            {"code": "NoBackup", "message": "the request named this resource but CBR made no backup of it"},
+            ResourceError("NoBackup", "the request named this resource but CBR made no backup of it"),
         )
     return [
-        {"resource_id": resource_id, "backup_id": None, "status": "skipped", "error": error}
+        ResourceResult(resource_id=resource_id, status="skipped", error=error)
         for resource_id, error in reasons.items()
         if resource_id not in listed
     ]
@@ -615,17 +552,7 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_ERROR_MESSAGE else text[: MAX_ERROR_MESSAGE - 1] + "…"
 
 
-def _aws_info(error: AwsError) -> ErrorInfo:
-    return ErrorInfo(
-        "api",
-        f"{error.code}: {error.message}",
-        code=error.code,
-        http_status=error.http_status,
-        retryable=True,
-    )
-
-
-def _aws_extra(error: AwsError, check: WatchCheck) -> dict[str, Any]:
+def _unavailable_extra(error: DependencyUnavailable, check: WatchCheck) -> dict[str, Any]:
     return {"error_code": error.code, "error": error.message, "idempotency_key": check.idempotency_key}
 
 
@@ -636,7 +563,3 @@ def _check_extra(check: WatchCheck, state: str) -> dict[str, Any]:
         "attempt": check.attempt,
         "state": state,
     }
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -1,6 +1,8 @@
-"""Value objects that flow from triggers through the service to the publisher.
+"""The domain: value objects that flow from triggers through the services to the publisher, the
+records of the idempotency ledger, and the errors the ports raise.
 
-Everything here is plain data: no I/O, no settings, no knowledge of envelopes or wire formats.
+Everything here is plain data: no I/O, no settings, no knowledge of envelopes or wire formats. The
+adapters translate their own failures into the errors below; nothing here knows an adapter.
 """
 
 from __future__ import annotations
@@ -125,6 +127,62 @@ class ErrorInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ResourceError:
+    """Why one resource's backup did not complete (`code` None when CBR gave none)."""
+
+    code: str | None
+    message: str
+
+    def to_detail(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+
+# A resource's entry in an event shows these even when CBR left them null.
+_ALWAYS_SHOWN = frozenset({"resource_id", "backup_id", "status"})
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceResult:
+    """How one resource's backup in a followed checkpoint ended, or stands."""
+
+    resource_id: str | None
+    status: str | None
+    backup_id: str | None = None
+    resource_name: str | None = None
+    resource_type: str | None = None
+    error: ResourceError | None = None
+    # Why a finished backup is reported in a status that is not `available` (e.g. deleted since).
+    note: str | None = None
+
+    def to_detail(self) -> dict[str, Any]:
+        """The event's `resources` entry: `resource_id`, `backup_id` and `status` always (null when CBR
+        did not say), other fields when known."""
+        detail: dict[str, Any] = {
+            "resource_id": self.resource_id,
+            "resource_name": self.resource_name,
+            "resource_type": self.resource_type,
+            "backup_id": self.backup_id,
+            "status": self.status,
+            "error": None if self.error is None else self.error.to_detail(),
+            "note": self.note,
+        }
+        return {key: value for key, value in detail.items() if value is not None or key in _ALWAYS_SHOWN}
+
+    @classmethod
+    def from_detail(cls, detail: dict[str, Any]) -> ResourceResult:
+        error = detail.get("error")
+        return cls(
+            resource_id=detail.get("resource_id"),
+            status=detail.get("status"),
+            backup_id=detail.get("backup_id"),
+            resource_name=detail.get("resource_name"),
+            resource_type=detail.get("resource_type"),
+            error=None if error is None else ResourceError(error.get("code"), str(error.get("message"))),
+            note=detail.get("note"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """The end of one work item: what the publisher turns into one event."""
 
@@ -133,5 +191,132 @@ class Outcome:
     checkpoint: dict[str, Any] | None = None
     error: ErrorInfo | None = None
     duplicate: bool = False
-    # Completion only: one `{"resource_id", "backup_id", "status", "error"?, ...}` per resource.
-    resources: tuple[dict[str, Any], ...] | None = None
+    # Completion only: one per resource of the checkpoint.
+    resources: tuple[ResourceResult, ...] | None = None
+
+
+# -- the idempotency ledger's records ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOutcome:
+    """The end of a request (or of following its checkpoint), kept so that a redelivery serves it again."""
+
+    kind: OutcomeKind
+    checkpoint: dict[str, Any] | None = None
+    error: ErrorInfo | None = None
+    # Completion only: one per resource of the checkpoint.
+    resources: tuple[ResourceResult, ...] | None = None
+
+    @classmethod
+    def of(cls, outcome: Outcome) -> StoredOutcome:
+        return cls(outcome.kind, outcome.checkpoint, outcome.error, outcome.resources)
+
+    def replayed(self, item: WorkItem | WatchCheck) -> Outcome:
+        """The stored end as the outcome of `item` delivered again."""
+        return Outcome(
+            self.kind,
+            item,
+            checkpoint=self.checkpoint,
+            error=self.error,
+            duplicate=True,
+            resources=self.resources,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StepDone:
+    """A step of following a checkpoint that was done: the first check `scheduled`, the `next_attempt`
+    check scheduled, or the check that ended it (`final`, by the SQS message `message_id`)."""
+
+    scheduled: bool = False
+    next_attempt: int | None = None
+    final: bool = False
+    message_id: str | None = None
+
+
+StoredResult = StoredOutcome | StepDone
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """The caller holds the key. `reconcile_since` is set when an earlier holder may have created it.
+
+    With `reconcile_since`, `request` is the body pinned by the first claim of the key (None when the
+    ledger has none): the body to reconcile against and to send.
+    """
+
+    reconcile_since: float | None = None
+    request: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """The key already has a result; serve it again instead of calling CBR."""
+
+    result: StoredResult
+
+
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """Another live invocation holds the key until `lease_until`."""
+
+    lease_until: float
+
+
+ClaimResult = Claimed | Completed | Busy
+
+
+# -- errors ---------------------------------------------------------------------------------------------
+
+
+class TransientFailure(Exception):
+    """The request (or completion check) could not be finished now but may succeed later; its trigger
+    must deliver it again."""
+
+    def __init__(self, item: WorkItem | WatchCheck, info: ErrorInfo) -> None:
+        super().__init__(f"{info.kind} {info.code or ''}: {info.message}".strip())
+        self.item = item
+        self.info = info
+
+
+class CbrCallFailed(Exception):
+    """A CBR call that did not succeed, classified: `info` is the event's `error` object, `ambiguous`
+    says the call may have taken effect anyway, `retry_after` is the wait the server asked for."""
+
+    def __init__(self, info: ErrorInfo, *, retry_after: float | None = None, ambiguous: bool = False) -> None:
+        super().__init__(info.message)
+        self.info = info
+        self.retry_after = retry_after
+        self.ambiguous = ambiguous
+
+
+class DependencyUnavailable(Exception):
+    """The ledger or a queue did not take or answer a call (`http_status` None: no answer at all)."""
+
+    def __init__(
+        self, code: str, message: str, *, http_status: int | None = None, retryable: bool = True
+    ) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+        self.retryable = retryable
+
+    def info(self) -> ErrorInfo:
+        """The failure as an event's `error`: worth delivering again."""
+        return ErrorInfo(
+            "api",
+            f"{self.code}: {self.message}",
+            code=self.code,
+            http_status=self.http_status,
+            retryable=True,
+        )
+
+
+class LedgerUnavailable(DependencyUnavailable):
+    """The idempotency ledger could not be read or written."""
+
+
+class QueueUnavailable(DependencyUnavailable):
+    """The watch queue did not take a message."""

@@ -13,56 +13,21 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from cbr_checkpointer.aws import AwsError, AwsJsonClient
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """The caller holds the key. `reconcile_since` is set when an earlier holder may have created it.
-
-    With `reconcile_since`, `request` is the body pinned by the first claim of the key (None when the
-    ledger has none): the body to reconcile against and to send.
-    """
-
-    reconcile_since: float | None = None
-    request: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Completed:
-    """The key already has a result; serve it again instead of calling CBR."""
-
-    result: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Busy:
-    """Another live invocation holds the key until `lease_until`."""
-
-    lease_until: float
-
-
-ClaimResult = Claimed | Completed | Busy
-
-
-class Ledger(Protocol):
-    def claim(
-        self, key: str, *, now: float, lease_until: float, request: dict[str, Any] | None = None
-    ) -> ClaimResult:
-        """Take the key until `lease_until`; `request` is the body this claimer means to send."""
-        ...
-
-    def complete(self, key: str, result: dict[str, Any], *, now: float) -> None: ...
-
-    def release(self, key: str, *, now: float, reconcile_since: float | None) -> None:
-        """Give the key back after a transient failure.
-
-        `reconcile_since` is set when CBR may already have acted on the key: the next claimer then
-        looks for a checkpoint created since that time before creating one.
-        """
-        ...
+from cbr_checkpointer.aws import AwsError, AwsJsonApi
+from cbr_checkpointer.domain import (
+    Busy,
+    Claimed,
+    ClaimResult,
+    Completed,
+    ErrorInfo,
+    LedgerUnavailable,
+    ResourceResult,
+    StepDone,
+    StoredOutcome,
+    StoredResult,
+)
 
 
 @dataclass(slots=True)
@@ -71,7 +36,7 @@ class _Entry:
     claimed_at: float
     lease_until: float = 0.0
     reconcile_since: float | None = None
-    result: dict[str, Any] | None = None
+    result: StoredResult | None = None
     expires_at: float = 0.0
     request: dict[str, Any] | None = None
 
@@ -114,7 +79,7 @@ class MemoryLedger:
                 return Claimed()
             return Claimed(reconcile_since, request=pinned)
 
-    def complete(self, key: str, result: dict[str, Any], *, now: float) -> None:
+    def complete(self, key: str, result: StoredResult, *, now: float) -> None:
         with self._lock:
             self._entries[key] = _Entry(
                 status="completed", claimed_at=now, result=result, expires_at=now + self._ttl_seconds
@@ -140,7 +105,7 @@ class DynamoDBLedger:
     transition is one conditional write, so two invocations racing for a key cannot both hold it.
     """
 
-    def __init__(self, dynamodb: AwsJsonClient, table: str, *, ttl_seconds: float) -> None:
+    def __init__(self, dynamodb: AwsJsonApi, table: str, *, ttl_seconds: float) -> None:
         self._dynamodb = dynamodb
         self._table = table
         self._ttl_seconds = ttl_seconds
@@ -158,7 +123,7 @@ class DynamoDBLedger:
         if request is not None:
             item["request"] = {"S": json.dumps(request, separators=(",", ":"))}
         try:
-            answer = self._dynamodb.call(
+            answer = self._call(
                 "PutItem",
                 {
                     "TableName": self._table,
@@ -178,7 +143,7 @@ class DynamoDBLedger:
                 raise
             held = error.body.get("Item", {})
             if held.get("status", {}).get("S") == "completed":
-                return Completed(json.loads(held["result"]["S"]))
+                return Completed(stored_result(json.loads(held["result"]["S"])))
             return Busy(float(held.get("lease_until", {}).get("N", now)))
         previous = answer.get("Attributes", {})
         if previous.get("status", {}).get("S") != "in_progress" or float(previous["expiration"]["N"]) <= now:
@@ -188,15 +153,15 @@ class DynamoDBLedger:
         self._mark_reconcile(key, reconcile_since, lease_until=lease_until, request=pinned)
         return Claimed(reconcile_since, request=None if pinned is None else json.loads(pinned["S"]))
 
-    def complete(self, key: str, result: dict[str, Any], *, now: float) -> None:
-        self._dynamodb.call(
+    def complete(self, key: str, result: StoredResult, *, now: float) -> None:
+        self._call(
             "PutItem",
             {
                 "TableName": self._table,
                 "Item": {
                     "id": {"S": key},
                     "status": {"S": "completed"},
-                    "result": {"S": json.dumps(result, separators=(",", ":"))},
+                    "result": {"S": json.dumps(stored_json(result), separators=(",", ":"))},
                     "expiration": _number(int(now + self._ttl_seconds)),
                 },
             },
@@ -218,7 +183,7 @@ class DynamoDBLedger:
         request["ExpressionAttributeNames"] = {"#status": "status"}
         request.setdefault("ExpressionAttributeValues", {})[":in_progress"] = {"S": "in_progress"}
         try:
-            self._dynamodb.call(operation, request)
+            self._call(operation, request)
         except AwsError as error:
             if error.code != "ConditionalCheckFailedException":
                 raise
@@ -238,8 +203,59 @@ class DynamoDBLedger:
             call["UpdateExpression"] += ", #request = :request"
             call["ExpressionAttributeNames"] = {"#request": "request"}
             call["ExpressionAttributeValues"][":request"] = request
-        self._dynamodb.call("UpdateItem", call)
+        self._call("UpdateItem", call)
+
+    def _call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """One DynamoDB call. A failed condition stays an AwsError for the caller to read; any other
+        failure is the ledger being unavailable."""
+        try:
+            return self._dynamodb.call(operation, payload)
+        except AwsError as error:
+            if error.code == "ConditionalCheckFailedException":
+                raise
+            raise LedgerUnavailable(
+                error.code, error.message, http_status=error.http_status, retryable=error.retryable
+            ) from error
 
 
 def _number(value: float) -> dict[str, str]:
     return {"N": repr(value) if isinstance(value, float) else str(value)}
+
+
+def stored_json(result: StoredResult) -> dict[str, Any]:
+    """A stored result as the ledger keeps it (JSON)."""
+    if isinstance(result, StepDone):
+        if result.final:
+            return {"final": True, "message_id": result.message_id}
+        if result.next_attempt is not None:
+            return {"next": result.next_attempt}
+        return {"scheduled": result.scheduled}
+    document: dict[str, Any] = {"outcome": result.kind}
+    if result.resources is not None:
+        document["resources"] = [resource.to_detail() for resource in result.resources]
+    if result.checkpoint is not None:
+        document["checkpoint"] = result.checkpoint
+    if result.error is not None:
+        document["error"] = result.error.to_detail()
+    return document
+
+
+def stored_result(document: dict[str, Any]) -> StoredResult:
+    """A stored result read back from its JSON."""
+    if "outcome" not in document:
+        return StepDone(
+            scheduled=bool(document.get("scheduled")),
+            next_attempt=document.get("next"),
+            final=bool(document.get("final")),
+            message_id=document.get("message_id"),
+        )
+    error = document.get("error")
+    resources = document.get("resources")
+    return StoredOutcome(
+        document["outcome"],
+        checkpoint=document.get("checkpoint"),
+        error=ErrorInfo(**error) if error else None,
+        resources=None
+        if resources is None
+        else tuple(ResourceResult.from_detail(entry) for entry in resources),
+    )

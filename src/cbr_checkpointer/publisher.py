@@ -80,7 +80,7 @@ def _completion_fields(outcome: Outcome, check: WatchCheck) -> dict[str, Any]:
         "vault_id": check.vault_id,
         "request": check.request,
         "checkpoint": outcome.checkpoint if outcome.checkpoint is not None else {"id": check.checkpoint_id},
-        "resources": list(outcome.resources or ()),
+        "resources": [resource.to_detail() for resource in outcome.resources or ()],
         "first_seen": check.first_seen.isoformat(),
         "checks": check.attempt,
         "duplicate": outcome.duplicate,

@@ -1,29 +1,37 @@
-"""The composition root: settings -> clients -> service and publisher, once per execution environment."""
+"""The composition root: settings -> adapters plugged into the ports -> the application, once per
+execution environment."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from cbr_checkpointer.application import Application
 from cbr_checkpointer.aws import AwsCredentials, AwsJsonClient, aws_json_client
 from cbr_checkpointer.cbr import AkSkCredentials, CbrClient, CredentialsProvider, StaticCredentials
-from cbr_checkpointer.completion import CompletionService, WatchQueue
+from cbr_checkpointer.completion import CompletionService
 from cbr_checkpointer.credentials import EXTENSION_RETRY, SecretCredentials, SecretsExtension
-from cbr_checkpointer.ledger import DynamoDBLedger, Ledger, MemoryLedger
+from cbr_checkpointer.domain import BackupRequest, ErrorInfo, Outcome, WorkItem
+from cbr_checkpointer.ledger import DynamoDBLedger, MemoryLedger
 from cbr_checkpointer.models import CheckpointCreate, CreateCheckpointResponse, VaultBackupReq
+from cbr_checkpointer.ports import Clock, Ledger, NoObserver, Observer, SystemClock
 from cbr_checkpointer.publisher import EventPublisher
+from cbr_checkpointer.rate import AdaptiveLimiter
 from cbr_checkpointer.retry import Deadline, Retrier, RetryPolicy
 from cbr_checkpointer.service import CheckpointService
 from cbr_checkpointer.settings import ConfigurationError, Settings, get_settings
 from cbr_checkpointer.triggers import RequestDefaults
+from cbr_checkpointer.watch_queue import SqsWatchQueue
 
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
     settings: Settings
     defaults: RequestDefaults
-    service: CheckpointService
-    publisher: EventPublisher
+    application: Application
+    clock: Clock
     clients: tuple[CbrClient | AwsJsonClient | SecretsExtension, ...]
     # The current invocation's deadline, which bounds every retry; the handler sets it per invocation.
     deadline: Deadline
@@ -91,7 +99,9 @@ def _ledger(settings: Settings, aws: AwsCredentials, retry: Retrier) -> tuple[Le
     return ledger, [dynamodb]
 
 
-def build_runtime(settings: Settings) -> Runtime:
+def build_runtime(settings: Settings, *, observer: Observer | None = None) -> Runtime:
+    observer = observer or NoObserver()
+    clock = SystemClock()
     aws = _aws_credentials(settings)
     # One policy for every retry: CBR creates, every AWS call, the entries a batch left behind.
     policy = RetryPolicy()
@@ -105,9 +115,17 @@ def build_runtime(settings: Settings) -> Runtime:
         iam_endpoint=settings.iam_endpoint,
         max_connections=settings.max_concurrency,
         read_timeout=settings.cbr_read_timeout_seconds,
+        limiter=AdaptiveLimiter(settings.max_concurrency),
     )
     events = aws_json_client("events", settings.aws_endpoint("events"), settings.aws_region, aws, retry=retry)
-    completion, completion_clients = _completion(settings, aws, cbr, ledger, retry)
+    completion, completion_clients = _completion(settings, aws, cbr, ledger, clock=clock, retry=retry)
+    application = Application(
+        CheckpointService(cbr, ledger, retry=policy, clock=clock, observer=observer),
+        EventPublisher(events, source=settings.event_source, bus_name=settings.event_bus_name, retry=retry),
+        completion,
+        max_workers=settings.max_concurrency,
+        observer=observer,
+    )
     return Runtime(
         settings=settings,
         defaults=RequestDefaults(
@@ -115,10 +133,8 @@ def build_runtime(settings: Settings) -> Runtime:
             default_vault_id=settings.default_vault_id,
             dry_run=settings.dry_run,
         ),
-        service=CheckpointService(cbr, ledger, retry=policy),
-        publisher=EventPublisher(
-            events, source=settings.event_source, bus_name=settings.event_bus_name, retry=retry
-        ),
+        application=application,
+        clock=clock,
         clients=(cbr, events, *credential_clients, *ledger_clients, *completion_clients),
         deadline=deadline,
         completion=completion,
@@ -126,7 +142,7 @@ def build_runtime(settings: Settings) -> Runtime:
 
 
 def _completion(
-    settings: Settings, aws: AwsCredentials, cbr: CbrClient, ledger: Ledger, retry: Retrier
+    settings: Settings, aws: AwsCredentials, cbr: CbrClient, ledger: Ledger, *, clock: Clock, retry: Retrier
 ) -> tuple[CompletionService | None, list[AwsJsonClient]]:
     if not settings.watch_queue_url:
         return None, []
@@ -134,14 +150,47 @@ def _completion(
     completion = CompletionService(
         cbr,
         ledger,
-        WatchQueue(sqs, settings.watch_queue_url, retry=retry),
+        SqsWatchQueue(sqs, settings.watch_queue_url, retry=retry),
         max_age_seconds=settings.watch_max_age_seconds,
+        clock=clock,
     )
     return completion, [sqs]
 
 
+class Observers:
+    """Every observer of a live list, each told of everything (the list may change between calls)."""
+
+    def __init__(self, observers: Sequence[Observer]) -> None:
+        self._observers = observers
+
+    def request_started(self, item: WorkItem) -> None:
+        for observer in tuple(self._observers):
+            observer.request_started(item)
+
+    def request_retried(
+        self, item: BackupRequest, attempt: int, delay_seconds: float, error: ErrorInfo
+    ) -> None:
+        for observer in tuple(self._observers):
+            observer.request_retried(item, attempt, delay_seconds, error)
+
+    def request_finished(self, item: WorkItem, result: Outcome | BaseException) -> None:
+        for observer in tuple(self._observers):
+            observer.request_finished(item, result)
+
+    def events_published(self, published: Sequence[Outcome], unpublished: Sequence[Outcome]) -> None:
+        for observer in tuple(self._observers):
+            observer.events_published(published, unpublished)
+
+    def invocation_failed(self, error: BaseException) -> None:
+        for observer in tuple(self._observers):
+            observer.invocation_failed(error)
+
+
 _runtime: Runtime | None = None
 _runtime_lock = threading.Lock()
+_observers: list[Observer] = []
+# What the runtime of this process reports to: every observer added by `observing`.
+process_observer: Observer = Observers(_observers)
 
 
 def get_runtime() -> Runtime:
@@ -149,7 +198,7 @@ def get_runtime() -> Runtime:
     global _runtime  # noqa: PLW0603 - one per execution environment by design
     with _runtime_lock:
         if _runtime is None:
-            _runtime = build_runtime(get_settings())
+            _runtime = build_runtime(get_settings(), observer=process_observer)
         return _runtime
 
 
@@ -170,6 +219,16 @@ def build_runtime_if_configured() -> None:
     # invocation that creates a checkpoint validates with these three.
     for model in (VaultBackupReq, CheckpointCreate, CreateCheckpointResponse):
         model.model_rebuild()
+
+
+@contextlib.contextmanager
+def observing(observer: Observer) -> Iterator[None]:
+    """Tell `observer` of every invocation run by this process's runtime while the block runs."""
+    _observers.append(observer)
+    try:
+        yield
+    finally:
+        _observers.remove(observer)
 
 
 def reset_runtime() -> None:

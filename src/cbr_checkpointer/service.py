@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import random
-import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from cbr_checkpointer.cbr import CbrClient, CbrError
-from cbr_checkpointer.domain import BackupRequest, ErrorInfo, Outcome, Rejected, WatchCheck, WorkItem
-from cbr_checkpointer.ledger import Busy, Claimed, Completed, Ledger
+from cbr_checkpointer.domain import (
+    BackupRequest,
+    Busy,
+    CbrCallFailed,
+    Claimed,
+    Completed,
+    ErrorInfo,
+    Outcome,
+    Rejected,
+    StoredOutcome,
+    TransientFailure,
+    WorkItem,
+)
 from cbr_checkpointer.models import CheckpointCreate
 from cbr_checkpointer.observability import logger
+from cbr_checkpointer.ports import Cbr, Clock, Ledger, NoObserver, Observer, SystemClock
 from cbr_checkpointer.retry import RetryPolicy
 
 # The shortest wait for a create's answer worth trying when the invocation is nearly out of time.
@@ -23,48 +31,52 @@ MIN_CALL_SECONDS = 1.0
 RECONCILE_SKEW_SECONDS = 300
 
 
-class TransientFailure(Exception):
-    """The request (or completion check) could not be finished now but may succeed later; its trigger
-    must deliver it again."""
-
-    def __init__(self, item: WorkItem | WatchCheck, info: ErrorInfo) -> None:
-        super().__init__(f"{info.kind} {info.code or ''}: {info.message}".strip())
-        self.item = item
-        self.info = info
-
-
 class CheckpointService:
     """Turns one work item into one outcome, calling CBR at most once per key that it completes."""
 
     def __init__(
         self,
-        cbr: CbrClient,
+        cbr: Cbr,
         ledger: Ledger,
         *,
         retry: RetryPolicy | None = None,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock | None = None,
         rng: random.Random | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self._cbr = cbr
         self._ledger = ledger
         self._retry = retry or RetryPolicy()
-        self._clock = clock
-        self._sleep = sleep
+        self._clock = clock or SystemClock()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._observer = observer or NoObserver()
 
     def execute(self, item: WorkItem, *, deadline: float) -> Outcome:
         """Run one item to its outcome; raises TransientFailure when its trigger should deliver it again."""
+        self._observer.request_started(item)
+        try:
+            outcome = self._execute(item, deadline=deadline)
+        except BaseException as error:
+            self._observer.request_finished(item, error)
+            raise
+        self._observer.request_finished(item, outcome)
+        return outcome
+
+    def _execute(self, item: WorkItem, *, deadline: float) -> Outcome:
         if isinstance(item, Rejected):
             return Outcome("rejected", item, error=item.error_info())
         if item.dry_run:
             return Outcome("validated", item)
-        claimed_at = self._clock()
+        claimed_at = self._clock.now()
         claim = self._ledger.claim(
             item.idempotency_key, now=claimed_at, lease_until=deadline, request=item.body
         )
         if isinstance(claim, Completed):
-            return _replayed(item, claim.result)
+            if not isinstance(claim.result, StoredOutcome):
+                raise TypeError(
+                    f"the ledger holds a completion step under request key {item.idempotency_key!r}"
+                )
+            return claim.result.replayed(item)
         if isinstance(claim, Busy):
             held = datetime.fromtimestamp(claim.lease_until, UTC).isoformat()
             info = ErrorInfo(
@@ -75,22 +87,6 @@ class CheckpointService:
             )
             raise TransientFailure(item, info)
         return self._create_once(item, claim, claimed_at=claimed_at, deadline=deadline)
-
-    def execute_all(
-        self, items: Sequence[WorkItem], *, deadline: float, max_workers: int
-    ) -> list[Outcome | TransientFailure]:
-        """Run items concurrently (at most `max_workers` CBR calls in flight), results in input order."""
-
-        def run(item: WorkItem) -> Outcome | TransientFailure:
-            try:
-                return self.execute(item, deadline=deadline)
-            except TransientFailure as failure:
-                return failure
-
-        if len(items) <= 1:
-            return [run(item) for item in items]
-        with ThreadPoolExecutor(max_workers=min(max_workers, len(items))) as pool:
-            return list(pool.map(run, items))
 
     def _create_once(
         self, request: BackupRequest, claim: Claimed, *, claimed_at: float, deadline: float
@@ -114,19 +110,19 @@ class CheckpointService:
                     )
                     return self._finish(Outcome("created", request, checkpoint=existing))
                 reconciling = False
-                time_left = deadline - self._retry.safety_margin - self._clock()
+                time_left = deadline - self._retry.safety_margin - self._clock.now()
                 created = self._cbr.create_checkpoint(
                     request.project_id, request.body, time_left=max(time_left, MIN_CALL_SECONDS)
                 )
                 return self._finish(Outcome("created", request, checkpoint=created.model_dump(mode="json")))
-            except CbrError as error:
+            except CbrCallFailed as error:
                 if error.ambiguous and reconcile_since is None:
                     reconcile_since = claimed_at
                 if not error.info.retryable and reconciling:
                     # CBR may hold a checkpoint for this key but would not let us look for it: the
                     # request's fate is unknown, so it is not Failed. Its trigger delivers it again.
                     self._ledger.release(
-                        request.idempotency_key, now=self._clock(), reconcile_since=reconcile_since
+                        request.idempotency_key, now=self._clock.now(), reconcile_since=reconcile_since
                     )
                     raise TransientFailure(request, error.info) from None
                 if not error.info.retryable:
@@ -135,13 +131,13 @@ class CheckpointService:
                 delay = self._retry.next_delay(
                     attempt,
                     retry_after=error.retry_after,
-                    now=self._clock(),
+                    now=self._clock.now(),
                     deadline=deadline,
                     rng=self._rng,
                 )
                 if delay is None:
                     self._ledger.release(
-                        request.idempotency_key, now=self._clock(), reconcile_since=reconcile_since
+                        request.idempotency_key, now=self._clock.now(), reconcile_since=reconcile_since
                     )
                     raise TransientFailure(request, error.info) from None
                 logger.info(
@@ -152,7 +148,8 @@ class CheckpointService:
                         "delay_seconds": round(delay, 3),
                     },
                 )
-                self._sleep(delay)
+                self._observer.request_retried(request, attempt, delay, error.info)
+                self._clock.sleep(delay)
 
     def _find_existing(self, request: BackupRequest, since: float) -> dict[str, Any] | None:
         start = datetime.fromtimestamp(since - RECONCILE_SKEW_SECONDS, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -174,7 +171,7 @@ class CheckpointService:
         """
         try:
             return self._cbr.show_checkpoint(request.project_id, checkpoint_id).model_dump(mode="json")
-        except CbrError as error:
+        except CbrCallFailed as error:
             if error.info.retryable:
                 raise
             logger.warning(
@@ -191,21 +188,5 @@ class CheckpointService:
         return CheckpointCreate.model_validate(described).model_dump(mode="json")
 
     def _finish(self, outcome: Outcome) -> Outcome:
-        result: dict[str, Any] = {"outcome": outcome.kind}
-        if outcome.checkpoint is not None:
-            result["checkpoint"] = outcome.checkpoint
-        if outcome.error is not None:
-            result["error"] = outcome.error.to_detail()
-        self._ledger.complete(outcome.item.idempotency_key, result, now=self._clock())
+        self._ledger.complete(outcome.item.idempotency_key, StoredOutcome.of(outcome), now=self._clock.now())
         return outcome
-
-
-def _replayed(request: BackupRequest, result: dict[str, Any]) -> Outcome:
-    error = result.get("error")
-    return Outcome(
-        result["outcome"],
-        request,
-        checkpoint=result.get("checkpoint"),
-        error=ErrorInfo(**error) if error else None,
-        duplicate=True,
-    )

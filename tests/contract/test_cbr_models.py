@@ -13,10 +13,11 @@ from huaweicloudsdkcbr.v1 import CbrClient as SdkCbrClient
 from huaweicloudsdkcbr.v1 import model as sdk
 from huaweicloudsdkcore.utils.http_utils import sanitize_for_serialization
 from pydantic import BaseModel, SecretStr
+from tests.fakes import FakeClock, FakeWatchQueue
 
 from cbr_checkpointer import models
 from cbr_checkpointer.cbr import AkSkCredentials, CbrClient, StaticCredentials
-from cbr_checkpointer.completion import CompletionService, WatchQueue
+from cbr_checkpointer.completion import CompletionService
 from cbr_checkpointer.domain import Trigger, WatchCheck
 from cbr_checkpointer.ledger import MemoryLedger
 
@@ -380,15 +381,6 @@ def test_every_legal_answer_reaches_the_caller_and_none_is_an_error(variant: Var
     assert cbr.asked == ["POST checkpoints", "GET checkpoints", "GET backups", "GET operation-logs"]
 
 
-class AcceptingSqs:
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-    def call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
-        self.sent.append(payload)
-        return {"MessageId": "m"}
-
-
 @pytest.mark.parametrize(
     ("variant", "end"),
     [
@@ -404,13 +396,13 @@ class AcceptingSqs:
 def test_a_completion_check_ends_or_goes_on_for_every_legal_answer(variant: Variant, end: str) -> None:
     # Given a finished checkpoint, whose answers are the generated ones
     cbr = ScriptedCbr(variant, "available")
-    sqs = AcceptingSqs()
+    queue = FakeWatchQueue()
     service = CompletionService(
         scripted_client(cbr),
         MemoryLedger(ttl_seconds=3600),
-        WatchQueue(sqs, "https://sqs.eu-west-1.amazonaws.com/123456789012/watch"),  # type: ignore[arg-type]
+        queue,
         max_age_seconds=24 * 3600,
-        clock=lambda: NOW.timestamp() + 60,
+        clock=FakeClock(NOW.timestamp() + 60),
     )
     check = WatchCheck(
         idempotency_key="k",
@@ -429,9 +421,9 @@ def test_a_completion_check_ends_or_goes_on_for_every_legal_answer(variant: Vari
     # Then it ends, or schedules the next check
     if end == "next check":
         assert outcome is None
-        assert len(sqs.sent) == 1
+        assert len(queue.sent) == 1
     else:
         assert outcome is not None
         assert outcome.kind == end
         assert outcome.error is None if end == "completed" else outcome.error is not None
-        assert sqs.sent == []
+        assert queue.sent == []

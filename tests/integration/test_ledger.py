@@ -9,7 +9,19 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from cbr_checkpointer.ledger import Busy, Claimed, Completed, DynamoDBLedger, Ledger, MemoryLedger
+from cbr_checkpointer.domain import (
+    Busy,
+    Claimed,
+    Completed,
+    ErrorInfo,
+    ResourceError,
+    ResourceResult,
+    StepDone,
+    StoredOutcome,
+    StoredResult,
+)
+from cbr_checkpointer.ledger import DynamoDBLedger, MemoryLedger
+from cbr_checkpointer.ports import Ledger
 from devtools.sandbox import Sandbox
 
 NOW = 1_800_000_000.0
@@ -57,16 +69,47 @@ def test_an_expired_lease_is_taken_over_with_reconciliation_from_the_first_claim
 def test_completed_keys_serve_their_result(make_ledger: LedgerFactory) -> None:
     ledger = make_ledger(3600)
     ledger.claim("k", now=NOW, lease_until=NOW + 60)
-    ledger.complete("k", {"outcome": "created", "checkpoint": {"id": "c1"}}, now=NOW + 1)
+    ledger.complete("k", StoredOutcome("created", checkpoint={"id": "c1"}), now=NOW + 1)
 
     assert ledger.claim("k", now=NOW + 2, lease_until=NOW + 62) == Completed(
-        {"outcome": "created", "checkpoint": {"id": "c1"}}
+        StoredOutcome("created", checkpoint={"id": "c1"})
     )
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        StoredOutcome("failed", error=ErrorInfo("api", "m", code="BackupService.6105", http_status=404)),
+        StoredOutcome(
+            "completed",
+            checkpoint={"id": "c1"},
+            resources=(
+                ResourceResult(
+                    "r", "available", "b-1", resource_name="web", resource_type="OS::Nova::Server"
+                ),
+                ResourceResult("v", "skipped", error=ResourceError(None, "busy")),
+            ),
+        ),
+        StoredOutcome("timed_out", resources=()),
+        StepDone(scheduled=True),
+        StepDone(next_attempt=3),
+        StepDone(final=True, message_id="m-1"),
+        StepDone(final=True),
+    ],
+    ids=["failed", "completed", "timed-out-no-resources", "scheduled", "next", "final", "final-no-message"],
+)
+def test_every_stored_result_reads_back_as_it_was_stored(
+    make_ledger: LedgerFactory, result: StoredResult
+) -> None:
+    ledger = make_ledger(3600)
+    ledger.complete("k", result, now=NOW)
+
+    assert ledger.claim("k", now=NOW + 1, lease_until=NOW + 60) == Completed(result)
 
 
 def test_completed_keys_are_forgotten_after_the_ttl(make_ledger: LedgerFactory) -> None:
     ledger = make_ledger(100)
-    ledger.complete("k", {"outcome": "created"}, now=NOW)
+    ledger.complete("k", StoredOutcome("created"), now=NOW)
 
     assert ledger.claim("k", now=NOW + 101, lease_until=NOW + 160) == Claimed(reconcile_since=None)
 
@@ -109,9 +152,7 @@ def test_two_racing_claimers_cannot_both_hold_a_key(make_ledger: LedgerFactory) 
 
 def test_releasing_a_completed_key_keeps_its_result(make_ledger: LedgerFactory) -> None:
     ledger = make_ledger(3600)
-    ledger.complete(
-        "k", {"outcome": "failed", "error": {"kind": "api", "message": "m", "retryable": False}}, now=NOW
-    )
+    ledger.complete("k", StoredOutcome("failed", error=ErrorInfo("api", "m")), now=NOW)
 
     ledger.release("k", now=NOW + 1, reconcile_since=None)
 

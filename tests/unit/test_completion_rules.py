@@ -1,35 +1,42 @@
 """Completion without sockets: the delay schedule, the watch message, and the rules of one check.
 
-CBR, SQS and the clock are in-memory fakes; the ledger is the real MemoryLedger.
+CBR, the watch queue and the clock are the fakes of tests/fakes.py; the ledger is the real MemoryLedger.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from tests.fakes import FakeCbr, FakeClock, FakeWatchQueue, FlakyLedger
 
-from cbr_checkpointer.aws import AwsError
 from cbr_checkpointer.cbr import CbrError
 from cbr_checkpointer.completion import (
-    MAX_DELAY_SECONDS,
     CompletionService,
-    WatchQueue,
     check_delay,
     check_key,
     completion_key,
-    follow_up,
     scheduled_key,
 )
-from cbr_checkpointer.domain import BackupRequest, ErrorInfo, Outcome, Rejected, Trigger, WatchCheck
-from cbr_checkpointer.ledger import Completed, MemoryLedger
-from cbr_checkpointer.models import CheckpointCreate
+from cbr_checkpointer.domain import (
+    BackupRequest,
+    Completed,
+    ErrorInfo,
+    Outcome,
+    OutcomeKind,
+    QueueUnavailable,
+    Rejected,
+    ResourceError,
+    ResourceResult,
+    StoredOutcome,
+    TransientFailure,
+    Trigger,
+    WatchCheck,
+)
+from cbr_checkpointer.ports import MAX_DELAY_SECONDS
 from cbr_checkpointer.publisher import detail_type, event_detail
-from cbr_checkpointer.retry import Retrier
-from cbr_checkpointer.service import TransientFailure
 from cbr_checkpointer.triggers import parse_sqs_record, parse_watch_record, watch_message
 from devtools.records import sqs_record
 
@@ -144,105 +151,25 @@ def test_an_empty_or_non_object_watch_is_rejected_with_reasons(watch: Any) -> No
     assert item.idempotency_key == "msg-1"
 
 
-# -- fakes ----------------------------------------------------------------------------------------------
-
-
-class FakeCbr:
-    """Scripted ShowCheckpoint / ListBackups / ListOpLogs answers; an exception instance is raised."""
-
-    def __init__(self) -> None:
-        self.status: str | Exception = "protecting"
-        self.backups: list[dict[str, Any]] | Exception = []
-        self.logs: list[dict[str, Any]] | Exception = []
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def show_checkpoint(self, project_id: str, checkpoint_id: str) -> CheckpointCreate:
-        self.calls.append(("show", {"project_id": project_id, "checkpoint_id": checkpoint_id}))
-        if isinstance(self.status, Exception):
-            raise self.status
-        return CheckpointCreate.model_validate(
-            {"id": checkpoint_id, "project_id": project_id, "status": self.status, "created_at": "2026"}
-        )
-
-    def list_backups(self, project_id: str, **filters: str) -> list[dict[str, Any]]:
-        self.calls.append(("backups", filters))
-        if isinstance(self.backups, Exception):
-            raise self.backups
-        return self.backups
-
-    def list_operation_logs(self, project_id: str, **filters: Any) -> list[dict[str, Any]]:
-        self.calls.append(("logs", filters))
-        if isinstance(self.logs, Exception):
-            raise self.logs
-        return self.logs
-
-
-class FakeSqs:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-        self.fail_with: AwsError | None = None
-        self.batch_failures: dict[str, dict[str, Any]] = {}
-
-    def call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
-        if self.fail_with is not None:
-            raise self.fail_with
-        self.sent.append((operation, payload))
-        if operation == "SendMessageBatch":
-            failed = [
-                {"Id": entry["Id"], **self.batch_failures.pop(entry["Id"])}
-                for entry in payload["Entries"]
-                if entry["Id"] in self.batch_failures
-            ]
-            ok = [
-                {"Id": entry["Id"]}
-                for entry in payload["Entries"]
-                if entry["Id"] not in {f["Id"] for f in failed}
-            ]
-            return {"Successful": ok, "Failed": failed}
-        return {"MessageId": "m"}
-
-    def bodies(self) -> list[tuple[dict[str, Any], int]]:
-        """(watch, DelaySeconds) of every message sent, in order."""
-        found = []
-        for operation, payload in self.sent:
-            entries = payload["Entries"] if operation == "SendMessageBatch" else [payload]
-            found.extend(
-                (json.loads(entry["MessageBody"])["watch"], entry["DelaySeconds"]) for entry in entries
-            )
-        return found
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now.timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+# -- the world of one check ----------------------------------------------------------------------------
 
 
 class World:
     def __init__(self, *, max_age: float = 24 * 3600) -> None:
         self.cbr = FakeCbr()
-        self.sqs = FakeSqs()
-        self.ledger = MemoryLedger(ttl_seconds=7 * 24 * 3600)
-        self.clock = Clock(T0 + timedelta(seconds=30))
+        self.queue = FakeWatchQueue()
+        self.ledger = FlakyLedger()
+        self.clock = FakeClock((T0 + timedelta(seconds=30)).timestamp())
         self.service = CompletionService(
-            self.cbr,  # type: ignore[arg-type]
-            self.ledger,
-            WatchQueue(
-                self.sqs,  # type: ignore[arg-type]
-                "https://sqs.us-east-1.amazonaws.com/123456789012/watch",
-                retry=Retrier(sleep=lambda _: None),
-            ),
-            max_age_seconds=max_age,
-            clock=self.clock,
+            self.cbr, self.ledger, self.queue, max_age_seconds=max_age, clock=self.clock
         )
 
     def check(self, check: WatchCheck, message_id: str = "msg-1") -> Outcome | None:
-        return self.service.check(check, deadline=self.clock() + DEADLINE_AHEAD, message_id=message_id)
+        return self.service.check(check, deadline=self.clock.now() + DEADLINE_AHEAD, message_id=message_id)
+
+    def scheduled(self) -> list[tuple[int, int]]:
+        """(attempt, delay) of every check scheduled."""
+        return [(check.attempt, delay) for check, delay in self.queue.sent]
 
 
 def backup(resource_id: str, status: str, backup_id: str = "b-1") -> dict[str, Any]:
@@ -280,11 +207,11 @@ def test_a_protecting_checkpoint_schedules_the_next_check_later_and_publishes_no
 
     assert world.check(make_check(attempt=2)) is None
 
-    ((watch, delay),) = world.sqs.bodies()
-    assert watch["attempt"] == 3
+    ((watch, delay),) = world.queue.sent
+    assert watch.attempt == 3
     assert delay == 120
-    assert watch["checkpoint_id"] == CHECKPOINT
-    assert watch["first_seen"] == T0.isoformat()
+    assert watch.checkpoint_id == CHECKPOINT
+    assert watch.first_seen == T0
     assert [name for name, _ in world.cbr.calls] == ["show"]
 
 
@@ -294,8 +221,7 @@ def test_the_last_delay_is_cut_so_the_timeout_lands_on_time() -> None:
 
     world.check(make_check(attempt=6))
 
-    ((_, delay),) = world.sqs.bodies()
-    assert delay == 30
+    assert world.scheduled() == [(7, 30)]
 
 
 def test_all_backups_available_is_completed_with_each_resource() -> None:
@@ -308,15 +234,11 @@ def test_all_backups_available_is_completed_with_each_resource() -> None:
     assert outcome is not None
     assert outcome.kind == "completed"
     assert outcome.resources == (
-        {
-            "resource_id": SERVER,
-            "resource_name": "res-94eb",
-            "resource_type": "OS::Nova::Server",
-            "backup_id": "b-server",
-            "status": "available",
-        },
+        ResourceResult(
+            SERVER, "available", "b-server", resource_name="res-94eb", resource_type="OS::Nova::Server"
+        ),
     )
-    assert world.sqs.sent == []
+    assert world.queue.sent == []
     assert ("backups", {"checkpoint_id": CHECKPOINT}) in world.cbr.calls
     assert not [call for call in world.cbr.calls if call[0] == "logs"]
     detail = event_detail(outcome)
@@ -329,6 +251,15 @@ def test_all_backups_available_is_completed_with_each_resource() -> None:
     assert detail["checks"] == 1
     assert detail["duplicate"] is False
     assert "error" not in detail
+    assert detail["resources"] == [
+        {
+            "resource_id": SERVER,
+            "resource_name": "res-94eb",
+            "resource_type": "OS::Nova::Server",
+            "backup_id": "b-server",
+            "status": "available",
+        }
+    ]
 
 
 def test_an_available_checkpoint_with_backups_still_running_is_looked_at_again() -> None:
@@ -337,7 +268,7 @@ def test_an_available_checkpoint_with_backups_still_running_is_looked_at_again()
     world.cbr.backups = [backup(SERVER, "protecting")]
 
     assert world.check(make_check()) is None
-    assert [watch["attempt"] for watch, _ in world.sqs.bodies()] == [2]
+    assert world.scheduled() == [(2, 60)]
 
 
 def test_a_failed_backup_is_failed_with_the_reason_of_its_own_task() -> None:
@@ -354,12 +285,11 @@ def test_a_failed_backup_is_failed_with_the_reason_of_its_own_task() -> None:
 
     assert outcome is not None
     assert outcome.kind == "failed"
-    by_id = {entry["resource_id"]: entry for entry in outcome.resources or ()}
-    assert "error" not in by_id[SERVER]
-    assert by_id[VOLUME]["error"] == {
-        "code": "BackupService.7003",
-        "message": "The disk status does not allow backup.",
-    }
+    by_id = {entry.resource_id: entry for entry in outcome.resources or ()}
+    assert by_id[SERVER].error is None
+    assert by_id[VOLUME].error == ResourceError(
+        "BackupService.7003", "The disk status does not allow backup."
+    )
     assert outcome.error is not None
     assert outcome.error.code == "BackupService.7003"
     assert VOLUME in outcome.error.message
@@ -378,6 +308,13 @@ def test_a_resource_skipped_at_the_create_fails_the_completion() -> None:
     assert outcome is not None
     assert outcome.kind == "failed"
     assert outcome.resources == (
+        ResourceResult(
+            SERVER,
+            "skipped",
+            error=ResourceError("NoBackup", "the request named this resource but CBR made no backup of it"),
+        ),
+    )
+    assert event_detail(outcome)["resources"] == [
         {
             "resource_id": SERVER,
             "backup_id": None,
@@ -386,8 +323,8 @@ def test_a_resource_skipped_at_the_create_fails_the_completion() -> None:
                 "code": "NoBackup",
                 "message": "the request named this resource but CBR made no backup of it",
             },
-        },
-    )
+        }
+    ]
 
 
 def test_failure_reasons_that_cannot_be_read_leave_the_failure_unexplained() -> None:
@@ -401,7 +338,9 @@ def test_failure_reasons_that_cannot_be_read_leave_the_failure_unexplained() -> 
     assert outcome is not None
     assert outcome.kind == "failed"
     assert outcome.resources is not None
-    assert outcome.resources[0]["error"]["code"] is None
+    error = outcome.resources[0].error
+    assert error is not None
+    assert error.code is None
 
 
 @pytest.mark.parametrize("status", ["deleted", "deleting", "error-deleting"])
@@ -525,23 +464,23 @@ def test_a_transient_cbr_error_hands_the_message_back_and_the_check_can_run_agai
     with pytest.raises(TransientFailure) as raised:
         world.check(make_check())
     assert raised.value.info.code == "APIGW.0308"
-    assert world.sqs.sent == []
+    assert world.queue.sent == []
 
     world.cbr.status = "protecting"
     assert world.check(make_check()) is None  # the claim was released
-    assert len(world.sqs.bodies()) == 1
+    assert len(world.queue.sent) == 1
 
 
 def test_a_next_check_that_cannot_be_sent_hands_the_message_back() -> None:
     world = World()
-    world.sqs.fail_with = AwsError("ServiceUnavailable", "down", http_status=503, retryable=True)
+    world.queue.down = QueueUnavailable("ServiceUnavailable", "down", http_status=503)
 
     with pytest.raises(TransientFailure):
         world.check(make_check())
 
-    world.sqs.fail_with = None
+    world.queue.down = None
     assert world.check(make_check()) is None
-    assert len(world.sqs.bodies()) == 1
+    assert len(world.queue.sent) == 1
 
 
 def test_past_the_maximum_age_a_protecting_checkpoint_times_out() -> None:
@@ -556,8 +495,8 @@ def test_past_the_maximum_age_a_protecting_checkpoint_times_out() -> None:
     assert outcome.error is not None
     assert outcome.error.kind == "timeout"
     assert outcome.resources is not None
-    assert outcome.resources[0]["status"] == "protecting"
-    assert world.sqs.sent == []
+    assert outcome.resources[0].status == "protecting"
+    assert world.queue.sent == []
     assert detail_type(outcome) == "CBR Checkpoint Timed Out"
 
 
@@ -582,7 +521,7 @@ def test_a_second_message_for_the_same_check_is_dropped() -> None:
     assert world.check(make_check(), "msg-a") is None
     assert world.check(make_check(), "msg-b") is None
 
-    assert [watch["attempt"] for watch, _ in world.sqs.bodies()] == [2]  # one chain, not two
+    assert world.scheduled() == [(2, 60)]  # one chain, not two
 
 
 def test_a_stale_check_is_dropped_after_the_chain_moved_on() -> None:
@@ -591,7 +530,7 @@ def test_a_stale_check_is_dropped_after_the_chain_moved_on() -> None:
     world.check(make_check(attempt=2), "msg-b")
 
     assert world.check(make_check(attempt=1), "msg-a-again") is None
-    assert [watch["attempt"] for watch, _ in world.sqs.bodies()] == [2, 3]
+    assert [attempt for attempt, _ in world.scheduled()] == [2, 3]
 
 
 def test_the_end_is_stored_once_and_only_its_own_message_republishes_it() -> None:
@@ -609,9 +548,11 @@ def test_the_end_is_stored_once_and_only_its_own_message_republishes_it() -> Non
     assert again is not None
     assert (again.kind, again.resources, again.duplicate) == (first.kind, first.resources, True)
     assert other is None
-    stored = world.ledger.claim(completion_key("nightly-key"), now=world.clock(), lease_until=world.clock())
+    now = world.clock.now()
+    stored = world.ledger.claim(completion_key("nightly-key"), now=now, lease_until=now)
     assert isinstance(stored, Completed)
-    assert stored.result["outcome"] == "completed"
+    assert isinstance(stored.result, StoredOutcome)
+    assert stored.result.kind == "completed"
 
 
 def test_two_different_ends_cannot_both_be_published() -> None:
@@ -630,67 +571,75 @@ def test_two_different_ends_cannot_both_be_published() -> None:
     assert later.duplicate is True
 
 
+# -- the ledger down -----------------------------------------------------------------------------------
+
+
+def test_given_the_ledger_down_at_the_claim_then_the_message_goes_back_without_looking() -> None:
+    world = World()
+    world.ledger.down = {"claim"}
+
+    with pytest.raises(TransientFailure) as raised:
+        world.check(make_check())
+
+    assert (raised.value.info.code, raised.value.info.retryable) == ("InternalServerError", True)
+    assert world.cbr.calls == []
+
+
+def test_given_the_end_cannot_be_stored_then_nothing_is_published_and_the_check_can_run_again() -> None:
+    world = World()
+    world.cbr.status = "available"
+    world.cbr.backups = [backup(SERVER, "available")]
+    world.ledger.down = {"complete"}
+
+    with pytest.raises(TransientFailure):
+        world.check(make_check())
+
+    world.ledger.down = set()
+    outcome = world.check(make_check())
+    assert outcome is not None
+    assert (outcome.kind, outcome.duplicate) == ("completed", False)
+
+
+def test_given_a_step_mark_that_cannot_be_written_then_the_chain_still_goes_on() -> None:
+    world = World()
+    world.ledger.down = {"complete"}
+
+    assert world.check(make_check()) is None
+
+    assert world.scheduled() == [(2, 60)]
+
+
 # -- after a Created ------------------------------------------------------------------------------------
 
 
-def created(key: str = "nightly-key", *, duplicate: bool = False, kind: str = "created") -> Outcome:
+def created(key: str = "nightly-key", *, duplicate: bool = False, kind: OutcomeKind = "created") -> Outcome:
     request = BackupRequest(idempotency_key=key, project_id=PROJECT, body=REQUEST, trigger=TRIGGER)
-    return Outcome(kind, request, checkpoint={"id": CHECKPOINT, "status": "protecting"}, duplicate=duplicate)  # type: ignore[arg-type]
+    return Outcome(kind, request, checkpoint={"id": CHECKPOINT, "status": "protecting"}, duplicate=duplicate)
 
 
 def test_each_created_checkpoint_schedules_its_first_check_in_one_batch() -> None:
     world = World()
     outcomes = [created(f"key-{i}") for i in range(12)] + [created("failed-one", kind="failed")]
 
-    assert world.service.follow(outcomes, deadline=world.clock() + 60) == []
+    assert world.service.follow(outcomes, deadline=world.clock.now() + 60) == []
 
-    assert [operation for operation, _ in world.sqs.sent] == ["SendMessageBatch", "SendMessageBatch"]
-    sent = world.sqs.bodies()
-    assert [watch["idempotency_key"] for watch, _ in sent] == [f"key-{i}" for i in range(12)]
-    assert {(watch["attempt"], delay) for watch, delay in sent} == {(1, 30)}
-    assert sent[0][0]["first_seen"] == datetime.fromtimestamp(world.clock(), UTC).isoformat()
+    sent = world.queue.sent
+    assert [watch.idempotency_key for watch, _ in sent] == [f"key-{i}" for i in range(12)]
+    assert set(world.scheduled()) == {(1, 30)}
+    assert sent[0][0].first_seen == datetime.fromtimestamp(world.clock.now(), UTC)
 
 
 def test_a_duplicate_created_schedules_only_when_the_first_delivery_could_not() -> None:
     world = World()
-    world.sqs.batch_failures = {"0": {"Code": "InternalError", "Message": "try later", "SenderFault": False}}
-    world.sqs.fail_with = AwsError("ServiceUnavailable", "down", http_status=503, retryable=True)
+    world.queue.down = QueueUnavailable("ServiceUnavailable", "down", http_status=503)
 
-    failed = world.service.follow([created()], deadline=world.clock() + 60)
+    failed = world.service.follow([created()], deadline=world.clock.now() + 60)
     assert [outcome.item.idempotency_key for outcome in failed] == ["nightly-key"]
 
-    world.sqs.fail_with = None
-    world.sqs.batch_failures = {}
-    assert world.service.follow([created(duplicate=True)], deadline=world.clock() + 60) == []
-    assert world.service.follow([created(duplicate=True)], deadline=world.clock() + 60) == []
-    assert len(world.sqs.bodies()) == 1
-
-
-def test_a_batch_entry_refused_by_sqs_is_retried_then_reported() -> None:
-    world = World()
-    world.sqs.batch_failures = {"1": {"Code": "InternalError", "Message": "try again", "SenderFault": False}}
-
-    assert world.service.follow([created("a"), created("b")], deadline=world.clock() + 60) == []
-    (_, first), (_, retry) = world.sqs.sent
-    assert [entry["Id"] for entry in first["Entries"]] == ["0", "1"]
-    assert [entry["Id"] for entry in retry["Entries"]] == ["0"]  # Ids number the entries of each call
-    assert json.loads(retry["Entries"][0]["MessageBody"])["watch"]["idempotency_key"] == "b"
-
-
-def test_a_batch_entry_refused_for_good_is_reported_at_once() -> None:
-    world = World()
-    world.sqs.batch_failures = {"0": {"Code": "InvalidMessageContents", "Message": "no", "SenderFault": True}}
-
-    failed = world.service.follow([created("a"), created("b")], deadline=world.clock() + 60)
-
-    assert [outcome.item.idempotency_key for outcome in failed] == ["a"]
-    assert len(world.sqs.sent) == 1
-
-
-def test_a_watch_message_without_a_watch_queue_goes_back_to_its_queue() -> None:
-    with pytest.raises(TransientFailure) as raised:
-        follow_up(None, make_check(), deadline=0)
-    assert raised.value.info.code == "WatchNotConfigured"
+    world.queue.down = None
+    assert world.service.follow([created(duplicate=True)], deadline=world.clock.now() + 60) == []
+    assert world.service.follow([created(duplicate=True)], deadline=world.clock.now() + 60) == []
+    assert len(world.queue.sent) == 1
 
 
 def _defaults() -> Any:

@@ -1,5 +1,6 @@
 """AWS without boto3: SigV4 signing and the AWS JSON protocol over httpx."""
 
+from cbr_checkpointer.aws.api import AwsJsonApi
 from cbr_checkpointer.aws.client import JSON_SERVICES, AwsError, AwsJsonClient, aws_json_client
 from cbr_checkpointer.aws.sigv4 import AwsCredentials, SigV4Auth, sign
 
@@ -7,6 +8,7 @@ __all__ = [
     "JSON_SERVICES",
     "AwsCredentials",
     "AwsError",
+    "AwsJsonApi",
     "AwsJsonClient",
     "SigV4Auth",
     "aws_json_client",

@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from cbr_checkpointer.aws.client import AwsError, AwsJsonClient
+from cbr_checkpointer.aws.api import AwsJsonApi
+from cbr_checkpointer.aws.client import AwsError
 from cbr_checkpointer.retry import Retrier
 
 Entry = TypeVar("Entry")
@@ -111,7 +112,7 @@ class PartialBatchSender(Generic[Entry]):
             attempt += 1
 
 
-def put_events(events: AwsJsonClient, entries: Sequence[Mapping[str, Any]]) -> list[EntryResult]:
+def put_events(events: AwsJsonApi, entries: Sequence[Mapping[str, Any]]) -> list[EntryResult]:
     """One PutEvents call; per entry, None when EventBridge took it, else its `ErrorCode`."""
     answer = events.call("PutEvents", {"Entries": list(entries)})
     if not answer.get("FailedEntryCount"):
@@ -135,7 +136,7 @@ def put_events(events: AwsJsonClient, entries: Sequence[Mapping[str, Any]]) -> l
 
 
 def send_message_batch(
-    sqs: AwsJsonClient, queue_url: str, entries: Sequence[Mapping[str, Any]]
+    sqs: AwsJsonApi, queue_url: str, entries: Sequence[Mapping[str, Any]]
 ) -> list[EntryResult]:
     """One SendMessageBatch call (entries without `Id`: they are numbered here); per entry, None when SQS
     took it. A failure that is the sender's fault (`SenderFault`) is not retryable."""

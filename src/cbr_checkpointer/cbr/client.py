@@ -28,6 +28,7 @@ from cbr_checkpointer.models import (
     Vault,
     VaultResourceInstancesReq,
 )
+from cbr_checkpointer.rate import AdaptiveLimiter, Verdict
 from cbr_checkpointer.tls import verified_tls_context
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,12 @@ def _collect_pages(
     return items, False
 
 
+def _no_permit_in_time(method: str, path: str, waited: float) -> CbrError:
+    message = f"{method} {path} not sent: the call limits allowed no start within {waited:.1f}s"
+    # Retryable and never ambiguous: nothing left this process.
+    return CbrError(ErrorInfo("throttled", message, retryable=True))
+
+
 class CbrClient:
     """CreateCheckpoint, ShowCheckpoint, ListBackups, ListOpLogs, ListVault and the tag query
     (ShowVaultResourceInstances) for one CBR endpoint.
@@ -127,6 +134,8 @@ class CbrClient:
     One attempt per call, except that a refusal of the credentials (APIGW.0301/0307,
     BackupService.9998, IAM 401) refreshes them and tries once more: the request was refused, so
     repeating it cannot create twice. Every other retry is the caller's business.
+
+    Every attempt starts only when `limiter` allows, and tells it whether the gateway throttled it.
     """
 
     def __init__(
@@ -139,8 +148,10 @@ class CbrClient:
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        limiter: AdaptiveLimiter | None = None,
     ) -> None:
         self._endpoint = endpoint.rstrip("/")
+        self._limiter = limiter or AdaptiveLimiter(max_connections)
         self._credentials = credentials
         self._max_connections = max_connections
         self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
@@ -324,13 +335,10 @@ class CbrClient:
         headers: Mapping[str, str] | None = None,
         time_left: float | None = None,
     ) -> httpx.Response:
-        timeout = self._timeout
-        if time_left is not None and self._timeout.read is not None and time_left < self._timeout.read:
-            timeout = httpx.Timeout(time_left, connect=min(time_left, self._timeout.connect or time_left))
         auth = _CbrAuth(self._credentials, self._tokens, project_id)
         try:
             return self._attempt(
-                method, path, auth, params=params, content=content, headers=headers, timeout=timeout
+                method, path, auth, params=params, content=content, headers=headers, time_left=time_left
             )
         except CbrError as error:
             if not error.is_auth_failure:
@@ -341,7 +349,7 @@ class CbrClient:
             self._tokens.invalidate(auth.token)
         auth = _CbrAuth(self._credentials, self._tokens, project_id)
         return self._attempt(
-            method, path, auth, params=params, content=content, headers=headers, timeout=timeout
+            method, path, auth, params=params, content=content, headers=headers, time_left=time_left
         )
 
     def _attempt(
@@ -353,16 +361,25 @@ class CbrClient:
         params: Mapping[str, str] | None,
         content: bytes | None,
         headers: Mapping[str, str] | None,
-        timeout: httpx.Timeout,
+        time_left: float | None,
     ) -> httpx.Response:
+        patience = time_left if time_left is not None else self._timeout.read or 0.0
+        permit = self._limiter.acquire(within=patience)
+        if permit is None:
+            raise _no_permit_in_time(method, path, patience)
+        timeout = self._timeout_for(None if time_left is None else time_left - permit.waited)
+        verdict: Verdict = "unknown"
         try:
             response = self._http().request(
                 method, path, params=params, content=content, headers=headers, auth=auth, timeout=timeout
             )
+            verdict = _verdict(response)
         except httpx.RequestError as error:
             failure = classify_transport_error(error).scrubbed(auth.secrets)
             logger.info("CBR %s %s failed: %s", method, path, failure.info.message)
             raise failure from None
+        finally:
+            self._limiter.release(permit, verdict)
         request_id = response.headers.get("X-Request-Id")
         if response.status_code == 200:
             logger.debug("CBR %s %s -> 200 (request id %s)", method, path, request_id)
@@ -377,6 +394,12 @@ class CbrClient:
             failure.info.request_id,
         )
         raise failure.scrubbed(auth.secrets)
+
+    def _timeout_for(self, time_left: float | None) -> httpx.Timeout:
+        """The configured timeouts, shortened to `time_left` when that is less."""
+        if time_left is None or self._timeout.read is None or time_left >= self._timeout.read:
+            return self._timeout
+        return httpx.Timeout(time_left, connect=min(time_left, self._timeout.connect or time_left))
 
     @staticmethod
     def _checkpoint(what: str, response: httpx.Response) -> CheckpointCreate:
@@ -418,6 +441,14 @@ def _every_page(what: str, page_at: Callable[[int], Sequence[ItemT]], *, max_pag
         )
         raise CbrError(ErrorInfo("api", message, retryable=False))
     return items
+
+
+def _verdict(response: httpx.Response) -> Verdict:
+    """For the limiter: did the gateway let this call through?"""
+    if response.status_code == 200:
+        return "admitted"
+    failure = classify_response(response.status_code, response.headers, response.content)
+    return "throttled" if failure.info.kind == "throttled" else "admitted"
 
 
 def _segment(value: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx2 as httpx
 
-from cbr_checkpointer.domain import ErrorInfo, ErrorKind
+from cbr_checkpointer.domain import CbrCallFailed, ErrorInfo, ErrorKind
 from cbr_checkpointer.retry import parse_retry_after
 
 MAX_MESSAGE_LENGTH = 512
@@ -46,7 +46,7 @@ def _auth(meaning: str) -> ErrorRule:
     return ErrorRule("auth", False, meaning, auth_failure=True)
 
 
-# Sources: research/cbr-api.md §3.2 (CBR error-code page, OTC appendix, API-gateway error table).
+# Sources: the CBR error-code page, the OTC appendix, and the API-gateway error table.
 ERROR_CODES: Mapping[str, ErrorRule] = {
     "BackupService.9900": ErrorRule("validation", False, "parameter verification failed"),
     # Not found
@@ -135,7 +135,7 @@ def _rule_for_status(status: int) -> ErrorRule:
     return ErrorRule("api", True, f"unexpected success status (HTTP {status})", ambiguous=True)
 
 
-class CbrError(Exception):
+class CbrError(CbrCallFailed):
     """A failed CBR (or IAM) call, classified. Its text never holds credentials or tokens."""
 
     def __init__(
@@ -146,10 +146,7 @@ class CbrError(Exception):
         ambiguous: bool = False,
         is_auth_failure: bool = False,
     ) -> None:
-        super().__init__(info.message)
-        self.info = info
-        self.retry_after = retry_after
-        self.ambiguous = ambiguous
+        super().__init__(info, retry_after=retry_after, ambiguous=ambiguous)
         self.is_auth_failure = is_auth_failure
 
     def __str__(self) -> str:

@@ -1,0 +1,218 @@
+"""The application: runs the work of one invocation and decides what goes back to its trigger.
+
+For a timer, rule or direct invocation: run its requests (concurrently, bounded), publish their
+outcomes, schedule the completion follow-up of each created checkpoint, and ask for the invocation
+to be retried when anything could not be finished, published or followed. For an SQS batch: the same
+per message, and the ids of the messages that must be delivered again. The Lambda event, Powertools
+and metrics stay in the handler; everything here goes through ports and is tested with fakes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from cbr_checkpointer.completion import CompletionService
+from cbr_checkpointer.domain import ErrorInfo, Outcome, Rejected, TransientFailure, WatchCheck, WorkItem
+from cbr_checkpointer.ports import EventSink, NoObserver, Observer
+from cbr_checkpointer.service import CheckpointService
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationResult:
+    """What came of a timer, rule or direct invocation."""
+
+    outcomes: tuple[Outcome, ...]
+    transient: tuple[TransientFailure, ...]
+    unpublished: tuple[Outcome, ...]
+    unfollowed: tuple[Outcome, ...]
+
+    @property
+    def must_retry(self) -> bool:
+        """Whether the invocation must fail, so that Lambda retries it (every finished request is served
+        again from the ledger, and those that were not finish then)."""
+        return bool(self.transient or self.unpublished or self.unfollowed)
+
+    def failure_message(self) -> str:
+        return (
+            f"{len(self.transient)} request(s) failed transiently and {len(self.unpublished)} outcome(s) "
+            f"were not published; {len(self.unfollowed)} completion check(s) could not be scheduled; the "
+            "invocation will be retried"
+        )
+
+    def summaries(self) -> list[dict[str, Any]]:
+        return [summary(outcome) for outcome in self.outcomes]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """What came of an SQS batch: `item_failures` are the ids of the messages to deliver again."""
+
+    item_failures: tuple[str, ...]
+    outcomes: tuple[Outcome, ...]
+    unpublished: tuple[Outcome, ...]
+    unfollowed: tuple[Outcome, ...]
+    requeued: int  # messages that failed by themselves (before publishing)
+    checks: int  # watch messages among them
+
+    def response(self) -> dict[str, Any]:
+        """The Lambda response for SQS partial batch failures."""
+        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in self.item_failures]}
+
+
+class Application:
+    def __init__(
+        self,
+        service: CheckpointService,
+        events: EventSink,
+        completion: CompletionService | None,
+        *,
+        max_workers: int,
+        observer: Observer | None = None,
+    ) -> None:
+        self._service = service
+        self._events = events
+        self._completion = completion
+        self._max_workers = max_workers
+        self._observer = observer or NoObserver()
+
+    def run_invocation(self, items: Sequence[WorkItem], *, deadline: float) -> InvocationResult:
+        """Run a timer's, rule's or direct invocation's requests to their ends and publish them."""
+        results = self._execute_all(items, deadline=deadline)
+        outcomes = [result for result in results if isinstance(result, Outcome)]
+        transient = [result for result in results if isinstance(result, TransientFailure)]
+        unpublished, unfollowed = self.publish_and_follow(outcomes, deadline=deadline)
+        return InvocationResult(tuple(outcomes), tuple(transient), tuple(unpublished), tuple(unfollowed))
+
+    def sqs_batch(self, *, deadline: float) -> SqsBatch:
+        """A batch to run message by message (from any thread), then to `finish`."""
+        return SqsBatch(self, deadline=deadline)
+
+    def run_watch(self, item: WatchCheck | Rejected, *, deadline: float, message_id: str) -> Outcome | None:
+        """One watch message: a completion check (its final outcome, or None when it goes on), or the
+        rejection of a malformed message. Raises TransientFailure when it must be delivered again."""
+        if isinstance(item, Rejected):
+            return Outcome("rejected", item, error=item.error_info())
+        if self._completion is None:
+            # Not followed here: back to the queue, and after its receives to the watch DLQ (alarmed).
+            info = ErrorInfo(
+                "api",
+                "a watch message arrived but WATCH_QUEUE_URL is not set: completion is not followed",
+                code="WatchNotConfigured",
+                retryable=True,
+            )
+            raise TransientFailure(item, info)
+        return self._completion.check(item, deadline=deadline, message_id=message_id)
+
+    def execute(self, item: WorkItem, *, deadline: float) -> Outcome:
+        return self._service.execute(item, deadline=deadline)
+
+    def publish_and_follow(
+        self, outcomes: Sequence[Outcome], *, deadline: float
+    ) -> tuple[list[Outcome], list[Outcome]]:
+        """Publish the outcomes, then schedule the first completion check of each created checkpoint;
+        the outcomes that were not published, and those whose check could not be scheduled."""
+        if not outcomes:
+            return [], []
+        unpublished = self._events.publish(outcomes)
+        published = [outcome for outcome in outcomes if not _among(outcome, unpublished)]
+        self._observer.events_published(published, unpublished)
+        unfollowed = [] if self._completion is None else self._completion.follow(outcomes, deadline=deadline)
+        return unpublished, unfollowed
+
+    def _execute_all(self, items: Sequence[WorkItem], *, deadline: float) -> list[Outcome | TransientFailure]:
+        """Run items concurrently (at most `max_workers` at once), results in input order."""
+
+        def run(item: WorkItem) -> Outcome | TransientFailure:
+            try:
+                return self._service.execute(item, deadline=deadline)
+            except TransientFailure as failure:
+                return failure
+
+        if len(items) <= 1:
+            return [run(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(self._max_workers, len(items))) as pool:
+            return list(pool.map(run, items))
+
+
+class SqsBatch:
+    """One SQS batch in progress. Each message runs through `run_requests` or `run_watch` (which raise
+    TransientFailure when that message must be delivered again), then `finish` publishes what finished
+    and names every message to deliver again."""
+
+    def __init__(self, application: Application, *, deadline: float) -> None:
+        self._application = application
+        self._deadline = deadline
+        self._finished: list[tuple[str, Outcome]] = []
+        self._checks = 0
+        self._lock = threading.Lock()
+
+    def run_requests(self, message_id: str, items: Sequence[WorkItem]) -> None:
+        """Every request of one message; the first transient failure is raised after all were tried."""
+        first_failure: TransientFailure | None = None
+        for item in items:
+            try:
+                outcome = self._application.execute(item, deadline=self._deadline)
+            except TransientFailure as failure:
+                first_failure = first_failure or failure
+                continue
+            with self._lock:
+                self._finished.append((message_id, outcome))
+        if first_failure is not None:
+            raise first_failure
+
+    def run_watch(self, message_id: str, item: WatchCheck | Rejected) -> None:
+        with self._lock:
+            self._checks += 1
+        final = self._application.run_watch(item, deadline=self._deadline, message_id=message_id)
+        if final is not None:
+            with self._lock:
+                self._finished.append((message_id, final))
+
+    def finish(self, failed_message_ids: Collection[str]) -> BatchResult:
+        """Publish and follow what finished; `failed_message_ids` are the messages that raised.
+
+        A message goes back to its queue when it failed, when one of its outcomes was not published, or
+        when the first completion check of a checkpoint it created could not be scheduled.
+        """
+        with self._lock:
+            finished = list(self._finished)
+            checks = self._checks
+        outcomes = [outcome for _, outcome in finished]
+        unpublished, unfollowed = self._application.publish_and_follow(outcomes, deadline=self._deadline)
+        again = list(dict.fromkeys(failed_message_ids))
+        for message_id, outcome in finished:
+            if message_id not in again and (_among(outcome, unpublished) or _among(outcome, unfollowed)):
+                again.append(message_id)
+        return BatchResult(
+            item_failures=tuple(again),
+            outcomes=tuple(outcomes),
+            unpublished=tuple(unpublished),
+            unfollowed=tuple(unfollowed),
+            requeued=len(set(failed_message_ids)),
+            checks=checks,
+        )
+
+
+def summary(outcome: Outcome) -> dict[str, Any]:
+    """One outcome in a line: what the invocation returns and what the log says."""
+    result: dict[str, Any] = {"idempotency_key": outcome.item.idempotency_key, "outcome": outcome.kind}
+    if outcome.checkpoint is not None:
+        result["checkpoint_id"] = outcome.checkpoint.get("id")
+    if outcome.error is not None:
+        result["error"] = {
+            "kind": outcome.error.kind,
+            "code": outcome.error.code,
+            "message": outcome.error.message,
+        }
+    if outcome.duplicate:
+        result["duplicate"] = True
+    return result
+
+
+def _among(outcome: Outcome, outcomes: Sequence[Outcome]) -> bool:
+    """Whether this very outcome is one of `outcomes` (two equal outcomes of two messages are not)."""
+    return any(outcome is other for other in outcomes)

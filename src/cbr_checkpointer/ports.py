@@ -1,0 +1,145 @@
+"""The ports: everything the rules call, as Protocols the adapters implement structurally.
+
+The services and the application depend on these and on the domain only; runtime.py plugs the
+adapters in (CbrClient, DynamoDBLedger or MemoryLedger, EventPublisher, SqsWatchQueue). Each port
+raises the domain's errors, never an adapter's own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from cbr_checkpointer.domain import (
+    BackupRequest,
+    ClaimResult,
+    ErrorInfo,
+    Outcome,
+    QueueUnavailable,
+    StoredResult,
+    WatchCheck,
+    WorkItem,
+)
+from cbr_checkpointer.models import CheckpointCreate
+
+
+class Cbr(Protocol):
+    """The CBR calls the rules make; each raises CbrCallFailed when CBR did not do what was asked."""
+
+    def create_checkpoint(
+        self, project_id: str, body: Mapping[str, Any], *, time_left: float | None = None
+    ) -> CheckpointCreate:
+        """Create a checkpoint from `body` as is, waiting at most `time_left` seconds for the answer."""
+        ...
+
+    def show_checkpoint(self, project_id: str, checkpoint_id: str) -> CheckpointCreate: ...
+
+    def list_backups(self, project_id: str, **filters: str) -> list[dict[str, Any]]:
+        """Backups matching `filters` (vault_id, name, checkpoint_id, start_time, ...), newest first."""
+        ...
+
+    def list_operation_logs(
+        self, project_id: str, *, max_pages: int = 5, **filters: str
+    ) -> list[dict[str, Any]]:
+        """Operation logs (tasks) matching `filters` (vault_id, operation_type, ...), newest first."""
+        ...
+
+
+class Ledger(Protocol):
+    """The idempotency ledger; every call raises LedgerUnavailable when the store cannot be reached."""
+
+    def claim(
+        self, key: str, *, now: float, lease_until: float, request: dict[str, Any] | None = None
+    ) -> ClaimResult:
+        """Take the key until `lease_until`; `request` is the body this claimer means to send."""
+        ...
+
+    def complete(self, key: str, result: StoredResult, *, now: float) -> None: ...
+
+    def release(self, key: str, *, now: float, reconcile_since: float | None) -> None:
+        """Give the key back after a transient failure.
+
+        `reconcile_since` is set when CBR may already have acted on the key: the next claimer then
+        looks for a checkpoint created since that time before creating one.
+        """
+        ...
+
+
+class EventSink(Protocol):
+    def publish(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
+        """One event per outcome; returns the outcomes that could not be published, in the order given."""
+        ...
+
+
+# The longest a watch message can be held back (SQS DelaySeconds allows at most 900).
+MAX_DELAY_SECONDS = 900
+
+
+class WatchQueue(Protocol):
+    def send(self, check: WatchCheck, delay_seconds: int) -> None:
+        """Schedule one check `delay_seconds` from now; raises QueueUnavailable when it was not taken."""
+        ...
+
+    def send_all(self, checks: Sequence[tuple[WatchCheck, int]]) -> list[QueueUnavailable | None]:
+        """Schedule many checks; per check, None when it was taken or the error that kept it back."""
+        ...
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds since the epoch."""
+        ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class Observer(Protocol):
+    """Hooks into the life of an invocation, for whoever watches it (the command line, tests)."""
+
+    def request_started(self, item: WorkItem) -> None: ...
+
+    def request_retried(
+        self, item: BackupRequest, attempt: int, delay_seconds: float, error: ErrorInfo
+    ) -> None: ...
+
+    def request_finished(self, item: WorkItem, result: Outcome | BaseException) -> None:
+        """`result` is the outcome, or what was raised instead (TransientFailure, or a fault)."""
+        ...
+
+    def events_published(self, published: Sequence[Outcome], unpublished: Sequence[Outcome]) -> None: ...
+
+    def invocation_failed(self, error: BaseException) -> None:
+        """What the handler raised to Lambda."""
+        ...
+
+
+class SystemClock:
+    """The clock of the machine."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class NoObserver:
+    """Watches nothing: the observer when nobody asked for one."""
+
+    def request_started(self, item: WorkItem) -> None:
+        pass
+
+    def request_retried(
+        self, item: BackupRequest, attempt: int, delay_seconds: float, error: ErrorInfo
+    ) -> None:
+        pass
+
+    def request_finished(self, item: WorkItem, result: Outcome | BaseException) -> None:
+        pass
+
+    def events_published(self, published: Sequence[Outcome], unpublished: Sequence[Outcome]) -> None:
+        pass
+
+    def invocation_failed(self, error: BaseException) -> None:
+        pass

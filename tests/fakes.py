@@ -1,0 +1,224 @@
+"""In-memory stand-ins for every port, for unit tests: no sockets, no sleeping, no wall clock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cbr_checkpointer.aws import AwsError
+from cbr_checkpointer.domain import (
+    BackupRequest,
+    ClaimResult,
+    ErrorInfo,
+    LedgerUnavailable,
+    Outcome,
+    QueueUnavailable,
+    StoredResult,
+    WatchCheck,
+    WorkItem,
+)
+from cbr_checkpointer.ledger import MemoryLedger
+from cbr_checkpointer.models import CheckpointCreate
+
+CbrAnswer = CheckpointCreate | Exception
+
+
+class FakeCbr:
+    """CBR with scripted answers. Each call records `(name, arguments)`.
+
+    `creates` is a queue of answers for CreateCheckpoint (an exception instance is raised); once empty,
+    each create answers a new checkpoint. `status`, `backups` and `logs` answer ShowCheckpoint,
+    ListBackups and ListOpLogs (an exception instance is raised instead).
+    """
+
+    def __init__(self) -> None:
+        self.creates: list[CbrAnswer] = []
+        self.status: str | Exception = "protecting"
+        self.backups: list[dict[str, Any]] | Exception = []
+        self.logs: list[dict[str, Any]] | Exception = []
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def create_checkpoint(
+        self, project_id: str, body: Mapping[str, Any], *, time_left: float | None = None
+    ) -> CheckpointCreate:
+        self.calls.append(("create", {"project_id": project_id, "body": body, "time_left": time_left}))
+        answer = self.creates.pop(0) if self.creates else checkpoint(f"cp-{len(self.calls)}", project_id)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def show_checkpoint(self, project_id: str, checkpoint_id: str) -> CheckpointCreate:
+        self.calls.append(("show", {"project_id": project_id, "checkpoint_id": checkpoint_id}))
+        if isinstance(self.status, Exception):
+            raise self.status
+        return checkpoint(checkpoint_id, project_id, self.status)
+
+    def list_backups(self, project_id: str, **filters: str) -> list[dict[str, Any]]:
+        self.calls.append(("backups", dict(filters)))
+        if isinstance(self.backups, Exception):
+            raise self.backups
+        return self.backups
+
+    def list_operation_logs(
+        self, project_id: str, *, max_pages: int = 5, **filters: str
+    ) -> list[dict[str, Any]]:
+        self.calls.append(("logs", dict(filters)))
+        if isinstance(self.logs, Exception):
+            raise self.logs
+        return self.logs
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+
+def checkpoint(checkpoint_id: str, project_id: str, status: str = "protecting") -> CheckpointCreate:
+    return CheckpointCreate.model_validate(
+        {"id": checkpoint_id, "project_id": project_id, "status": status, "created_at": "2026-11-27T02:00:00"}
+    )
+
+
+class FakeClock:
+    """Time that moves only when told to, or when someone sleeps."""
+
+    def __init__(self, now: float) -> None:
+        self._now = now
+        self.slept: list[float] = []
+
+    def now(self) -> float:
+        return self._now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self._now += seconds
+
+    def advance(self, seconds: float) -> None:
+        self._now += seconds
+
+
+class FakeEventSink:
+    """Keeps what it published; refuses the outcomes of the keys in `refused_keys`."""
+
+    def __init__(self) -> None:
+        self.published: list[Outcome] = []
+        self.refused_keys: set[str] = set()
+
+    def publish(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
+        unpublished = [outcome for outcome in outcomes if outcome.item.idempotency_key in self.refused_keys]
+        self.published.extend(
+            outcome for outcome in outcomes if outcome.item.idempotency_key not in self.refused_keys
+        )
+        return unpublished
+
+
+class FakeWatchQueue:
+    """Keeps the checks it was given as `(check, delay_seconds)`; `down` makes it refuse every one."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[WatchCheck, int]] = []
+        self.down: QueueUnavailable | None = None
+
+    def send(self, check: WatchCheck, delay_seconds: int) -> None:
+        if self.down is not None:
+            raise self.down
+        self.sent.append((check, delay_seconds))
+
+    def send_all(self, checks: Sequence[tuple[WatchCheck, int]]) -> list[QueueUnavailable | None]:
+        if self.down is not None:
+            return [self.down for _ in checks]
+        self.sent.extend(checks)
+        return [None for _ in checks]
+
+
+@dataclass
+class RecordingObserver:
+    """Everything the observer hooks were told, in order."""
+
+    started: list[WorkItem] = field(default_factory=list)
+    retried: list[tuple[str, int, float, str | None]] = field(default_factory=list)
+    finished: list[tuple[WorkItem, Outcome | BaseException]] = field(default_factory=list)
+    published: list[Outcome] = field(default_factory=list)
+    unpublished: list[Outcome] = field(default_factory=list)
+    failures: list[BaseException] = field(default_factory=list)
+
+    def request_started(self, item: WorkItem) -> None:
+        self.started.append(item)
+
+    def request_retried(
+        self, item: BackupRequest, attempt: int, delay_seconds: float, error: ErrorInfo
+    ) -> None:
+        self.retried.append((item.idempotency_key, attempt, delay_seconds, error.code))
+
+    def request_finished(self, item: WorkItem, result: Outcome | BaseException) -> None:
+        self.finished.append((item, result))
+
+    def events_published(self, published: Sequence[Outcome], unpublished: Sequence[Outcome]) -> None:
+        self.published.extend(published)
+        self.unpublished.extend(unpublished)
+
+    def invocation_failed(self, error: BaseException) -> None:
+        self.failures.append(error)
+
+
+class FakeSqs:
+    """The AWS JSON client of SQS, in memory: takes SendMessage / SendMessageBatch, or fails as told."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.fail_with: AwsError | None = None
+        # Entry id -> the `Failed` entry SQS reports for it (once).
+        self.batch_failures: dict[str, dict[str, Any]] = {}
+
+    def call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.sent.append((operation, payload))
+        if operation == "SendMessageBatch":
+            failed = [
+                {"Id": entry["Id"], **self.batch_failures.pop(entry["Id"])}
+                for entry in payload["Entries"]
+                if entry["Id"] in self.batch_failures
+            ]
+            failed_ids = {entry["Id"] for entry in failed}
+            ok = [{"Id": entry["Id"]} for entry in payload["Entries"] if entry["Id"] not in failed_ids]
+            return {"Successful": ok, "Failed": failed}
+        return {"MessageId": "m"}
+
+    def bodies(self) -> list[tuple[dict[str, Any], int]]:
+        """(watch, DelaySeconds) of every message sent, in order."""
+        found: list[tuple[dict[str, Any], int]] = []
+        for operation, payload in self.sent:
+            entries = payload["Entries"] if operation == "SendMessageBatch" else [payload]
+            found.extend(
+                (json.loads(entry["MessageBody"])["watch"], entry["DelaySeconds"]) for entry in entries
+            )
+        return found
+
+
+class FlakyLedger:
+    """The MemoryLedger, except that the operations named in `down` raise LedgerUnavailable."""
+
+    def __init__(self, ttl_seconds: float = 7 * 24 * 3600) -> None:
+        self.memory = MemoryLedger(ttl_seconds=ttl_seconds)
+        self.down: set[str] = set()
+        self.calls: list[tuple[str, str]] = []
+
+    def claim(
+        self, key: str, *, now: float, lease_until: float, request: dict[str, Any] | None = None
+    ) -> ClaimResult:
+        self._call("claim", key)
+        return self.memory.claim(key, now=now, lease_until=lease_until, request=request)
+
+    def complete(self, key: str, result: StoredResult, *, now: float) -> None:
+        self._call("complete", key)
+        self.memory.complete(key, result, now=now)
+
+    def release(self, key: str, *, now: float, reconcile_since: float | None) -> None:
+        self._call("release", key)
+        self.memory.release(key, now=now, reconcile_since=reconcile_since)
+
+    def _call(self, operation: str, key: str) -> None:
+        self.calls.append((operation, key))
+        if operation in self.down:
+            raise LedgerUnavailable("InternalServerError", f"{operation} failed", http_status=500)
