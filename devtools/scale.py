@@ -116,6 +116,7 @@ class ScaleResult:
     request_vaults: dict[str, str]  # message id -> the vault its request names
     dead_letters: int
     load_average: tuple[float, float, float]  # 1, 5 and 15 minutes, when the run started
+    load_average_end: tuple[float, float, float]  # when the queue was drained
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -236,6 +237,7 @@ def run_scale(config: ScaleConfig) -> ScaleResult:
             request_vaults=feeder.request_vaults,
             dead_letters=_depth(sandbox, dead_letter_url),
             load_average=load_average,
+            load_average_end=os.getloadavg(),
         )
     result.problems = result.check()
     return result
@@ -333,7 +335,7 @@ def table_rows(result: ScaleResult) -> list[tuple[str, str]]:
     reported = {
         event["detail"]["idempotency_key"] for event in result.events if event["detail-type"] == CREATED
     }
-    load = result.load_average
+    start, end = result.load_average, result.load_average_end
     return [
         ("vaults (one request each)", f"{wanted:,}"),
         ("create rate limit", f"{config.rate:g}/s (burst {RateLimit(config.rate).capacity})"),
@@ -361,7 +363,8 @@ def table_rows(result: ScaleResult) -> list[tuple[str, str]]:
             f"up to {config.backlog}, topped up as it drains ({result.enqueue_seconds:.1f} s for the first, "
             "before the clock)",
         ),
-        ("load average at the start (1/5/15 min)", f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}"),
+        ("load average at the start (1/5/15 min)", f"{start[0]:.2f} / {start[1]:.2f} / {start[2]:.2f}"),
+        ("load average at the end (1/5/15 min)", f"{end[0]:.2f} / {end[1]:.2f} / {end[2]:.2f}"),
     ]
 
 
@@ -426,6 +429,7 @@ def summary(result: ScaleResult, commit: str) -> dict[str, Any]:
         "handed_back": result.mapping.handed_back,
         "problems": len(result.problems),
         "load_average": [round(value, 2) for value in result.load_average],
+        "load_average_end": [round(value, 2) for value in result.load_average_end],
     }
 
 
@@ -457,7 +461,8 @@ def section(
         "",
         f"- command: `{command}` at commit {commit} ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
         f"- machine: {os.cpu_count()} CPUs ({platform.machine()}, {platform.system()} {platform.release()}), "
-        f"load average {'/'.join(f'{v:.2f}' for v in result.load_average)} (1/5/15 min) at the start",
+        f"load average {'/'.join(f'{v:.2f}' for v in result.load_average)} (1/5/15 min) at the start, "
+        f"{'/'.join(f'{v:.2f}' for v in result.load_average_end)} at the end (the machine is shared)",
         f"- checks: {'all passed' if not result.problems else '; '.join(result.problems)}",
         "",
         "| figure | value |",
@@ -472,7 +477,7 @@ def section(
             "Latest runs, newest first:",
             "",
             "| date (UTC) | commit | vaults | rate | environments | wall / floor | throttled / checkpoint "
-            "| handed back | checks | load (1 min) |",
+            "| handed back | checks | load (1 min, start / end) |",
             "|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
         ]
         for run in reversed(history):
@@ -482,10 +487,15 @@ def section(
                 f"| {run_config['environments']} | {run['wall_over_floor']:.2f} "
                 f"| {run['throttled_per_checkpoint']:.2f} | {run['handed_back']:,} "
                 f"| {'passed' if not run['problems'] else str(run['problems']) + ' problem(s)'} "
-                f"| {run['load_average'][0]:.2f} |"
+                f"| {run['load_average'][0]:.2f} / {_end_load(run)} |"
             )
     lines.append(SECTION_END)
     return "\n".join(lines)
+
+
+def _end_load(run: dict[str, Any]) -> str:
+    end = run.get("load_average_end")  # not kept by the first runs
+    return "?" if end is None else f"{end[0]:.2f}"
 
 
 def scale_section(document: str) -> str | None:

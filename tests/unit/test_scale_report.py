@@ -55,6 +55,7 @@ def _result(**changes: Any) -> ScaleResult:
         "request_vaults": {f"m{index}": vault for index, vault in enumerate(vaults)},
         "dead_letters": 0,
         "load_average": (0.5, 0.5, 0.5),
+        "load_average_end": (0.7, 0.6, 0.5),
     }
     return ScaleResult(**(fields | changes))
 
