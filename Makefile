@@ -167,7 +167,7 @@ faults: $(STAMP)
 # A fleet run (devtools/scale.py): one SQS request per vault, drained by a local event source mapping of
 # ENVIRONMENTS warm environments (processes) against the emulator with a create rate limit of RATE/s;
 # checks every vault got exactly one checkpoint and nothing was lost, prints the table, writes the
-# scale section of BENCHMARKS.md and benchmarks/scale-progress.png. About 1.1 x VAULTS / RATE seconds.
+# scale section of BENCHMARKS.md and benchmarks/scale-progress.png. About 1.1-1.3 x VAULTS / RATE seconds.
 VAULTS ?= 1000
 RATE ?= 5
 ENVIRONMENTS ?= 4
