@@ -100,6 +100,8 @@ class MappingReport:
     drained: bool
     seconds: float
     invocations: list[Invocation] = field(default_factory=list)
+    # ReceiveMessage or DeleteMessageBatch calls that failed (the environment polled on)
+    poll_errors: list[str] = field(default_factory=list)
 
     @property
     def records(self) -> int:
@@ -140,6 +142,7 @@ class EventSourceMapping:
         self._messages: Queue[tuple[str, Any]] = self._context.Queue()
         self._processes: list[SpawnProcess] = []
         self._invocations: list[Invocation] = []
+        self._poll_errors: list[str] = []
 
     def __enter__(self) -> Self:
         for index in range(self.config.environments):
@@ -195,7 +198,12 @@ class EventSourceMapping:
         finally:
             sqs.close()
             self._shut_down()
-        return MappingReport(drained=drained, seconds=seconds, invocations=list(self._invocations))
+        return MappingReport(
+            drained=drained,
+            seconds=seconds,
+            invocations=list(self._invocations),
+            poll_errors=list(self._poll_errors),
+        )
 
     def _queue_is_empty(self, sqs: AwsJsonClient) -> bool:
         """No message visible, in flight (received, not deleted) or delayed: every batch is done."""
@@ -219,6 +227,8 @@ class EventSourceMapping:
                 return
             if kind == "invocation":
                 self._invocations.append(payload)
+            elif kind == "poll error":
+                self._poll_errors.append(payload)
 
     def _next_message(self, give_up: float, waiting_for: str) -> tuple[str, Any]:
         while True:
@@ -282,17 +292,23 @@ def _serve(
     go.wait()
     with contextlib.closing(sqs):
         while not stop.is_set():
-            received = sqs.call(
-                "ReceiveMessage",
-                {
-                    "QueueUrl": config.queue_url,
-                    "MaxNumberOfMessages": config.batch_size,
-                    "WaitTimeSeconds": WAIT_TIME_SECONDS,
-                    "AttributeNames": ["All"],
-                },
-            ).get("Messages", [])
-            if received:
-                messages.put(("invocation", _invoke(index, config, handler, sqs, received)))
+            try:
+                received = sqs.call(
+                    "ReceiveMessage",
+                    {
+                        "QueueUrl": config.queue_url,
+                        "MaxNumberOfMessages": config.batch_size,
+                        "WaitTimeSeconds": WAIT_TIME_SECONDS,
+                        "AttributeNames": ["All"],
+                    },
+                ).get("Messages", [])
+                if received:
+                    messages.put(("invocation", _invoke(index, config, handler, sqs, received)))
+            except Exception as error:
+                # The poller carries on, as Lambda's does; what it could not delete comes back after
+                # the visibility timeout.
+                messages.put(("poll error", f"{type(error).__name__}: {error}"))
+                stop.wait(WAIT_TIME_SECONDS)
     messages.close()
     messages.join_thread()
 

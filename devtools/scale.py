@@ -355,6 +355,7 @@ def table_rows(result: ScaleResult) -> list[tuple[str, str]]:
         ("throttled answers (429 APIGW.0308)", f"{result.throttled:,}"),
         ("throttled answers per checkpoint", f"{result.throttled_per_checkpoint:.2f}"),
         ("invocations", f"{len(mapping.invocations):,}"),
+        ("failed ReceiveMessage / DeleteMessageBatch calls", f"{len(mapping.poll_errors)}"),
         ("records handed to the handler", f"{mapping.records:,}"),
         ("records handed back (batchItemFailures)", f"{mapping.handed_back:,}"),
         ("records delivered again", f"{mapping.redelivered:,}"),

@@ -64,6 +64,7 @@ def test_a_fleet_gives_every_vault_exactly_one_checkpoint_under_a_create_rate_li
     assert all(max(invocation.receive_counts) <= MAX_RECEIVES for invocation in mapping.invocations)
     assert {invocation.environment for invocation in mapping.invocations} == set(range(ENVIRONMENTS))
     assert mapping.errors == []
+    assert mapping.poll_errors == []
     # Progress was sampled from the start to the last checkpoint
     checkpoints = [sample.checkpoints for sample in result.samples]
     assert checkpoints == sorted(checkpoints)
