@@ -139,9 +139,14 @@ class RedactSecrets(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) or record.args:
-            record.msg, record.args = redact(record.getMessage()), None
-        elif not isinstance(record.msg, str):
+        if record.args:
+            try:
+                message = record.getMessage()
+            except (TypeError, ValueError):
+                # A call whose arguments do not fit its format: keep both, masked, rather than raise.
+                message = f"{record.msg} {record.args!r}"
+            record.msg, record.args = redact(message), None
+        else:
             record.msg = redacted_value(record.msg)
         for name, value in list(vars(record).items()):
             if name not in _STANDARD_RECORD_FIELDS:

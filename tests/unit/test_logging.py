@@ -232,6 +232,17 @@ def test_records_are_masked_in_place_for_every_handler_after_ours(caplog: pytest
     _assert_no_form_of(PLANTED, caplog.text)
 
 
+def test_a_call_whose_arguments_do_not_fit_its_format_is_written_masked_not_raised(
+    captured: Captured,
+) -> None:
+    remember(PLANTED)
+    cbr_client.logger.info("only one %s", PLANTED, "and one too many")
+
+    (line,) = captured.lines()
+    assert line["message"].startswith("only one %s ")
+    _assert_no_form_of(PLANTED, captured.text)
+
+
 # -- the registry
 
 
