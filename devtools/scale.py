@@ -165,7 +165,7 @@ class ScaleResult:
         vaults: dict[str, set[str]] = {}
         for event in self.events:
             if event["detail-type"] == CREATED:
-                key = event["detail"]["idempotency_key"]
+                key = event["detail"]["trigger"]["id"]  # the SQS message id
                 checkpoints.setdefault(key, set()).add(event["detail"]["checkpoint"]["id"])
                 vaults.setdefault(key, set()).add(event["detail"]["vault_id"])
         unreported = sorted(set(self.request_vaults) - set(checkpoints))
@@ -333,7 +333,7 @@ def table_rows(result: ScaleResult) -> list[tuple[str, str]]:
     wanted = config.vaults
     exactly_once = sum(1 for index in range(wanted) if result.checkpoints_per_vault.get(vault_id(index)) == 1)
     reported = {
-        event["detail"]["idempotency_key"] for event in result.events if event["detail-type"] == CREATED
+        event["detail"]["trigger"]["id"] for event in result.events if event["detail-type"] == CREATED
     }
     start, end = result.load_average, result.load_average_end
     return [

@@ -40,14 +40,15 @@ def test_a_fleet_gives_every_vault_exactly_one_checkpoint_under_a_create_rate_li
     assert mapping.drained
     # Exactly once, from the emulator's state
     assert result.checkpoints_per_vault == Counter({vault_id(index): 1 for index in range(VAULTS)})
-    # Nothing lost: every request ended as a Created event naming a checkpoint of its own vault
+    # Nothing lost: every request (its SQS message) ended as a Created event naming a checkpoint of its
+    # own vault
     created = [event for event in result.events if event["detail-type"] == CREATED]
-    assert {event["detail"]["idempotency_key"] for event in created} == set(result.request_vaults)
+    assert {event["detail"]["trigger"]["id"] for event in created} == set(result.request_vaults)
     assert {event["detail"]["checkpoint"]["id"] for event in created} == {
         event["detail"]["checkpoint"]["id"] for event in created if not event["detail"]["duplicate"]
     }
     assert all(
-        event["detail"]["vault_id"] == result.request_vaults[event["detail"]["idempotency_key"]]
+        event["detail"]["vault_id"] == result.request_vaults[event["detail"]["trigger"]["id"]]
         for event in created
     )
     assert result.dead_letters == 0

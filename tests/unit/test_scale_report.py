@@ -23,10 +23,10 @@ VAULTS = 3
 
 
 def _event(
-    key: str, vault: str, checkpoint: str, kind: str = CREATED, duplicate: bool = False
+    message_id: str, vault: str, checkpoint: str, kind: str = CREATED, duplicate: bool = False
 ) -> dict[str, Any]:
     detail = {
-        "idempotency_key": key,
+        "trigger": {"kind": "sqs", "id": message_id},
         "vault_id": vault,
         "checkpoint": {"id": checkpoint},
         "duplicate": duplicate,
