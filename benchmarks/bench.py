@@ -52,6 +52,7 @@ from benchmarks.lambda_env import (  # noqa: E402
 from cbr_checkpointer.settings import Settings  # noqa: E402
 from devtools.faults import FaultProxy  # noqa: E402
 from devtools.sandbox import REGION, Sandbox  # noqa: E402
+from devtools.scale import scale_section  # noqa: E402
 
 OURS, REFERENCE, THREADS = "ours", "reference", "reference, threads"
 HANDLERS = {
@@ -815,6 +816,10 @@ def write_markdown(
             lines.append(f"| {size} | {walls} |")
     if NOTES.exists():
         lines += ["", NOTES.read_text(encoding="utf-8").rstrip()]
+    # The fleet run's section is `make scale`'s: kept as it is.
+    kept = scale_section(path.read_text(encoding="utf-8")) if path.exists() else None
+    if kept is not None:
+        lines += ["", kept]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
