@@ -12,7 +12,9 @@ A sample in README.md is a fenced block between two markers:
 `run` is a shell command run from the repository root with `.venv/bin` first on PATH and a clean
 environment (no AWS or Huawei credentials of the person running it); `show` picks `stdout` (the
 default) or `stderr` (`2>&1` in `run` shows both, in the order they were written); `exit` (default 0)
-is the exit status it must end with, and an `$ echo $?` line shows it when it is not 0; `shown`
+is the exit status it must end with, and an `$ echo $?` line shows it when it is not 0; `until` (a
+regular expression) is for one command that runs until stopped, a server: once a line of the shown
+output matches, it gets Ctrl-C (SIGINT), and what it printed until it ended is the sample; `shown`
 replaces the command in the `$` line when the command run differs from what a reader types (a
 redirection, say). What changes from run to run
 (loopback ports, checkpoint and message ids, the clock) is replaced by stable placeholders.
@@ -28,12 +30,15 @@ import difflib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -57,6 +62,9 @@ _KNOWN_IDS = frozenset(
 )
 _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 _LOOPBACK_PORT = re.compile(r"\b(127\.0\.0\.1|localhost):\d{2,5}\b")
+_TIMESTAMP = re.compile(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})?")
+# A timestamp this close to the clock was made by the run (an event's time); the samples' own are older.
+_RUN_TIME_WINDOW = timedelta(days=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,18 +73,20 @@ class Sample:
     show: Literal["stdout", "stderr"] = "stdout"
     exit: int = 0
     shown: str | None = None
+    until: str | None = None
 
     @classmethod
     def parse(cls, spec: str) -> Sample:
         fields = json.loads(spec)
-        unknown = set(fields) - {"run", "show", "exit", "shown"}
+        unknown = set(fields) - {"run", "show", "exit", "shown", "until"}
         if unknown:
             raise ValueError(f"unknown sample field(s) {sorted(unknown)} in {spec}")
         return cls(**fields)
 
 
-def normalise(text: str) -> str:
+def normalise(text: str, now: datetime | None = None) -> str:
     """The output with what differs between runs replaced by placeholders."""
+    now = now or datetime.now(UTC)
     names: dict[str, str] = {}
 
     def stable_id(match: re.Match[str]) -> str:
@@ -85,7 +95,15 @@ def normalise(text: str) -> str:
             return value
         return names.setdefault(value, f"<id-{len(names) + 1}>")
 
+    def run_time(match: re.Match[str]) -> str:
+        value = match.group(0)
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return "<time>" if abs(now - moment) <= _RUN_TIME_WINDOW else value
+
     text = _UUID.sub(stable_id, text)
+    text = _TIMESTAMP.sub(run_time, text)
     return _LOOPBACK_PORT.sub(lambda match: f"{match.group(1)}:<port>", text)
 
 
@@ -96,18 +114,67 @@ def command_environment() -> dict[str, str]:
     return environ
 
 
-def render(sample: Sample) -> str:
-    """The fenced console block for one sample, from a fresh run of its command."""
-    done = subprocess.run(
-        sample.run,
+def _run_until_interrupted(sample: Sample, pattern: str) -> subprocess.CompletedProcess[str]:
+    """Run a command that serves until stopped: Ctrl-C (SIGINT, to its whole process group) once a line
+    of the shown output matches `pattern`, then everything it printed until it ended."""
+    process = subprocess.Popen(
+        # exec: the shell becomes the command, so that Ctrl-C reaches the command alone, as in a terminal
+        f"exec {sample.run}",
         shell=True,
         cwd=ROOT,
         env=command_environment(),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=TIMEOUT_SECONDS,
-        check=False,
+        start_new_session=True,
     )
+    matched = threading.Event()
+    captured: dict[str, list[str]] = {"stdout": [], "stderr": []}
+
+    def pump(name: str, stream: IO[str]) -> None:
+        for line in stream:
+            captured[name].append(line)
+            if name == sample.show and re.search(pattern, line):
+                matched.set()
+
+    pumps = [
+        threading.Thread(target=pump, args=(name, stream), daemon=True)
+        for name, stream in (("stdout", process.stdout), ("stderr", process.stderr))
+        if stream is not None
+    ]
+    for thread in pumps:
+        thread.start()
+    found = matched.wait(TIMEOUT_SECONDS)
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    for thread in pumps:
+        thread.join(timeout=10)
+    if not found:
+        raise RuntimeError(f"`{sample.run}` printed no line matching {pattern!r} in {TIMEOUT_SECONDS} s")
+    return subprocess.CompletedProcess(
+        sample.run, process.returncode, "".join(captured["stdout"]), "".join(captured["stderr"])
+    )
+
+
+def render(sample: Sample) -> str:
+    """The fenced console block for one sample, from a fresh run of its command."""
+    if sample.until is not None:
+        done = _run_until_interrupted(sample, sample.until)
+    else:
+        done = subprocess.run(
+            sample.run,
+            shell=True,
+            cwd=ROOT,
+            env=command_environment(),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_SECONDS,
+            check=False,
+        )
     if done.returncode != sample.exit:
         raise RuntimeError(
             f"`{sample.run}` exited {done.returncode}, the README says {sample.exit}:\n{done.stderr[-2000:]}"

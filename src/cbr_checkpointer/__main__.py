@@ -4,4 +4,4 @@ import sys
 
 from cbr_checkpointer.cli import main
 
-sys.exit(main())
+sys.exit(main(prog="python -m cbr_checkpointer"))

@@ -49,6 +49,18 @@ def test_normalise_keeps_known_ids_and_numbers_run_ids_in_order() -> None:
     )
 
 
+def test_normalise_replaces_the_times_of_the_run_and_keeps_the_samples_own() -> None:
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    text = (
+        '"time": "2026-11-29T11:58:17Z", "trigger": {"time": "2024-05-01T02:00:00+00:00"}, '
+        "at 2026-11-28T23:00:01"
+    )
+
+    assert readme.normalise(text, now) == (
+        '"time": "<time>", "trigger": {"time": "2024-05-01T02:00:00+00:00"}, at <time>'
+    )
+
+
 def test_regenerating_restores_an_edited_sample() -> None:
     stale = README_TEXT.replace("$ echo $?\n1\n", "$ echo $?\n0\n", 1)
     assert stale != README_TEXT
@@ -58,6 +70,27 @@ def test_regenerating_restores_an_edited_sample() -> None:
 def test_a_command_that_ends_otherwise_than_the_readme_says_fails() -> None:
     with pytest.raises(RuntimeError, match="exited 1, the README says 0"):
         readme.render(readme.Sample(run="exit 1"))
+
+
+def test_a_server_sample_is_stopped_with_ctrl_c_once_it_printed_the_awaited_line() -> None:
+    # A server that would otherwise run for longer than the test may take
+    server = (
+        'python -c "import sys, time\n'
+        "print('serving on http://127.0.0.1:8080', flush=True)\n"
+        "try:\n    time.sleep(1000)\n"
+        "except KeyboardInterrupt:\n    print('stopped', flush=True)\n\""
+    )
+
+    block = readme.render(readme.Sample(run=server, until="^serving on", shown="server"))
+
+    assert block == "```console\n$ server\nserving on http://127.0.0.1:<port>\nstopped\n```\n"
+
+
+def test_a_server_sample_that_never_prints_the_awaited_line_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(readme, "TIMEOUT_SECONDS", 2)
+
+    with pytest.raises(RuntimeError, match="printed no line matching '\\^ready'"):
+        readme.render(readme.Sample(run="echo starting; sleep 1000", until="^ready"))
 
 
 def test_every_make_target_the_readme_names_exists() -> None:

@@ -1,4 +1,5 @@
-"""The operators' command line, driven as a person drives it: `python -m cbr_checkpointer ...`."""
+"""The command lines, driven as a person drives them: the operators' `python -m cbr_checkpointer ...`
+(also the `cbr-checkpointer` console script) and the checkout's `python -m devtools.cli ...`."""
 
 from __future__ import annotations
 
@@ -41,10 +42,10 @@ REQUEST = (
 )
 
 
-def cli(
-    *arguments: str, env: dict[str, str] | None = None, timeout: float = 90
+def run(
+    command: list[str], *arguments: str, env: dict[str, str] | None = None, timeout: float = 90
 ) -> subprocess.CompletedProcess[str]:
-    """Run the command line from the repository root, with none of the caller's configuration."""
+    """Run a command line from the repository root, with none of the caller's configuration."""
     environment = {
         name: value
         for name, value in os.environ.items()
@@ -53,7 +54,7 @@ def cli(
     environment["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
     environment |= env or {}
     return subprocess.run(
-        [sys.executable, "-m", "cbr_checkpointer", *arguments],
+        [*command, *arguments],
         cwd=ROOT,
         env=environment,
         capture_output=True,
@@ -61,6 +62,16 @@ def cli(
         timeout=timeout,
         check=False,
     )
+
+
+def cli(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The operators' command line, as `python -m cbr_checkpointer`."""
+    return run([sys.executable, "-m", "cbr_checkpointer"], *arguments, env=env)
+
+
+def dev(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The checkout's command line, as `make run` starts it."""
+    return run([sys.executable, "-m", "devtools.cli"], *arguments, env=env)
 
 
 # -- validate ---------------------------------------------------------------------------------------
@@ -128,12 +139,12 @@ def test_validate_exits_2_on_a_file_that_is_not_json_or_cannot_be_read(tmp_path:
     assert "events/schedule.json: valid" in completed.stdout
 
 
-# -- invoke -----------------------------------------------------------------------------------------
+# -- invoke against the local sandbox (devtools) ------------------------------------------------------
 
 
 def test_invoke_runs_the_handler_against_the_sandbox_and_prints_the_published_event() -> None:
     # When the sample schedule is invoked locally, as `make run` does
-    completed = cli("invoke", "events/schedule.json")
+    completed = dev("invoke", "events/schedule.json")
 
     # Then it succeeded: stdout is exactly the published events, the whole life of the checkpoint,
     # and stderr tells a person what happened
@@ -148,12 +159,28 @@ def test_invoke_runs_the_handler_against_the_sandbox_and_prints_the_published_ev
     assert f"checkpoint={checkpoint_id} (protecting)" in completed.stderr
     assert re.search(r"created    key=d:[0-9a-f]{64}", completed.stderr)
     assert "and created 1 checkpoint(s)" in completed.stderr
-    # And the function's own JSON logs went to stderr too
-    assert '"message":"request finished"' in completed.stderr
+    # And, quiet by default, none of the function's own JSON log lines or EMF metrics
+    assert not [line for line in completed.stderr.splitlines() if line.startswith("{")]
+    assert '"message":' not in completed.stderr
+    assert '"_aws":' not in completed.stderr
+
+
+def test_invoke_verbose_also_shows_the_functions_logs_and_metrics_on_stderr() -> None:
+    completed = dev("invoke", "events/schedule.json", "--verbose")
+
+    assert completed.returncode == 0, completed.stderr
+    json_lines = [json.loads(line) for line in completed.stderr.splitlines() if line.startswith("{")]
+    assert any(line.get("message") == "request finished" for line in json_lines)
+    assert any("_aws" in line and "CloudWatchMetrics" in line["_aws"] for line in json_lines)
+    # And stdout is still only the events
+    assert [event["detail-type"] for event in json.loads(completed.stdout)] == [
+        "CBR Checkpoint Created",
+        "CBR Checkpoint Completed",
+    ]
 
 
 def test_invoke_json_is_one_document_with_each_request_and_the_events() -> None:
-    completed = cli("invoke", "events/schedule.json", "--json")
+    completed = dev("invoke", "events/schedule.json", "--json")
 
     assert completed.returncode == 0, completed.stderr
     document = json.loads(completed.stdout)
@@ -168,11 +195,13 @@ def test_invoke_json_is_one_document_with_each_request_and_the_events() -> None:
     assert completed_event["detail-type"] == "CBR Checkpoint Completed"
     assert created["detail"]["checkpoint"]["id"] == request["checkpoint_id"]
     assert completed_event["detail"]["checkpoint"]["id"] == request["checkpoint_id"]
+    # What the invocation asked of CBR: one create (the completion checks after it are not counted)
+    assert document["emulator"]["requests"] == 1
     assert document["emulator"]["checkpoints_created"] == 1
 
 
 def test_invoke_dry_run_publishes_the_exact_body_and_calls_nothing() -> None:
-    completed = cli("invoke", "events/schedule.json", "--dry-run", "--json")
+    completed = dev("invoke", "events/schedule.json", "--dry-run", "--json")
 
     assert completed.returncode == 0, completed.stderr
     document = json.loads(completed.stdout)
@@ -187,8 +216,8 @@ def test_invoke_dry_run_publishes_the_exact_body_and_calls_nothing() -> None:
 
 
 def test_invoke_shows_progress_on_a_fan_out_and_none_with_json() -> None:
-    person = cli("invoke", "events/fanout.json")
-    machine = cli("invoke", "events/fanout.json", "--json")
+    person = dev("invoke", "events/fanout.json")
+    machine = dev("invoke", "events/fanout.json", "--json")
 
     assert person.returncode == 0, person.stderr
     assert "[1/2] created" in person.stderr
@@ -200,7 +229,7 @@ def test_invoke_shows_progress_on_a_fan_out_and_none_with_json() -> None:
 
 
 def test_invoke_of_an_invalid_sqs_batch_exits_1_and_shows_each_rejection() -> None:
-    completed = cli("invoke", "events/invalid-sqs-batch.json")
+    completed = dev("invoke", "events/invalid-sqs-batch.json")
 
     assert completed.returncode == 1
     events = json.loads(completed.stdout)
@@ -208,6 +237,55 @@ def test_invoke_of_an_invalid_sqs_batch_exits_1_and_shows_each_rejection() -> No
     rejection = r"rejected   key=d:[0-9a-f]{64}  InvalidRequest: body: is not valid JSON"
     assert re.search(rejection, completed.stderr)
     assert "the emulator received 0 request(s)" in completed.stderr
+    assert "invalid on purpose" not in completed.stderr
+
+
+def test_an_invalid_sample_is_a_success_only_when_every_request_was_rejected() -> None:
+    # `make run EVENT=events/invalid-...` passes --expect-rejected
+    rejected = dev("invoke", "events/invalid-unknown-field.json", "--expect-rejected")
+    accepted = dev("invoke", "events/schedule.json", "--expect-rejected")
+
+    assert rejected.returncode == 0, rejected.stderr
+    assert [event["detail-type"] for event in json.loads(rejected.stdout)] == ["CBR Backup Request Rejected"]
+    assert rejected.stderr.rstrip().endswith(
+        "events/invalid-unknown-field.json is invalid on purpose: 1 request(s) rejected, each with a "
+        "Rejected event naming its fields, as expected"
+    )
+    assert accepted.returncode == 1
+    assert "events/schedule.json should have been rejected, but ended: created" in accepted.stderr
+
+
+def test_sandbox_runs_a_command_with_the_functions_configuration_and_returns_its_exit_code() -> None:
+    probe = (
+        "import json, os, sys; "
+        "print(json.dumps({name: os.environ.get(name) for name in "
+        "('CBR_ENDPOINT', 'AWS_ENDPOINT_URL', 'EVENT_BUS_NAME', 'REQUEST_QUEUE_URL')})); sys.exit(3)"
+    )
+
+    completed = dev("sandbox", "--", sys.executable, "-c", probe)
+    nothing = dev("sandbox")
+
+    assert completed.returncode == 3, completed.stderr
+    seen = json.loads(completed.stdout)
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", seen["CBR_ENDPOINT"])
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", seen["AWS_ENDPOINT_URL"])
+    assert seen["EVENT_BUS_NAME"] == "cbr-checkpointer"
+    assert seen["REQUEST_QUEUE_URL"].startswith(seen["AWS_ENDPOINT_URL"])
+    assert seen["REQUEST_QUEUE_URL"].endswith("/cbr-checkpointer-requests")
+    assert nothing.returncode == 2
+    assert "sandbox needs a command to run" in nothing.stderr
+
+
+# -- invoke against the configured endpoints (the package) ------------------------------------------
+
+
+def test_invoke_without_real_points_at_the_local_command_and_exits_2() -> None:
+    completed = cli("invoke", "events/schedule.json")
+
+    assert completed.returncode == 2
+    assert completed.stdout == ""
+    assert "add --real" in completed.stderr
+    assert "`python -m devtools.cli invoke events/schedule.json`" in completed.stderr
 
 
 def test_invoke_real_without_configuration_exits_2_naming_what_is_missing() -> None:
@@ -218,23 +296,108 @@ def test_invoke_real_without_configuration_exits_2_naming_what_is_missing() -> N
     assert completed.stdout == ""
 
 
-def test_invoke_outside_a_checkout_says_the_sandbox_is_missing_and_exits_2(tmp_path: Path) -> None:
-    # Given the function's package alone, as installed from a wheel (no devtools/ beside it)
+def test_invoke_real_runs_the_handler_against_the_endpoints_in_the_environment() -> None:
+    # Given the emulator and moto as "the real endpoints", configured as the deployed function is
+    from devtools.sandbox import Sandbox
+
+    with Sandbox() as sandbox:
+        completed = cli("invoke", "--real", "events/fanout.json", env=sandbox.environment)
+
+        # Then both requests were created in the emulator and their events shown as they were sent
+        assert completed.returncode == 0, completed.stderr
+        assert len(sandbox.emulator.created) == 2
+        events = json.loads(completed.stdout)
+        assert [event["detail-type"] for event in events] == ["CBR Checkpoint Created"] * 2
+        assert {event["event-bus-name"] for event in events} == {"cbr-checkpointer"}
+        assert f"CBR: {sandbox.emulator.base_url}" in completed.stderr
+        assert "events put on bus 'cbr-checkpointer' (as sent): 2" in completed.stderr
+        assert '"message":' not in completed.stderr
+
+
+def test_the_package_alone_validates_and_sends_the_person_to_the_checkout_for_a_local_run(
+    tmp_path: Path,
+) -> None:
+    # Given the function's package alone, as installed from a wheel (no devtools/ or emulator beside it)
     shutil.copytree(ROOT / "src" / "cbr_checkpointer", tmp_path / "site" / "cbr_checkpointer")
 
-    completed = subprocess.run(
-        [sys.executable, "-m", "cbr_checkpointer", "invoke", str(EVENTS / "schedule.json")],
-        cwd=tmp_path,
-        env=dict(os.environ, PYTHONPATH=str(tmp_path / "site")),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    def installed(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cbr_checkpointer", *arguments],
+            cwd=tmp_path,
+            env=dict(os.environ, PYTHONPATH=str(tmp_path / "site")),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
-    assert completed.returncode == 2
-    assert "only exists in a checkout of the repository" in completed.stderr
-    assert "--real" in completed.stderr
+    validated = installed("validate", str(EVENTS / "schedule.json"))
+    local = installed("invoke", str(EVENTS / "schedule.json"))
+    usage = installed("--help")
+
+    assert validated.returncode == 0, validated.stderr
+    assert "valid (Scheduler input, 1 request)" in validated.stdout
+    assert local.returncode == 2
+    assert "python -m devtools.cli invoke" in local.stderr
+    assert "Traceback" not in local.stderr
+    commands = [line.split()[0] for line in usage.stdout.splitlines() if re.match(r"    \S", line)]
+    assert commands == ["validate", "invoke", "send"]
+
+
+# -- how each command line names itself ----------------------------------------------------------------
+
+
+def test_usage_names_the_command_the_person_typed() -> None:
+    console_script = Path(sys.executable).with_name("cbr-checkpointer")
+
+    as_module = cli("validate")
+    as_script = run([str(console_script)], "validate")
+    as_dev = dev("invoke")
+
+    assert as_module.returncode == as_script.returncode == as_dev.returncode == 2
+    assert as_module.stderr.startswith("usage: python -m cbr_checkpointer validate ")
+    assert as_script.stderr.startswith("usage: cbr-checkpointer validate ")
+    assert as_dev.stderr.startswith("usage: python -m devtools.cli invoke ")
+    assert run([str(console_script)], "invoke", "x.json").stderr.startswith("cbr-checkpointer: invoke runs")
+
+
+# -- size limits of the transports -----------------------------------------------------------------------
+
+
+def padded_request(size: int) -> str:
+    """A valid request whose JSON text is exactly `size` bytes (whitespace makes up the rest)."""
+    request = '{"vault_id": "3b5816b5-f29c-4172-9d9a-76c719a659ce", "idempotency_key": "big-1"}'
+    return request[:-1] + " " * (size - len(request)) + "}"
+
+
+def test_validate_warns_when_a_file_is_more_than_its_transport_can_carry(tmp_path: Path) -> None:
+    fits = tmp_path / "fits.json"
+    fits.write_text(padded_request(262_144), encoding="utf-8")
+    too_large = tmp_path / "too-large.json"
+    too_large.write_text(padded_request(262_145), encoding="utf-8")
+
+    completed = cli("validate", str(fits), str(too_large), "--project-id", "p1")
+
+    assert f"{fits}: valid (direct invoke, 1 request)" in completed.stdout
+    warnings = [line for line in completed.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: {too_large} is 262,145 bytes, more than an asynchronous Lambda invoke payload or an "
+        "SQS message body can carry (262,144 bytes): it would be refused before it reached the function"
+    ]
+
+
+def test_validate_measures_each_body_of_an_sqs_batch(tmp_path: Path) -> None:
+    batch = json.loads((EVENTS / "sqs-batch.json").read_text(encoding="utf-8"))
+    batch["Records"][1]["body"] = padded_request(300_000)
+    path = tmp_path / "batch.json"
+    path.write_text(json.dumps(batch), encoding="utf-8")
+
+    completed = cli("validate", str(path), "--project-id", "p1")
+
+    warnings = [line for line in completed.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"warning: {path}: Records[1] (messageId ")
+    assert "body is 300,000 bytes, more than an SQS message body can carry (262,144 bytes)" in warnings[0]
 
 
 # -- send -------------------------------------------------------------------------------------------
@@ -307,13 +470,26 @@ def test_send_refuses_an_sqs_batch_and_missing_credentials(queue: tuple[Any, str
     assert "Messages" not in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0)
 
 
+def test_send_refuses_a_body_larger_than_an_sqs_message(tmp_path: Path, queue: tuple[Any, str]) -> None:
+    sqs, url = queue
+    request = tmp_path / "request.json"
+    request.write_text(padded_request(262_145), encoding="utf-8")
+
+    completed = cli("send", str(request), "--queue-url", url, env=AWS_ENV)
+
+    assert completed.returncode == 1
+    assert "is 262,145 bytes, more than an SQS message body can carry (262,144 bytes)" in completed.stderr
+    assert completed.stderr.rstrip().endswith("nothing sent")
+    assert "Messages" not in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0)
+
+
 # -- emulator ---------------------------------------------------------------------------------------
 
 
 def test_emulator_serves_on_a_free_port_and_accepts_what_it_prints() -> None:
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]))
     process = subprocess.Popen(
-        [sys.executable, "-m", "cbr_checkpointer", "emulator", "--port", "0", "--project-id", "p0123"],
+        [sys.executable, "-m", "devtools.cli", "emulator", "--port", "0", "--project-id", "p0123"],
         cwd=ROOT,
         env=environment,
         stdout=subprocess.PIPE,
