@@ -15,6 +15,7 @@ import pytest
 from cbr_checkpointer.handler import lambda_handler
 from cbr_checkpointer.local_context import LocalContext
 from cbr_emulator import Emulator
+from devtools.faults import signatures_and_tokens
 from devtools.records import sqs_record
 from devtools.sandbox import (
     HUAWEI_AK,
@@ -44,9 +45,10 @@ def other_region_session() -> Iterator[Emulator]:
 
 
 @pytest.fixture
-def other_region(sandbox: Sandbox, other_region_session: Emulator) -> Iterator[Emulator]:
+def other_region(sandbox: Sandbox, other_region_session: Emulator, secret_scan: Any) -> Iterator[Emulator]:
     """The second region's emulator, with the function configured for both regions and following
-    completion; the configured region's backups finish at once too."""
+    completion; the configured region's backups finish at once too. What went over the wire to the
+    second region is scanned for as the sandbox's own is."""
     other_region_session.reset()
     sandbox.emulator.backup_duration = 0.0
     with sandbox.configured(
@@ -55,6 +57,7 @@ def other_region(sandbox: Sandbox, other_region_session: Emulator) -> Iterator[E
         WATCH_QUEUE_URL=sandbox.watch_queue_url,
     ):
         yield other_region_session
+    secret_scan.secrets |= signatures_and_tokens(other_region_session.requests)
 
 
 def invoke(sandbox: Sandbox, **request: Any) -> dict[str, Any]:
