@@ -330,11 +330,11 @@ class World:
 
     def warm_token(self) -> None:
         """Make the first delivery's runtime hold an IAM token already, as a warm environment would."""
-        from cbr_checkpointer.cbr import CbrClient
+        from cbr_checkpointer.cbr import RegionalCbr
         from cbr_checkpointer.runtime import get_runtime
 
-        (cbr,) = (client for client in get_runtime().clients if isinstance(client, CbrClient))
-        cbr.list_backups(PROJECT_ID, vault_id=VAULT_ID)
+        (cbr,) = (client for client in get_runtime().clients if isinstance(client, RegionalCbr))
+        cbr.list_backups(PROJECT_ID, region=None, vault_id=VAULT_ID)
 
 
 Outcome = Literal["created", "failed", "rejected", "pending"]

@@ -30,7 +30,8 @@ class FakeCbr:
 
     `creates` is a queue of answers for CreateCheckpoint (an exception instance is raised); once empty,
     each create answers a new checkpoint. `status`, `backups` and `logs` answer ShowCheckpoint,
-    ListBackups and ListOpLogs (an exception instance is raised instead).
+    ListBackups and ListOpLogs (an exception instance is raised instead). Every call's arguments
+    include the `region` it was sent to.
     """
 
     def __init__(self) -> None:
@@ -41,30 +42,33 @@ class FakeCbr:
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     def create_checkpoint(
-        self, project_id: str, body: Mapping[str, Any], *, time_left: float | None = None
+        self, project_id: str, body: Mapping[str, Any], *, region: str | None, time_left: float | None = None
     ) -> CheckpointCreate:
-        self.calls.append(("create", {"project_id": project_id, "body": body, "time_left": time_left}))
+        arguments = {"project_id": project_id, "body": body, "time_left": time_left, "region": region}
+        self.calls.append(("create", arguments))
         answer = self.creates.pop(0) if self.creates else checkpoint(f"cp-{len(self.calls)}", project_id)
         if isinstance(answer, Exception):
             raise answer
         return answer
 
-    def show_checkpoint(self, project_id: str, checkpoint_id: str) -> CheckpointCreate:
-        self.calls.append(("show", {"project_id": project_id, "checkpoint_id": checkpoint_id}))
+    def show_checkpoint(self, project_id: str, checkpoint_id: str, *, region: str | None) -> CheckpointCreate:
+        self.calls.append(
+            ("show", {"project_id": project_id, "checkpoint_id": checkpoint_id, "region": region})
+        )
         if isinstance(self.status, Exception):
             raise self.status
         return checkpoint(checkpoint_id, project_id, self.status)
 
-    def list_backups(self, project_id: str, **filters: str) -> list[dict[str, Any]]:
-        self.calls.append(("backups", dict(filters)))
+    def list_backups(self, project_id: str, *, region: str | None, **filters: str) -> list[dict[str, Any]]:
+        self.calls.append(("backups", {**filters, "region": region}))
         if isinstance(self.backups, Exception):
             raise self.backups
         return self.backups
 
     def list_operation_logs(
-        self, project_id: str, *, max_pages: int = 5, **filters: str
+        self, project_id: str, *, region: str | None, max_pages: int = 5, **filters: str
     ) -> list[dict[str, Any]]:
-        self.calls.append(("logs", dict(filters)))
+        self.calls.append(("logs", {**filters, "region": region}))
         if isinstance(self.logs, Exception):
             raise self.logs
         return self.logs

@@ -228,9 +228,9 @@ class CompletionService:
 
     def _look(self, check: WatchCheck, age: float) -> _Verdict:
         try:
-            checkpoint = self._cbr.show_checkpoint(check.project_id, check.checkpoint_id).model_dump(
-                mode="json"
-            )
+            checkpoint = self._cbr.show_checkpoint(
+                check.project_id, check.checkpoint_id, region=check.region
+            ).model_dump(mode="json")
         except CbrCallFailed as error:
             if error.info.retryable:
                 raise _LookFailed(error.info) from None
@@ -255,7 +255,9 @@ class CompletionService:
 
     def _backups_verdict(self, check: WatchCheck, checkpoint: dict[str, Any], status: str) -> _Verdict:
         try:
-            backups = self._cbr.list_backups(check.project_id, checkpoint_id=check.checkpoint_id)
+            backups = self._cbr.list_backups(
+                check.project_id, region=check.region, checkpoint_id=check.checkpoint_id
+            )
         except CbrCallFailed as error:
             if error.info.retryable:
                 raise _LookFailed(error.info) from None
@@ -289,7 +291,7 @@ class CompletionService:
         """The resources, failed ones with `error` from this checkpoint's backup tasks (operation logs)."""
         try:
             logs = self._cbr.list_operation_logs(
-                check.project_id, vault_id=check.vault_id, operation_type="backup"
+                check.project_id, region=check.region, vault_id=check.vault_id, operation_type="backup"
             )
         except CbrCallFailed as error:
             if error.info.retryable:
@@ -323,7 +325,9 @@ class CompletionService:
     def _timed_out(self, check: WatchCheck, age: float, last: _Verdict) -> _Verdict:
         """Followed past WATCH_MAX_AGE_SECONDS: the end, with each resource's backup as it stands."""
         try:
-            backups = self._cbr.list_backups(check.project_id, checkpoint_id=check.checkpoint_id)
+            backups = self._cbr.list_backups(
+                check.project_id, region=check.region, checkpoint_id=check.checkpoint_id
+            )
         except CbrCallFailed:
             backups = []
         status = (last.checkpoint or {}).get("status") or "unknown"
@@ -426,6 +430,7 @@ def _first_check(outcome: Outcome, now: float) -> WatchCheck | None:
         trigger=request.trigger,
         first_seen=datetime.fromtimestamp(now, UTC),
         attempt=1,
+        region=request.region,
     )
 
 

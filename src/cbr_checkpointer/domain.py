@@ -104,6 +104,8 @@ class WatchCheck:
     trigger: Trigger
     first_seen: datetime
     attempt: int = 1
+    # The region of the request's CBR, where the checkpoint is looked at; None: the configured one.
+    region: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

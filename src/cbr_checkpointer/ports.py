@@ -1,7 +1,7 @@
 """The ports: everything the rules call, as Protocols the adapters implement structurally.
 
 The services and the application depend on these and on the domain only; runtime.py plugs the
-adapters in (CbrClient, DynamoDBLedger or MemoryLedger, EventPublisher, SqsWatchQueue). Each port
+adapters in (RegionalCbr, DynamoDBLedger or MemoryLedger, EventPublisher, SqsWatchQueue). Each port
 raises the domain's errors, never an adapter's own.
 """
 
@@ -25,22 +25,27 @@ from cbr_checkpointer.models import CheckpointCreate
 
 
 class Cbr(Protocol):
-    """The CBR calls the rules make; each raises CbrCallFailed when CBR did not do what was asked."""
+    """The CBR calls the rules make; each raises CbrCallFailed when CBR did not do what was asked.
+
+    Every call goes to the CBR of `region` (None: the function's configured one).
+    """
 
     def create_checkpoint(
-        self, project_id: str, body: Mapping[str, Any], *, time_left: float | None = None
+        self, project_id: str, body: Mapping[str, Any], *, region: str | None, time_left: float | None = None
     ) -> CheckpointCreate:
         """Create a checkpoint from `body` as is, waiting at most `time_left` seconds for the answer."""
         ...
 
-    def show_checkpoint(self, project_id: str, checkpoint_id: str) -> CheckpointCreate: ...
+    def show_checkpoint(
+        self, project_id: str, checkpoint_id: str, *, region: str | None
+    ) -> CheckpointCreate: ...
 
-    def list_backups(self, project_id: str, **filters: str) -> list[dict[str, Any]]:
+    def list_backups(self, project_id: str, *, region: str | None, **filters: str) -> list[dict[str, Any]]:
         """Backups matching `filters` (vault_id, name, checkpoint_id, start_time, ...), newest first."""
         ...
 
     def list_operation_logs(
-        self, project_id: str, *, max_pages: int = 5, **filters: str
+        self, project_id: str, *, region: str | None, max_pages: int = 5, **filters: str
     ) -> list[dict[str, Any]]:
         """Operation logs (tasks) matching `filters` (vault_id, operation_type, ...), newest first."""
         ...

@@ -62,6 +62,7 @@ def event_detail(outcome: Outcome, *, payload_limit_bytes: int = PAYLOAD_LIMIT_B
 def _request_fields(outcome: Outcome, request: BackupRequest) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "project_id": request.project_id,
+        **_region(request.region),
         "vault_id": request.vault_id,
         "request": request.body,
     }
@@ -79,6 +80,7 @@ def _completion_fields(outcome: Outcome, check: WatchCheck) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "stage": "completion",
         "project_id": check.project_id,
+        **_region(check.region),
         "vault_id": check.vault_id,
         "request": check.request,
         "checkpoint": outcome.checkpoint if outcome.checkpoint is not None else {"id": check.checkpoint_id},
@@ -90,6 +92,11 @@ def _completion_fields(outcome: Outcome, check: WatchCheck) -> dict[str, Any]:
     if outcome.error is not None:
         fields["error"] = outcome.error.to_detail()
     return fields
+
+
+def _region(region: str | None) -> dict[str, str]:
+    """`region` when known: a request that names none goes to a configured endpoint of no named region."""
+    return {} if region is None else {"region": region}
 
 
 def _rejected_fields(rejected: Rejected, payload_limit_bytes: int) -> dict[str, Any]:

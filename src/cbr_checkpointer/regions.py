@@ -69,6 +69,24 @@ def known_regions() -> frozenset[str]:
     return CBR_REGIONS
 
 
+def reachable_regions(environ: Mapping[str, str]) -> frozenset[str]:
+    """The regions CBR can be reached in: the SDK's, and every region with an endpoint override in
+    `environ` (`HUAWEICLOUD_SDK_REGION_CBR_AP_SOUTHEAST_9` names `ap-southeast-9`).
+
+    Raises RegionError (naming the variable) for an override whose name is no region id.
+    """
+    regions = set(CBR_REGIONS)
+    for variable, value in environ.items():
+        if not variable.startswith(CBR_ENDPOINT_OVERRIDE_PREFIX) or not value.strip():
+            continue
+        region = variable.removeprefix(CBR_ENDPOINT_OVERRIDE_PREFIX).lower().replace("_", "-")
+        try:
+            regions.add(check_region_id(region))
+        except RegionError as error:
+            raise RegionError(f"does not name a region: the region id {error}", variable=variable) from None
+    return frozenset(regions)
+
+
 def check_region_id(region: str) -> str:
     """The region id, if it has the shape of one (it becomes part of a host name)."""
     if len(region) > MAX_REGION_ID_LENGTH or not REGION_ID_PATTERN.fullmatch(region):

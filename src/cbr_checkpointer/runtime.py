@@ -10,7 +10,14 @@ from dataclasses import dataclass
 
 from cbr_checkpointer.application import Application
 from cbr_checkpointer.aws import AwsCredentials, AwsJsonClient, aws_json_client
-from cbr_checkpointer.cbr import AkSkCredentials, CbrClient, CredentialsProvider, StaticCredentials
+from cbr_checkpointer.cbr import (
+    AkSkCredentials,
+    CbrClient,
+    CbrError,
+    CredentialsProvider,
+    RegionalCbr,
+    StaticCredentials,
+)
 from cbr_checkpointer.completion import CompletionService
 from cbr_checkpointer.credentials import EXTENSION_RETRY, SecretCredentials, SecretsExtension
 from cbr_checkpointer.domain import BackupRequest, ErrorInfo, Outcome, WorkItem
@@ -34,7 +41,7 @@ class Runtime:
     clock: Clock
     # Records from this queue are completion checks; a watch-shaped body from any other is Rejected.
     watch_queue_arn: str | None
-    clients: tuple[CbrClient | AwsJsonClient | SecretsExtension, ...]
+    clients: tuple[RegionalCbr | AwsJsonClient | SecretsExtension, ...]
     # The current invocation's deadline, which bounds every retry; the handler sets it per invocation.
     deadline: Deadline
     # Follows created checkpoints to their end; None when WATCH_QUEUE_URL is not set.
@@ -43,7 +50,7 @@ class Runtime:
     def open(self) -> None:
         """Make the HTTP clients that every invocation uses (each one's pool; the shared TLS context)."""
         for client in self.clients:
-            if isinstance(client, CbrClient | AwsJsonClient):
+            if isinstance(client, RegionalCbr | AwsJsonClient):
                 client.open()
 
     def close(self) -> None:
@@ -111,14 +118,7 @@ def build_runtime(settings: Settings, *, observer: Observer | None = None) -> Ru
     retry = Retrier(policy, deadline=deadline)
     credentials, credential_clients = _huawei_credentials(settings, aws, retry)
     ledger, ledger_clients = _ledger(settings, aws, retry)
-    cbr = CbrClient(
-        settings.cbr_endpoint,
-        credentials,
-        iam_endpoint=settings.iam_endpoint,
-        max_connections=settings.max_concurrency,
-        read_timeout=settings.cbr_read_timeout_seconds,
-        limiter=AdaptiveLimiter(settings.max_concurrency),
-    )
+    cbr = _regional_cbr(settings, credentials)
     events = aws_json_client("events", settings.aws_endpoint("events"), settings.aws_region, aws, retry=retry)
     completion, completion_clients = _completion(settings, aws, cbr, ledger, clock=clock, retry=retry)
     application = Application(
@@ -135,8 +135,8 @@ def build_runtime(settings: Settings, *, observer: Observer | None = None) -> Ru
             default_vault_id=settings.default_vault_id,
             dry_run=settings.dry_run,
             allowed_project_ids=settings.allowed_project_ids,
-            # Requests go to the configured region's endpoint: the only one a request may name.
-            regions=frozenset({settings.cbr_region}) if settings.cbr_region else frozenset(),
+            regions=settings.request_regions(),
+            region=settings.cbr_region,
         ),
         application=application,
         clock=clock,
@@ -144,6 +144,34 @@ def build_runtime(settings: Settings, *, observer: Observer | None = None) -> Ru
         clients=(cbr, events, *credential_clients, *ledger_clients, *completion_clients),
         deadline=deadline,
         completion=completion,
+    )
+
+
+def _regional_cbr(settings: Settings, credentials: CredentialsProvider) -> RegionalCbr:
+    """CBR in every region: the configured endpoint, and a client per other region as requests name it,
+    each with its own connection pool, call limiter and IAM endpoint (CBR limits calls per region)."""
+
+    def client(endpoint: str, iam_endpoint: str) -> CbrClient:
+        return CbrClient(
+            endpoint,
+            credentials,
+            iam_endpoint=iam_endpoint,
+            max_connections=settings.max_concurrency,
+            read_timeout=settings.cbr_read_timeout_seconds,
+            limiter=AdaptiveLimiter(settings.max_concurrency),
+        )
+
+    def connect(region: str) -> CbrClient:
+        endpoints = settings.region_endpoints.get(region)
+        if endpoints is None:
+            message = f"region {region!r} is not one this function can reach"
+            raise CbrError(ErrorInfo("validation", message, code="UnknownRegion"))
+        return client(endpoints.cbr, endpoints.iam)
+
+    return RegionalCbr(
+        client(settings.cbr_endpoint, settings.iam_endpoint),
+        default_region=settings.cbr_region,
+        connect=connect,
     )
 
 
@@ -159,7 +187,7 @@ def _watch_queue_arn(settings: Settings) -> str | None:
 
 
 def _completion(
-    settings: Settings, aws: AwsCredentials, cbr: CbrClient, ledger: Ledger, *, clock: Clock, retry: Retrier
+    settings: Settings, aws: AwsCredentials, cbr: RegionalCbr, ledger: Ledger, *, clock: Clock, retry: Retrier
 ) -> tuple[CompletionService | None, list[AwsJsonClient]]:
     if not settings.watch_queue_url:
         return None, []

@@ -112,7 +112,10 @@ class CheckpointService:
                 reconciling = False
                 time_left = deadline - self._retry.safety_margin - self._clock.now()
                 created = self._cbr.create_checkpoint(
-                    request.project_id, request.body, time_left=max(time_left, MIN_CALL_SECONDS)
+                    request.project_id,
+                    request.body,
+                    region=request.region,
+                    time_left=max(time_left, MIN_CALL_SECONDS),
                 )
                 return self._finish(Outcome("created", request, checkpoint=created.model_dump(mode="json")))
             except CbrCallFailed as error:
@@ -154,7 +157,11 @@ class CheckpointService:
     def _find_existing(self, request: BackupRequest, since: float) -> dict[str, Any] | None:
         start = datetime.fromtimestamp(since - RECONCILE_SKEW_SECONDS, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         backups = self._cbr.list_backups(
-            request.project_id, vault_id=request.vault_id, name=request.name, start_time=start
+            request.project_id,
+            region=request.region,
+            vault_id=request.vault_id,
+            name=request.name,
+            start_time=start,
         )
         for backup in backups:
             checkpoint_id = backup.get("checkpoint_id")
@@ -170,7 +177,8 @@ class CheckpointService:
         the checkpoint is then reported from what its backup says.
         """
         try:
-            return self._cbr.show_checkpoint(request.project_id, checkpoint_id).model_dump(mode="json")
+            checkpoint = self._cbr.show_checkpoint(request.project_id, checkpoint_id, region=request.region)
+            return checkpoint.model_dump(mode="json")
         except CbrCallFailed as error:
             if error.info.retryable:
                 raise

@@ -7,7 +7,15 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from cbr_checkpointer.cbr.credentials import control_character_in
 from cbr_checkpointer.models import PROJECT_ID_PATTERN
@@ -17,6 +25,7 @@ from cbr_checkpointer.regions import (
     cbr_endpoint,
     check_region_id,
     iam_endpoint,
+    reachable_regions,
     safe_endpoint,
 )
 
@@ -28,6 +37,7 @@ ENVIRONMENT: dict[str, str] = {
     "HUAWEICLOUD_SDK_IAM_ENDPOINT": "iam_endpoint",
     "HUAWEICLOUD_SDK_PROJECT_ID": "project_id",
     "ALLOWED_PROJECT_IDS": "allowed_project_ids",
+    "ALLOWED_REGIONS": "allowed_regions",
     "HUAWEICLOUD_SDK_AK": "huawei_ak",
     "HUAWEICLOUD_SDK_SK": "huawei_sk",
     "HUAWEICLOUD_SDK_SECURITY_TOKEN": "huawei_security_token",
@@ -63,6 +73,15 @@ class ConfigurationError(ValueError):
     """The environment does not describe a usable configuration; the message names the variable."""
 
 
+class RegionEndpoints(BaseModel):
+    """Where one region's CBR and IAM are reached."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cbr: str
+    iam: str
+
+
 class Settings(BaseModel):
     """Everything the function needs from its environment. Secrets are SecretStr and never printed."""
 
@@ -72,6 +91,10 @@ class Settings(BaseModel):
     cbr_endpoint: str
     cbr_read_timeout_seconds: float = Field(default=30.0, gt=0, le=900)
     iam_endpoint: str = GLOBAL_IAM_ENDPOINT
+    # Every region a request may name -> its CBR and IAM base URLs, resolved once at start.
+    region_endpoints: dict[str, RegionEndpoints] = Field(default_factory=dict)
+    # The regions requests may name; empty: every one in region_endpoints.
+    allowed_regions: frozenset[str] = frozenset()
     project_id: str | None = None
     # The projects requests may act on; empty: the default project alone.
     allowed_project_ids: frozenset[str] = frozenset()
@@ -134,6 +157,37 @@ class Settings(BaseModel):
             raise ValueError("must be project ids (1-64 letters, digits, '_' or '-') separated by commas")
         return project_ids
 
+    @field_validator("allowed_regions", mode="before")
+    @classmethod
+    def _allowed_regions_are_region_ids(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        regions = frozenset(part.strip() for part in value.split(",") if part.strip())
+        if not regions:
+            raise ValueError("must be region ids separated by commas")
+        for region in sorted(regions):
+            _valid(check_region_id, region)
+        return regions
+
+    @field_validator("allowed_regions")
+    @classmethod
+    def _allowed_regions_are_reachable(cls, regions: frozenset[str], info: ValidationInfo) -> frozenset[str]:
+        configured = info.data.get("cbr_region")
+        reachable = set(info.data.get("region_endpoints", {})) | ({configured} if configured else set())
+        unreachable = sorted(regions - reachable)
+        if unreachable:
+            raise ValueError(
+                f"names {', '.join(unreachable)}, which CBR has no endpoint in "
+                "(set HUAWEICLOUD_SDK_REGION_CBR_<REGION_ID> for a region the SDK does not know)"
+            )
+        return regions
+
+    def request_regions(self) -> frozenset[str]:
+        """The regions a request may name: ALLOWED_REGIONS, else every reachable one."""
+        if self.allowed_regions:
+            return self.allowed_regions
+        return frozenset(self.region_endpoints) | ({self.cbr_region} if self.cbr_region else frozenset())
+
     @field_validator("cbr_endpoint", "iam_endpoint")
     @classmethod
     def _endpoint_is_safe(cls, url: str) -> str:
@@ -175,6 +229,12 @@ class Settings(BaseModel):
                     raise ConfigurationError("set CBR_REGION (or CBR_ENDPOINT) to reach Huawei CBR")
                 values["cbr_endpoint"] = cbr_endpoint(region, environ)
             values["iam_endpoint"] = iam_endpoint(region, environ)
+            values["region_endpoints"] = {
+                reachable: RegionEndpoints(
+                    cbr=cbr_endpoint(reachable, environ), iam=iam_endpoint(reachable, environ)
+                )
+                for reachable in sorted(reachable_regions(environ))
+            }
         except RegionError as error:
             variable = error.variable or "CBR_REGION"
             raise ConfigurationError(f"invalid configuration: {variable}: {error}") from None

@@ -16,7 +16,7 @@ from pydantic import BaseModel, SecretStr
 from tests.fakes import FakeClock, FakeWatchQueue
 
 from cbr_checkpointer import models
-from cbr_checkpointer.cbr import AkSkCredentials, CbrClient, StaticCredentials
+from cbr_checkpointer.cbr import AkSkCredentials, CbrClient, RegionalCbr, StaticCredentials
 from cbr_checkpointer.completion import CompletionService
 from cbr_checkpointer.domain import Trigger, WatchCheck
 from cbr_checkpointer.ledger import MemoryLedger
@@ -355,6 +355,10 @@ class ScriptedCbr:
         return httpx.Response(200, json=self.answers[collection])
 
 
+def _no_other_region(region: str) -> CbrClient:
+    raise AssertionError(f"a check of the configured region asked for a client of {region}")
+
+
 def scripted_client(cbr: ScriptedCbr) -> CbrClient:
     credentials = StaticCredentials(AkSkCredentials("AK", SecretStr("SK")))
     return CbrClient(
@@ -398,7 +402,7 @@ def test_a_completion_check_ends_or_goes_on_for_every_legal_answer(variant: Vari
     cbr = ScriptedCbr(variant, "available")
     queue = FakeWatchQueue()
     service = CompletionService(
-        scripted_client(cbr),
+        RegionalCbr(scripted_client(cbr), default_region=None, connect=_no_other_region),
         MemoryLedger(ttl_seconds=3600),
         queue,
         max_age_seconds=24 * 3600,

@@ -144,7 +144,7 @@ BAD_VALUES: dict[str, list[Any]] = {
 }
 ENVELOPE_BAD_VALUES: dict[str, list[Any]] = {
     "project_id": ["bad id!", "", 5, "x" * 65, FORBIDDEN_PROJECT_ID],
-    "region": ["eu-west-0", "cn-north-4.example.com", 4],
+    "region": ["xx-nowhere-1", "cn-north-4.example.com", 4],
     "idempotency_key": ["", "x" * 257, "tab\tkey", 5, "key#completion", "clé"],
     "scheduled_time": ["yesterday", "2024-13-01T00:00:00Z", 5],
     "schedule_arn": ["", 5],

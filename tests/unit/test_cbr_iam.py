@@ -182,3 +182,46 @@ def test_an_unreachable_iam_is_a_retryable_auth_error() -> None:
         issuer_for(refuse, Clock()).token(CREDENTIALS, "p")
     assert (caught.value.info.kind, caught.value.info.retryable) == ("auth", True)
     assert "ConnectError" in caught.value.info.message
+
+
+def _projects_asked(iam: FakeIam) -> list[str]:
+    scopes = [request["auth"] for request in iam.requests]
+    return [str(scope["scope"]["project"]["id"]) for scope in scopes]  # type: ignore[index]
+
+
+def test_the_cache_keeps_at_most_max_tokens_dropping_the_least_recently_used() -> None:
+    clock = Clock()
+    iam = FakeIam(clock)
+    issuer = TokenIssuer(
+        "https://iam.example.com", transport=httpx.MockTransport(iam), clock=clock, max_tokens=3
+    )
+    for project in ("p1", "p2", "p3"):
+        issuer.token(CREDENTIALS, project)
+    issuer.token(CREDENTIALS, "p1")  # used again: now p2 is the least recently used
+    issuer.token(CREDENTIALS, "p4")  # a fourth project pushes p2 out
+    assert _projects_asked(iam) == ["p1", "p2", "p3", "p4"]
+
+    for project in ("p1", "p3", "p4"):
+        issuer.token(CREDENTIALS, project)
+    assert len(iam.requests) == 4  # all three still cached
+    issuer.token(CREDENTIALS, "p2")
+    assert _projects_asked(iam)[-1] == "p2"
+    assert len(iam.requests) == 5
+
+
+def test_a_hundred_projects_leave_no_more_than_the_cap_behind() -> None:
+    clock = Clock()
+    iam = FakeIam(clock)
+    issuer = TokenIssuer(
+        "https://iam.example.com", transport=httpx.MockTransport(iam), clock=clock, max_tokens=8
+    )
+    for index in range(100):
+        issuer.token(CREDENTIALS, f"project-{index}")
+    assert len(iam.requests) == 100
+    # The last 8 are served from the cache; the 92 before them were dropped and are fetched again.
+    for index in range(92, 100):
+        issuer.token(CREDENTIALS, f"project-{index}")
+    assert len(iam.requests) == 100
+    issuer.token(CREDENTIALS, "project-0")
+    assert len(iam.requests) == 101
+    assert issuer._fetches == {}  # no per-key lock outlives its fetch

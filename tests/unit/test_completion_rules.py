@@ -5,6 +5,7 @@ CBR, the watch queue and the clock are the fakes of tests/fakes.py; the ledger i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -167,7 +168,7 @@ def test_all_backups_available_is_completed_with_each_resource() -> None:
         ),
     )
     assert world.queue.sent == []
-    assert ("backups", {"checkpoint_id": CHECKPOINT}) in world.cbr.calls
+    assert ("backups", {"checkpoint_id": CHECKPOINT, "region": None}) in world.cbr.calls
     assert not [call for call in world.cbr.calls if call[0] == "logs"]
     detail = event_detail(outcome)
     assert detail_type(outcome) == "CBR Checkpoint Completed"
@@ -221,9 +222,31 @@ def test_a_failed_backup_is_failed_with_the_reason_of_its_own_task() -> None:
     assert outcome.error is not None
     assert outcome.error.code == "BackupService.7003"
     assert VOLUME in outcome.error.message
-    assert ("logs", {"vault_id": VAULT, "operation_type": "backup"}) in world.cbr.calls
+    assert ("logs", {"vault_id": VAULT, "operation_type": "backup", "region": None}) in world.cbr.calls
     assert detail_type(outcome) == "CBR Checkpoint Failed"
     assert event_detail(outcome)["stage"] == "completion"
+
+
+def test_a_check_looks_at_the_checkpoint_in_its_own_region_and_the_next_check_keeps_it() -> None:
+    world = World()
+    world.cbr.status = "error"
+    world.cbr.backups = [backup(VOLUME, "error", "b-2")]
+    far = replace(make_check(), region="ap-southeast-1")
+
+    outcome = world.check(far)
+    world.cbr.status = "protecting"
+    world.check(replace(far, idempotency_key="u:other-key"))
+
+    assert outcome is not None
+    assert outcome.kind == "failed"
+    assert [(name, arguments["region"]) for name, arguments in world.cbr.calls] == [
+        ("show", "ap-southeast-1"),
+        ("backups", "ap-southeast-1"),
+        ("logs", "ap-southeast-1"),
+        ("show", "ap-southeast-1"),
+    ]
+    ((following, _),) = world.queue.sent
+    assert following.region == "ap-southeast-1"
 
 
 def test_a_resource_skipped_at_the_create_fails_the_completion() -> None:

@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from cbr_checkpointer.domain import BackupRequest, ErrorInfo, FieldError, Outcome, Rejected, Trigger
+from cbr_checkpointer.domain import (
+    BackupRequest,
+    ErrorInfo,
+    FieldError,
+    Outcome,
+    Rejected,
+    Trigger,
+    WatchCheck,
+)
 from cbr_checkpointer.publisher import detail_type, event_detail
 
 PROJECT_ID = "4229d7a4e1b64c4f9e7a2b1c3d5e6f70"
@@ -174,3 +182,30 @@ def test_truncation_never_splits_a_character() -> None:
     assert len(truncated.encode("utf-8")) <= 32 * 1024
     assert json.dumps(payload, ensure_ascii=False).startswith(truncated)
     assert len(truncated.encode("utf-8")) > 32 * 1024 - 2
+
+
+def test_the_region_a_request_went_to_is_in_its_events_and_its_completion_events() -> None:
+    far = BackupRequest(
+        idempotency_key="key-3", project_id=PROJECT_ID, body=BODY, trigger=TRIGGER, region="ap-southeast-1"
+    )
+    check = WatchCheck(
+        idempotency_key="key-3",
+        project_id=PROJECT_ID,
+        vault_id=VAULT_ID,
+        checkpoint_id=str(CHECKPOINT["id"]),
+        request=BODY,
+        trigger=TRIGGER,
+        first_seen=datetime(2026, 11, 27, 2, 0, 5, tzinfo=UTC),
+        region="ap-southeast-1",
+    )
+
+    details = [
+        event_detail(Outcome(kind="created", item=far, checkpoint=CHECKPOINT)),
+        event_detail(Outcome(kind="failed", item=far, error=ErrorInfo("api", "no"))),
+        event_detail(Outcome(kind="validated", item=far)),
+        event_detail(Outcome(kind="completed", item=check, checkpoint=CHECKPOINT, resources=())),
+    ]
+
+    assert [detail["region"] for detail in details] == ["ap-southeast-1"] * 4
+    # A request of no named region (to a configured endpoint of no known region) says none
+    assert "region" not in event_detail(Outcome(kind="created", item=request(), checkpoint=CHECKPOINT))

@@ -4,6 +4,7 @@ tests/fakes.py; the ledger is the real MemoryLedger (or it, failing on demand)."
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 from tests.fakes import FakeCbr, FakeClock, FlakyLedger, RecordingObserver, checkpoint
@@ -340,3 +341,20 @@ def test_given_a_key_that_holds_a_completion_step_then_it_is_not_replayed_as_an_
         world.service.execute(request("key-1#watch"), deadline=NOW + 60)
 
     assert world.cbr.calls == []
+
+
+def test_every_cbr_call_for_a_request_goes_to_the_region_it_names() -> None:
+    world = World()
+    world.ledger.memory.claim("key-1", now=NOW - 120, lease_until=NOW - 60, request=body())  # its holder died
+    world.cbr.backups = [backup_of("cp-found")]
+    far = replace(request(), region="ap-southeast-1")
+    near = request("key-2")
+
+    world.service.execute(far, deadline=NOW + 60)
+    world.service.execute(near, deadline=NOW + 60)
+
+    assert [(name, arguments["region"]) for name, arguments in world.cbr.calls] == [
+        ("backups", "ap-southeast-1"),
+        ("show", "ap-southeast-1"),
+        ("create", None),
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cbr_checkpointer.regions import CBR_REGIONS
 from cbr_checkpointer.settings import ConfigurationError, Settings
 
 
@@ -205,12 +206,15 @@ def test_the_runtime_hands_the_allowed_projects_and_the_region_to_the_request_pa
         "AWS_SECRET_ACCESS_KEY": "secret",
         "DRY_RUN": "true",
     }
-    runtime = build_runtime(Settings.from_env(base | {"ALLOWED_PROJECT_IDS": "p1"}))
+    runtime = build_runtime(
+        Settings.from_env(base | {"ALLOWED_PROJECT_IDS": "p1", "ALLOWED_REGIONS": "cn-north-4,eu-west-0"})
+    )
     try:
         defaults = runtime.defaults
         assert (defaults.project_id, defaults.dry_run) == ("p0", True)
         assert defaults.allowed_project_ids == frozenset({"p1"})
-        assert defaults.regions == frozenset({"cn-north-4"})
+        assert defaults.regions == frozenset({"cn-north-4", "eu-west-0"})
+        assert defaults.region == "cn-north-4"
         assert defaults.allows_project("p1")
         assert not defaults.allows_project("p0")
     finally:
@@ -240,3 +244,52 @@ def test_a_credential_with_a_control_character_is_refused_by_name_and_not_echoed
 
     assert "tok-secret" not in str(caught.value)
     assert "tok-secret" not in repr(caught.value)
+
+
+def test_every_region_of_the_sdk_and_every_overridden_one_is_reachable_resolved_at_start() -> None:
+    environ = {
+        "CBR_REGION": "cn-north-4",
+        "HUAWEICLOUD_SDK_REGION_CBR_XX_PRIVATE_7": "https://cbr.private.test/",
+        "HUAWEICLOUD_SDK_REGION_CBR_AP_SOUTHEAST_1": "http://127.0.0.1:9001",
+    }
+
+    endpoints = Settings.from_env(environ).region_endpoints
+
+    assert set(endpoints) == set(CBR_REGIONS) | {"xx-private-7"}
+    assert endpoints["xx-private-7"].cbr == "https://cbr.private.test"
+    assert endpoints["xx-private-7"].iam == "https://iam.myhuaweicloud.com"
+    assert endpoints["ap-southeast-1"].cbr == "http://127.0.0.1:9001"
+    assert endpoints["ap-southeast-1"].iam == "https://iam.ap-southeast-1.myhuaweicloud.com"
+    assert endpoints["eu-west-0"].cbr == "https://cbr.eu-west-0.myhuaweicloud.com"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("HUAWEICLOUD_SDK_REGION_CBR_EU_WEST_0", "http://cbr.eu-west-0.example.com"),
+        ("HUAWEICLOUD_SDK_REGION_CBR_", "https://cbr.example.com"),
+        ("HUAWEICLOUD_SDK_REGION_CBR_NOT A REGION", "https://cbr.example.com"),
+    ],
+)
+def test_a_bad_override_of_any_region_fails_at_start_naming_its_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env({"CBR_REGION": "cn-north-4", variable: value})
+
+    assert variable in str(raised.value)
+
+
+def test_requests_may_name_every_reachable_region_unless_allowed_regions_narrows_them() -> None:
+    environ = {
+        "CBR_REGION": "cn-north-4",
+        "HUAWEICLOUD_SDK_REGION_CBR_XX_PRIVATE_7": "https://cbr.private.test",
+    }
+
+    assert Settings.from_env(environ).request_regions() == CBR_REGIONS | {"xx-private-7"}
+    narrowed = Settings.from_env(environ | {"ALLOWED_REGIONS": " xx-private-7, eu-west-0 "})
+    assert narrowed.request_regions() == {"xx-private-7", "eu-west-0"}
+
+
+@pytest.mark.parametrize("value", ["cn-north-4,xx-nowhere-1", "cn-north-4.evil.example", " , "])
+def test_allowed_regions_must_be_reachable_region_ids(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="ALLOWED_REGIONS"):
+        Settings.from_env({"CBR_REGION": "cn-north-4", "ALLOWED_REGIONS": value})

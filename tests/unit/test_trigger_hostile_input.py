@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -442,3 +443,22 @@ def test_items_of_a_many_request_inherit_the_region() -> None:
 def test_without_known_regions_no_request_may_name_one() -> None:
     item = rejected(invoke({"vault_id": VAULT, "region": "cn-north-4"}))
     assert fields(item) == ["region"]
+
+
+def test_a_request_naming_no_region_goes_to_the_configured_one() -> None:
+    configured = replace(REGIONAL, region="cn-north-4")
+
+    assert accepted(invoke({"vault_id": VAULT}, defaults=configured)).region == "cn-north-4"
+    assert accepted(invoke({"vault_id": VAULT, "region": "ap-southeast-1"}, defaults=configured)).region == (
+        "ap-southeast-1"
+    )
+
+
+def test_the_same_request_in_two_regions_is_two_requests_with_two_keys() -> None:
+    near = accepted(invoke({"vault_id": VAULT, "name": "nightly", "region": "cn-north-4"}, defaults=REGIONAL))
+    far = accepted(
+        invoke({"vault_id": VAULT, "name": "nightly", "region": "ap-southeast-1"}, defaults=REGIONAL)
+    )
+
+    assert near.body == far.body
+    assert near.idempotency_key != far.idempotency_key

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,6 +63,26 @@ def test_a_watch_message_reads_back_as_the_check_it_schedules() -> None:
     assert body["watch"]["attempt"] == 4
     assert body["watch"]["first_seen"] == "2026-11-27T02:00:00+00:00"
     assert parsed == check
+
+
+def test_a_check_in_a_named_region_carries_it_there_and_back() -> None:
+    check = replace(make_check(), region="ap-southeast-1")
+
+    body = watch_message(check)
+    parsed = parse_watch_record(watch_record(json.dumps(body)), WATCH_ARN)
+
+    assert body["watch"]["region"] == "ap-southeast-1"
+    assert parsed == check
+
+
+def test_a_message_scheduled_before_checks_named_their_region_still_reads_as_a_check() -> None:
+    body = watch_message(make_check())
+    assert "region" not in body["watch"]  # a check of no named region writes none, as before
+
+    parsed = parse_watch_record(watch_record(json.dumps(body)), WATCH_ARN)
+
+    assert isinstance(parsed, WatchCheck)
+    assert parsed.region is None  # followed in the configured region
 
 
 def test_bodies_of_other_queues_that_are_not_watch_messages_are_left_to_the_request_parser() -> None:
@@ -144,6 +165,8 @@ def test_anything_on_the_watch_queue_that_is_not_a_watch_message_is_rejected(bod
             lambda w: w.update(idempotency_key="u:k#completion"), "watch.idempotency_key", id="internal key"
         ),
         pytest.param(lambda w: w.update(extra=1), "watch.extra", id="unknown field"),
+        pytest.param(lambda w: w.update(region="CN-NORTH-4"), "watch.region", id="region not an id"),
+        pytest.param(lambda w: w.update(region=4), "watch.region", id="region not text"),
     ],
 )
 def test_a_broken_watch_message_is_rejected_by_field(

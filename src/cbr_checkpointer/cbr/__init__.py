@@ -15,6 +15,7 @@ from cbr_checkpointer.cbr.errors import (
     classify_transport_error,
 )
 from cbr_checkpointer.cbr.iam import TokenIssuer
+from cbr_checkpointer.cbr.regional import RegionalCbr
 from cbr_checkpointer.cbr.signer import AkSkAuth, sign
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "CredentialsProvider",
     "ErrorRule",
     "PasswordCredentials",
+    "RegionalCbr",
     "StaticCredentials",
     "TokenIssuer",
     "classify_response",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,8 +32,19 @@ SUBJECT_TOKEN_HEADER = "X-Subject-Token"  # noqa: S105 - a header name
 # Renew this long before expiry (tokens live 24 h), but never hold on to one with less than the floor left.
 RENEW_BEFORE_SECONDS = 3600.0
 RENEW_BEFORE_FLOOR_SECONDS = 900.0
+# Tokens kept at most, least recently used dropped first: one per (user, domain, project), and the
+# projects come from requests, so the cache must not grow with whatever projects they name.
+MAX_CACHED_TOKENS = 64
 
 _TokenKey = tuple[str, str, str]
+
+
+@dataclass(slots=True)
+class _Fetch:
+    """The lock that lets one thread at a time ask IAM for one key's token, and how many want it."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    waiting: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +99,11 @@ def _auth_error(
 
 
 class TokenIssuer:
-    """Issues `X-Auth-Token` values for `(user, domain, project)`; one IAM request at a time per key."""
+    """Issues `X-Auth-Token` values for `(user, domain, project)`; one IAM request at a time per key.
+
+    Keeps at most `max_tokens` tokens, dropping the least recently used: a key dropped is fetched
+    again when next needed.
+    """
 
     def __init__(
         self,
@@ -97,6 +113,7 @@ class TokenIssuer:
         read_timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
+        max_tokens: int = MAX_CACHED_TOKENS,
     ) -> None:
         self._iam_endpoint = iam_endpoint.rstrip("/")
         self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
@@ -104,8 +121,10 @@ class TokenIssuer:
         self._clock = clock
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
-        self._tokens: dict[_TokenKey, _Token] = {}
-        self._fetch_locks: dict[_TokenKey, threading.Lock] = {}
+        self._tokens: OrderedDict[_TokenKey, _Token] = OrderedDict()
+        self._max_tokens = max_tokens
+        # Only keys being fetched now: an entry goes when its last waiter is done.
+        self._fetches: dict[_TokenKey, _Fetch] = {}
 
     def token(self, credentials: PasswordCredentials, project_id: str) -> str:
         """A valid token for `credentials` scoped to `project_id`, from the cache or from IAM."""
@@ -114,16 +133,23 @@ class TokenIssuer:
             cached = self._fresh(key)
             if cached is not None:
                 return cached
-            fetch_lock = self._fetch_locks.setdefault(key, threading.Lock())
-        with fetch_lock:
+            fetch = self._fetches.setdefault(key, _Fetch())
+            fetch.waiting += 1
+        try:
+            with fetch.lock:
+                with self._lock:
+                    cached = self._fresh(key)
+                if cached is not None:
+                    return cached
+                issued = self._issue(credentials, project_id)
+                with self._lock:
+                    self._keep(key, issued)
+                return issued.value
+        finally:
             with self._lock:
-                cached = self._fresh(key)
-            if cached is not None:
-                return cached
-            issued = self._issue(credentials, project_id)
-            with self._lock:
-                self._tokens[key] = issued
-            return issued.value
+                fetch.waiting -= 1
+                if fetch.waiting == 0:
+                    del self._fetches[key]
 
     def invalidate(self, token: str | None = None) -> None:
         """Drop `token` from the cache (every cached token when None), e.g. after the API refused it.
@@ -148,7 +174,14 @@ class TokenIssuer:
         cached = self._tokens.get(key)
         if cached is None or self._clock() >= cached.renew_at:
             return None
+        self._tokens.move_to_end(key)
         return cached.value
+
+    def _keep(self, key: _TokenKey, token: _Token) -> None:
+        self._tokens[key] = token
+        self._tokens.move_to_end(key)
+        while len(self._tokens) > self._max_tokens:
+            self._tokens.popitem(last=False)
 
     def _http(self) -> httpx.Client:
         with self._lock:

@@ -107,8 +107,9 @@ class RequestDefaults:
     `allowed_project_ids`: the projects a request may act on; empty means `project_id` alone, None
     means any (only for checking a request away from its deployment, as the command line does).
     `regions`: the region ids a request may name in `region`; None means any well-formed one (again
-    only for checking away from a deployment). `dry_run` is a floor: a request can ask for a dry run,
-    never for less.
+    only for checking away from a deployment); `region` is where a request that names none goes (None:
+    the configured endpoint, whose region is not known). `dry_run` is a floor: a request can ask for a
+    dry run, never for less.
     """
 
     project_id: str | None
@@ -116,6 +117,7 @@ class RequestDefaults:
     dry_run: bool = False
     allowed_project_ids: frozenset[str] | None = frozenset()
     regions: frozenset[str] | None = frozenset()
+    region: str | None = None
 
     def allows_project(self, project_id: str) -> bool:
         if self.allowed_project_ids is None:
@@ -303,7 +305,7 @@ def _one(
             origin=origin,
             time=time,
             project_id=project_id,
-            region=envelope.region,
+            region=envelope.region or defaults.region,
             dry_run=dry_run,
             unknown=unknown,
         )
@@ -353,7 +355,7 @@ def _one(
         body=validated.model_dump(mode="json", exclude_none=True),
         trigger=Trigger(origin.kind, origin.id, time),
         dry_run=dry_run,
-        region=envelope.region,
+        region=envelope.region or defaults.region,
     )
 
 

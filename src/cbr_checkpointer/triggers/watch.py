@@ -32,7 +32,7 @@ from cbr_checkpointer.triggers.envelopes import message_id, sent_time
 from cbr_checkpointer.triggers.keys import KEY_PATTERN, derived_key
 from cbr_checkpointer.triggers.limits import load_json, quotable
 from cbr_checkpointer.triggers.paths import join
-from cbr_checkpointer.triggers.requests import MAX_ERRORS
+from cbr_checkpointer.triggers.requests import MAX_ERRORS, REGION_PATTERN
 
 WATCH_VERSION = 1
 MAX_WATCH_ATTEMPT = 100_000
@@ -81,6 +81,10 @@ class WatchBody(_Model):
     trigger: WatchTrigger
     first_seen: AwareDatetime
     attempt: Annotated[int, Field(strict=True, ge=1, le=MAX_WATCH_ATTEMPT)]
+    # Absent from messages scheduled before checks named their region: the configured one.
+    region: (
+        Annotated[StrictStr, _matching(REGION_PATTERN, "must be a region id such as cn-north-4")] | None
+    ) = None
 
 
 class WatchMessage(_Model):
@@ -101,6 +105,7 @@ def watch_message(check: WatchCheck) -> dict[str, Any]:
             "first_seen": check.first_seen.isoformat(),
             "attempt": check.attempt,
         }
+        | ({} if check.region is None else {"region": check.region})
     }
 
 
@@ -152,6 +157,7 @@ def parse_watch_record(
         trigger=Trigger(watch.trigger.kind, watch.trigger.id, watch.trigger.time),
         first_seen=watch.first_seen,
         attempt=watch.attempt,
+        region=watch.region,
     )
 
 
