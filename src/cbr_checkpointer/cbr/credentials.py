@@ -8,6 +8,15 @@ from typing import Protocol
 from pydantic import SecretStr
 
 
+def _check_text(field: str, value: str | SecretStr | None) -> None:
+    """Refuse a control character in a credential: each goes into an HTTP header or IAM's request, where
+    one (a trailing newline in a security token, say) is refused far from its cause. The error names the
+    field, never its value."""
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    if text is not None and any(ord(character) < 0x20 or ord(character) == 0x7F for character in text):
+        raise ValueError(f"{field} holds a control character (a trailing newline?)")
+
+
 @dataclass(frozen=True, slots=True)
 class AkSkCredentials:
     """An access key pair; `security_token` is set for temporary credentials (sent as X-Security-Token)."""
@@ -15,6 +24,10 @@ class AkSkCredentials:
     ak: str
     sk: SecretStr
     security_token: SecretStr | None = None
+
+    def __post_init__(self) -> None:
+        for field in ("ak", "sk", "security_token"):
+            _check_text(field, getattr(self, field))
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +37,10 @@ class PasswordCredentials:
     user_name: str
     password: SecretStr
     domain_name: str
+
+    def __post_init__(self) -> None:
+        for field in ("user_name", "password", "domain_name"):
+            _check_text(field, getattr(self, field))
 
 
 class CredentialsProvider(Protocol):
