@@ -46,6 +46,8 @@ from urllib.parse import urlsplit
 
 import httpx2 as httpx
 
+from cbr_checkpointer.retry import RetryPolicy
+from cbr_checkpointer.service import MIN_CALL_SECONDS
 from cbr_emulator import Emulator, Fault, RecordedRequest
 from devtools.records import sqs_record
 from devtools.sandbox import (
@@ -65,9 +67,12 @@ Mode = Literal["timer", "sqs"]
 MODES: tuple[Mode, ...] = ("timer", "sqs")
 MAX_REDELIVERIES = 3
 ROOT = Path(__file__).resolve().parents[1]
-# A Lambda timeout inside the service's safety margin (5 s): a transient failure goes straight back to the
-# trigger instead of being retried within the invocation. It also bounds how long a lease can stay live.
-NO_TIME_TO_RETRY = 2.0
+# A Lambda timeout just long enough to start a request (the service's safety margin and one call's
+# shortest wait), and a failure held back until the safety margin begins (AT_THE_MARGIN seconds into the
+# invocation): that failure goes straight back to the trigger instead of being retried within the
+# invocation. The timeout also bounds how long a lease can stay live.
+NO_TIME_TO_RETRY = RetryPolicy().safety_margin + MIN_CALL_SECONDS + 0.5
+AT_THE_MARGIN = NO_TIME_TO_RETRY - RetryPolicy().safety_margin
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "upgrade", "content-length"}
 )
@@ -94,6 +99,7 @@ class Rule:
     headers: dict[str, str] = field(default_factory=dict)
     forward: bool = False
     times: int = 1
+    delay: float = 0.0  # seconds the answer is held back
 
     def matches(self, method: str, path: str, target: str, document: Any) -> bool:
         if method != self.method.upper() or self.path not in path:
@@ -226,6 +232,8 @@ class FaultProxy:
         call = self._arrived(method, path, target)
         rule = self._take(method, path, target, document)
         call.scripted = rule is not None
+        if rule is not None and rule.delay:
+            time.sleep(rule.delay)
         if rule is not None and not rule.forward:
             answer = rule.answer(document)
             call.status = answer[0]
@@ -412,8 +420,8 @@ def send_message_batch_failing(code: str) -> Callable[[Any], dict[str, Any]]:
 
 
 def _is_completion(document: Any) -> bool:
-    item = document.get("Item", {}) if isinstance(document, dict) else {}
-    return bool(item.get("status", {}).get("S") == "completed")
+    values = document.get("ExpressionAttributeValues", {}) if isinstance(document, dict) else {}
+    return bool(values.get(":completed", {}).get("S") == "completed")
 
 
 def _is_claim(document: Any) -> bool:
@@ -702,13 +710,13 @@ SCENARIOS: list[Scenario] = [
     Scenario("drop-after-create", lambda w: w.fault(drop="after"), Expect(check=_cbr_posts(1))),
     Scenario(
         "drop-after-create-no-time-left",
-        lambda w: w.fault(drop="after"),
+        lambda w: w.fault(drop="after", delay=AT_THE_MARGIN),
         Expect(returns=1, check=_cbr_posts(1)),
         timeout=NO_TIME_TO_RETRY,
     ),
     Scenario(
         "drop-after-create-templated-name",
-        lambda w: w.fault(drop="after"),
+        lambda w: w.fault(drop="after", delay=AT_THE_MARGIN),
         Expect(returns=1, check=_cbr_posts(1)),
         request={"vault_id": VAULT_ID, "resources": [RESOURCE_ID], "name": "manual-{time:%H%M%S%f}"},
         timeout=NO_TIME_TO_RETRY,
@@ -751,7 +759,7 @@ SCENARIOS: list[Scenario] = [
         "lambda-timeout-mid-call",
         _setup_lambda_timeout,
         Expect(returns=1, check=_cbr_posts(1)),
-        timeout=2.5,
+        timeout=NO_TIME_TO_RETRY,
         abandon_first=True,
     ),
     Scenario(
@@ -800,14 +808,14 @@ SCENARIOS: list[Scenario] = [
     Scenario(
         "ledger-complete-throttled",
         lambda w: w.aws.rules.append(
-            Rule(target=".PutItem", when=_is_completion, status=400, body=DYNAMODB_THROTTLED)
+            Rule(target=".UpdateItem", when=_is_completion, status=400, body=DYNAMODB_THROTTLED)
         ),
-        Expect(check=_all(_cbr_posts(1), _aws_calls(".PutItem", 3))),
+        Expect(check=_all(_cbr_posts(1), _aws_calls(".UpdateItem", 2))),
     ),
     Scenario(
         "ledger-claim-throttled-no-time-left",
         lambda w: w.aws.rules.append(
-            Rule(target=".PutItem", when=_is_claim, status=400, body=DYNAMODB_THROTTLED)
+            Rule(target=".PutItem", when=_is_claim, status=400, body=DYNAMODB_THROTTLED, delay=AT_THE_MARGIN)
         ),
         Expect(returns=1, check=_cbr_posts(1)),
         timeout=NO_TIME_TO_RETRY,
@@ -823,9 +831,12 @@ SCENARIOS: list[Scenario] = [
     Scenario(
         "ledger-complete-500",
         lambda w: w.aws.rules.append(
-            Rule(target=".PutItem", when=_is_completion, status=500, body=DYNAMODB_500)
+            Rule(
+                target=".UpdateItem", when=_is_completion, status=500, body=DYNAMODB_500, delay=AT_THE_MARGIN
+            )
         ),
-        Expect(returns=1, check=_cbr_posts(1)),
+        # CBR has acted: the outcome is published though the ledger did not store it.
+        Expect(check=_cbr_posts(1)),
         timeout=NO_TIME_TO_RETRY,
     ),
     Scenario(

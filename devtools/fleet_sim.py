@@ -44,9 +44,8 @@ from cbr_checkpointer.service import MIN_CALL_SECONDS
 
 # fixed: today's behaviour, MAX_CONCURRENCY calls in flight whatever CBR answers, retries only.
 # adaptive: each environment's AdaptiveLimiter, with the retry policy as it is.
-# requeue: adaptive, and a throttled call goes back to the limiter without spending one of the request's
-#   attempts (the gateway refused it, so sending it again cannot create twice). Not what the function
-#   does: it measures what that change to the retry rules would buy.
+# requeue: adaptive, and a throttled call goes straight back to the limiter, without the retry policy's
+#   pause. Not what the function does: it measures what dropping that pause would buy.
 Strategy = Literal["fixed", "adaptive", "requeue"]
 STRATEGIES: tuple[Strategy, ...] = ("fixed", "adaptive", "requeue")
 Phase = Literal["queued", "redelivery", "tail"]
@@ -93,8 +92,6 @@ class FleetResult:
     creates: Counter[int] = field(default_factory=Counter)
     throttled: int = 0
     handed_back: int = 0
-    # Of those, how many ran out of attempts (the rest ran out of the invocation's time).
-    out_of_attempts: int = 0
     deliveries: int = 0
     backoff_seconds: float = 0.0
     pacing_seconds: float = 0.0
@@ -398,17 +395,26 @@ class Fleet:
         self.pump(environment)
 
     def failed_call(self, environment: int, record: Record) -> None:
-        """A retryable failure (throttled, or no permit in time): back off, or hand the record back."""
+        """A throttled call (the gateway's 429, or no permit in time): back off, or hand the record back.
+
+        As in CheckpointService, a throttle spends none of the request's attempts (the call never reached
+        CBR, so sending it again cannot create twice): only the invocation's deadline bounds the retries.
+        """
         invocation = self.invocations[environment]
         assert invocation is not None
         record.attempt += 1
-        delay = self.policy.delay(record.attempt, None, self.rng)
-        out_of_time = self.now + delay > invocation.deadline - self.policy.safety_margin
-        if record.attempt >= self.policy.max_attempts or out_of_time:
+        delay = self.policy.next_delay(
+            record.attempt,
+            retry_after=None,
+            now=self.now,
+            deadline=invocation.deadline,
+            rng=self.rng,
+            spent=0,
+        )
+        if delay is None:
             self.ledger.release(f"vault-{record.vault}", now=self.now, reconcile_since=None)
             record.handed_back = True
             self.result.handed_back += 1
-            self.result.out_of_attempts += record.attempt >= self.policy.max_attempts
             self.record_done(environment, record)
             return
         self.result.backoff_seconds += delay
@@ -424,14 +430,14 @@ TARGET_THROTTLED_PER_CHECKPOINT = 0.1
 
 HEADER = (
     f"{'vaults':>7} {'envs':>4} {'strategy':<8} {'wall s':>7} {'x floor':>7} {'429/ckpt':>8} "
-    f"{'handed back':>11} {'out of attempts':>15} {'once':>4} {'targets':>7} | {'full rate at s':>14} "
+    f"{'handed back':>11} {'once':>4} {'targets':>7} | {'full rate at s':>14} "
     f"{'unused capacity s: queued/redelivery/tail':>41} {'backoff s/ckpt':>14} {'paced s/ckpt':>12}"
 )
 
 LEGEND = """
 wall: virtual seconds until the last vault's create; floor: vaults / rate (the gateway's best).
-handed back: records returned to the queue (partial batch response), of which out of attempts: after
-the retry policy's last attempt (the others ran out of the invocation's time).
+handed back: records returned to the queue (partial batch response): out of the invocation's time (a
+throttle spends none of a request's attempts).
 targets: wall <= 1.1 x floor, <= 0.1 throttled answers per checkpoint, each vault created once.
 Where the time goes: the gateway's capacity left unused (seconds of its rate), split by what the fleet
 was doing then: records still queued (ramp-up, pacing below the limit, backoffs, batch gaps), waiting
@@ -457,7 +463,7 @@ def row(result: FleetResult) -> str:
     return (
         f"{result.config.vaults:>7} {result.config.environments:>4} {result.strategy:<8} "
         f"{result.wall:>7.1f} {result.wall_over_floor:>7.3f} {result.throttled_per_checkpoint:>8.3f} "
-        f"{result.handed_back:>11} {result.out_of_attempts:>15} {once:>4} "
+        f"{result.handed_back:>11} {once:>4} "
         f"{'met' if meets_targets(result) else 'missed':>7} | {full:>14} {unused:>41} "
         f"{result.backoff_seconds / checkpoints:>14.3f} {result.pacing_seconds / checkpoints:>12.3f}"
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,12 +40,15 @@ class FakeCbr:
         self.backups: list[dict[str, Any]] | Exception = []
         self.logs: list[dict[str, Any]] | Exception = []
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        # Told the name of every call as it is made (to move a fake clock by a call's duration).
+        self.on_call: Callable[[str], None] = lambda name: None
 
     def create_checkpoint(
         self, project_id: str, body: Mapping[str, Any], *, region: str | None, time_left: float | None = None
     ) -> CheckpointCreate:
         arguments = {"project_id": project_id, "body": body, "time_left": time_left, "region": region}
         self.calls.append(("create", arguments))
+        self.on_call("create")
         answer = self.creates.pop(0) if self.creates else checkpoint(f"cp-{len(self.calls)}", project_id)
         if isinstance(answer, Exception):
             raise answer
@@ -55,12 +58,14 @@ class FakeCbr:
         self.calls.append(
             ("show", {"project_id": project_id, "checkpoint_id": checkpoint_id, "region": region})
         )
+        self.on_call("show")
         if isinstance(self.status, Exception):
             raise self.status
         return checkpoint(checkpoint_id, project_id, self.status)
 
     def list_backups(self, project_id: str, *, region: str | None, **filters: str) -> list[dict[str, Any]]:
         self.calls.append(("backups", {**filters, "region": region}))
+        self.on_call("backups")
         if isinstance(self.backups, Exception):
             raise self.backups
         return self.backups
@@ -69,6 +74,7 @@ class FakeCbr:
         self, project_id: str, *, region: str | None, max_pages: int = 5, **filters: str
     ) -> list[dict[str, Any]]:
         self.calls.append(("logs", {**filters, "region": region}))
+        self.on_call("logs")
         if isinstance(self.logs, Exception):
             raise self.logs
         return self.logs
@@ -206,6 +212,8 @@ class FlakyLedger:
     def __init__(self, ttl_seconds: float = 7 * 24 * 3600) -> None:
         self.memory = MemoryLedger(ttl_seconds=ttl_seconds)
         self.down: set[str] = set()
+        # Operation -> how many of its next calls raise LedgerUnavailable.
+        self.fail_next: dict[str, int] = {}
         self.calls: list[tuple[str, str]] = []
 
     def claim(
@@ -218,11 +226,18 @@ class FlakyLedger:
         self._call("complete", key)
         self.memory.complete(key, result, now=now)
 
+    def own(self, checkpoint_id: str, key: str, *, now: float) -> bool:
+        self._call("own", key)
+        return self.memory.own(checkpoint_id, key, now=now)
+
     def release(self, key: str, *, now: float, reconcile_since: float | None) -> None:
         self._call("release", key)
         self.memory.release(key, now=now, reconcile_since=reconcile_since)
 
     def _call(self, operation: str, key: str) -> None:
         self.calls.append((operation, key))
-        if operation in self.down:
+        failing = self.fail_next.get(operation, 0) > 0
+        if failing:
+            self.fail_next[operation] -= 1
+        if operation in self.down or failing:
             raise LedgerUnavailable("InternalServerError", f"{operation} failed", http_status=500)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from cbr_checkpointer.domain import (
@@ -56,6 +56,8 @@ NOT_FOUND_GRACE_SECONDS = 120
 NOT_FOUND_CODES = frozenset({"BackupService.6217"})
 _NOT_ENDED = (Phase.RUNNING, Phase.UNKNOWN)
 MAX_ERROR_MESSAGE = 1024
+# A checkpoint's backup tasks are read from this long before it was first seen created (clock skew).
+TASKS_SKEW_SECONDS = 300
 
 
 def check_delay(attempt: int) -> int:
@@ -290,8 +292,15 @@ class CompletionService:
     def _with_reasons(self, check: WatchCheck, resources: list[ResourceResult]) -> list[ResourceResult]:
         """The resources, failed ones with `error` from this checkpoint's backup tasks (operation logs)."""
         try:
+            # From a little before the checkpoint was seen created, so that a busy vault's newer tasks
+            # cannot push this checkpoint's out of the pages read.
+            since = check.first_seen - timedelta(seconds=TASKS_SKEW_SECONDS)
             logs = self._cbr.list_operation_logs(
-                check.project_id, region=check.region, vault_id=check.vault_id, operation_type="backup"
+                check.project_id,
+                region=check.region,
+                vault_id=check.vault_id,
+                operation_type="backup",
+                start_time=since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             )
         except CbrCallFailed as error:
             if error.info.retryable:

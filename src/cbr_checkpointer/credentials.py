@@ -31,14 +31,19 @@ EXTENSION_RETRY = RetryPolicy(max_attempts=2, base_delay=0.025, max_delay=0.05, 
 class CredentialsError(CbrError):
     """The secret could not be read or holds no usable credentials (the message never quotes it).
 
-    It is a CbrError of kind "auth" because it surfaces inside a CBR call: the service then treats
-    a throttled Secrets Manager as transient and a missing or malformed secret as a permanent failure.
+    It is a CbrError of kind "auth" because it surfaces inside a CBR call, before anything is sent.
+    It is always retryable: a missing, unreadable or malformed secret is the deployment's fault, not
+    the request's, so the request goes back to its trigger (and is counted as requeued) instead of
+    ending Failed in the ledger, where it would outlive the fix of the secret.
     """
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(
-            ErrorInfo(kind="auth", message=message, code="CredentialsUnavailable", retryable=retryable)
+            ErrorInfo(kind="auth", message=message, code="CredentialsUnavailable", retryable=True)
         )
+
+
+_CREDENTIAL_FIELDS = ("ak", "sk", "security_token", "user_name", "password", "domain_name")
 
 
 def parse_secret(secret_id: str, secret_string: str) -> AkSkCredentials | PasswordCredentials:
@@ -49,6 +54,17 @@ def parse_secret(secret_id: str, secret_string: str) -> AkSkCredentials | Passwo
         raise CredentialsError(f"secret {secret_id} is not a JSON object") from None
     if not isinstance(document, dict):
         raise CredentialsError(f"secret {secret_id} is not a JSON object")
+    for field in _CREDENTIAL_FIELDS:
+        value = document.get(field)
+        if value is not None and not isinstance(value, str):
+            raise CredentialsError(f"secret {secret_id}: {field} must be a string")
+    try:
+        return _credentials_of(secret_id, document)
+    except ValueError as invalid:
+        raise CredentialsError(f"secret {secret_id}: {invalid}") from None
+
+
+def _credentials_of(secret_id: str, document: dict[str, str]) -> AkSkCredentials | PasswordCredentials:
     if document.get("ak") and document.get("sk"):
         token = document.get("security_token")
         return AkSkCredentials(
@@ -213,9 +229,7 @@ class SecretCredentials:
         try:
             answer = self._secrets.call("GetSecretValue", {"SecretId": self._secret_id})
         except AwsError as error:
-            raise CredentialsError(
-                f"cannot read secret {self._secret_id}: {error.code}", retryable=error.retryable
-            ) from None
+            raise CredentialsError(f"cannot read secret {self._secret_id}: {error.code}") from None
         secret_string = answer.get("SecretString")
         if not isinstance(secret_string, str):
             raise CredentialsError(f"secret {self._secret_id} has no SecretString")

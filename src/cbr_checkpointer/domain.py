@@ -44,6 +44,9 @@ class BackupRequest:
     dry_run: bool = False
     # The Huawei region whose CBR endpoint takes the request; None: the configured one.
     region: str | None = None
+    # The name as the request wrote it, when it held `{time:...}` placeholders: each delivery renders
+    # it from its own time, so two deliveries of one request may carry two names.
+    name_template: str | None = None
 
     @property
     def vault_id(self) -> str:
@@ -246,8 +249,8 @@ StoredResult = StoredOutcome | StepDone
 class Claimed:
     """The caller holds the key. `reconcile_since` is set when an earlier holder may have created it.
 
-    With `reconcile_since`, `request` is the body pinned by the first claim of the key (None when the
-    ledger has none): the body to reconcile against and to send.
+    With `reconcile_since`, `request` is the request pinned by the first claim of the key (None when the
+    ledger has none): the one to reconcile against and to send.
     """
 
     reconcile_since: float | None = None
@@ -256,9 +259,11 @@ class Claimed:
 
 @dataclass(frozen=True, slots=True)
 class Completed:
-    """The key already has a result; serve it again instead of calling CBR."""
+    """The key already has a result; serve it again instead of calling CBR. `request` is the request
+    pinned by the key's first claim (None when the ledger has none)."""
 
     result: StoredResult
+    request: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,7 +80,7 @@ def _handle_sqs_batch(event: dict[str, Any], runtime: Runtime, deadline: float) 
     def handle_record(record: SQSRecord) -> None:
         logger.thread_safe_clear_keys()
         logger.thread_safe_append_keys(message_id=record.message_id)
-        watch = parse_watch_record(record.raw_event, runtime.watch_queue_arn)
+        watch = parse_watch_record(record.raw_event, runtime.watch_queue_arn, defaults=runtime.defaults)
         if watch is not None:
             batch.run_watch(record.message_id, watch)
         else:

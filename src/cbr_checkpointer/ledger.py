@@ -3,9 +3,11 @@
 A key moves through: absent -> in progress (a lease held until the holder's Lambda deadline)
 -> completed (the stored result, republished on redelivery). A lease that ran out means its holder
 died mid-call; whoever claims next must reconcile against CBR before creating anything. The first
-claim also pins the request body: a later holder that must reconcile gets it back, so that every
+claim also pins the request (a document the caller gives: for a backup request, its body and what
+identifies it), kept through completion: a later holder that must reconcile gets it back, so that every
 delivery of a key looks for, and sends, the same request (a name rendered from the time of the
-delivery would otherwise differ between deliveries, and reconciliation by name would miss).
+delivery would otherwise differ between deliveries, and reconciliation by name would miss), and a
+later claimer of a completed key can tell whether it asks for what was done.
 """
 
 from __future__ import annotations
@@ -41,13 +43,28 @@ class _Entry:
     request: dict[str, Any] | None = None
 
 
+def owner_key(checkpoint_id: str) -> str:
+    """The record naming the request key a checkpoint belongs to (no request key starts with `c:`)."""
+    return f"c:{checkpoint_id}"
+
+
 class MemoryLedger:
     """A ledger for local runs and tests: one process, one dict, the same rules as the DynamoDB one."""
 
     def __init__(self, ttl_seconds: float) -> None:
         self._ttl_seconds = ttl_seconds
         self._entries: dict[str, _Entry] = {}
+        # owner_key(checkpoint id) -> (request key, expires at)
+        self._owners: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
+
+    def own(self, checkpoint_id: str, key: str, *, now: float) -> bool:
+        with self._lock:
+            held = self._owners.get(owner_key(checkpoint_id))
+            if held is not None and held[0] != key and held[1] > now:
+                return False
+            self._owners[owner_key(checkpoint_id)] = (key, now + self._ttl_seconds)
+            return True
 
     def claim(
         self, key: str, *, now: float, lease_until: float, request: dict[str, Any] | None = None
@@ -57,7 +74,7 @@ class MemoryLedger:
             if entry is not None and entry.expires_at <= now:
                 entry = None
             if entry is not None and entry.status == "completed" and entry.result is not None:
-                return Completed(entry.result)
+                return Completed(entry.result, request=entry.request)
             if entry is not None and entry.lease_until > now:
                 return Busy(entry.lease_until)
             reconcile_since = None
@@ -81,8 +98,13 @@ class MemoryLedger:
 
     def complete(self, key: str, result: StoredResult, *, now: float) -> None:
         with self._lock:
+            claimed = self._entries.get(key)
             self._entries[key] = _Entry(
-                status="completed", claimed_at=now, result=result, expires_at=now + self._ttl_seconds
+                status="completed",
+                claimed_at=now,
+                result=result,
+                expires_at=now + self._ttl_seconds,
+                request=None if claimed is None else claimed.request,
             )
 
     def release(self, key: str, *, now: float, reconcile_since: float | None) -> None:
@@ -101,7 +123,8 @@ class DynamoDBLedger:
     """The ledger in a DynamoDB table (partition key `id`, TTL attribute `expiration`), by conditional writes.
 
     Item: `id`, `status` (in_progress | completed), `claimed_at`, `lease_until`, `reconcile_since`,
-    `request` (JSON, the body pinned by the first claim), `result` (JSON), `expiration`. Every
+    `request` (JSON, pinned by the first claim and kept with the result), `result` (JSON), `expiration`;
+    and per checkpoint made or adopted, `c:<checkpoint id>` with the `owner` request key. Every
     transition is one conditional write, so two invocations racing for a key cannot both hold it.
     """
 
@@ -143,7 +166,11 @@ class DynamoDBLedger:
                 raise
             held = error.body.get("Item", {})
             if held.get("status", {}).get("S") == "completed":
-                return Completed(stored_result(json.loads(held["result"]["S"])))
+                pinned = held.get("request")
+                return Completed(
+                    stored_result(json.loads(held["result"]["S"])),
+                    request=None if pinned is None else json.loads(pinned["S"]),
+                )
             return Busy(float(held.get("lease_until", {}).get("N", now)))
         previous = answer.get("Attributes", {})
         if previous.get("status", {}).get("S") != "in_progress" or float(previous["expiration"]["N"]) <= now:
@@ -154,18 +181,44 @@ class DynamoDBLedger:
         return Claimed(reconcile_since, request=None if pinned is None else json.loads(pinned["S"]))
 
     def complete(self, key: str, result: StoredResult, *, now: float) -> None:
+        # An update, not a put: the request pinned by the first claim stays with the result.
         self._call(
-            "PutItem",
+            "UpdateItem",
             {
                 "TableName": self._table,
-                "Item": {
-                    "id": {"S": key},
-                    "status": {"S": "completed"},
-                    "result": {"S": json.dumps(stored_json(result), separators=(",", ":"))},
-                    "expiration": _number(int(now + self._ttl_seconds)),
+                "Key": {"id": {"S": key}},
+                "UpdateExpression": "SET #status = :completed, #result = :result, expiration = :expiration "
+                "REMOVE lease_until, reconcile_since",
+                "ExpressionAttributeNames": {"#status": "status", "#result": "result"},
+                "ExpressionAttributeValues": {
+                    ":completed": {"S": "completed"},
+                    ":result": {"S": json.dumps(stored_json(result), separators=(",", ":"))},
+                    ":expiration": _number(int(now + self._ttl_seconds)),
                 },
             },
         )
+
+    def own(self, checkpoint_id: str, key: str, *, now: float) -> bool:
+        try:
+            self._call(
+                "PutItem",
+                {
+                    "TableName": self._table,
+                    "Item": {
+                        "id": {"S": owner_key(checkpoint_id)},
+                        "owner": {"S": key},
+                        "expiration": _number(int(now + self._ttl_seconds)),
+                    },
+                    "ConditionExpression": "attribute_not_exists(id) OR #owner = :key OR expiration <= :now",
+                    "ExpressionAttributeNames": {"#owner": "owner"},
+                    "ExpressionAttributeValues": {":key": {"S": key}, ":now": _number(now)},
+                },
+            )
+        except AwsError as error:
+            if error.code != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
 
     def release(self, key: str, *, now: float, reconcile_since: float | None) -> None:
         if reconcile_since is None:

@@ -62,6 +62,13 @@ class Ledger(Protocol):
 
     def complete(self, key: str, result: StoredResult, *, now: float) -> None: ...
 
+    def own(self, checkpoint_id: str, key: str, *, now: float) -> bool:
+        """Record that the checkpoint belongs to request `key`; False when another key already owns it.
+
+        One conditional write: two keys that gave one name to one vault cannot both adopt a checkpoint.
+        """
+        ...
+
     def release(self, key: str, *, now: float, reconcile_since: float | None) -> None:
         """Give the key back after a transient failure.
 

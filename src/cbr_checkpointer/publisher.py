@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,16 @@ PAYLOAD_LIMIT_BYTES = 32 * 1024
 MAX_ENTRIES_PER_CALL = 10
 MAX_ENTRY_BYTES = 256 * 1024
 TIME_FIELD_BYTES = 14
+# The per-resource lists an event may carry, where each is in the Detail. An entry over the size limit
+# gives up their last entries, longest list first, and says how many next to the list
+# (`<list>_omitted`), so that a vault of many resources still gets its event.
+RESOURCE_LISTS: tuple[tuple[str, ...], ...] = (
+    ("resources",),
+    ("checkpoint", "vault", "resources"),
+    ("checkpoint", "vault", "skipped_resources"),
+    ("request", "checkpoint", "parameters", "resource_details"),
+    ("request", "checkpoint", "parameters", "resources"),
+)
 
 
 def detail_type(outcome: Outcome) -> str:
@@ -110,6 +121,29 @@ def _rejected_fields(rejected: Rejected, payload_limit_bytes: int) -> dict[str, 
     return fields | _payload_fields(rejected.payload, payload_limit_bytes)
 
 
+def _trim_longest_list(detail: dict[str, Any], overflow_bytes: int) -> bool:
+    """Drop from the longest of the RESOURCE_LISTS about `overflow_bytes` worth of its last entries (one at
+    least), counting them in its `_omitted` marker; False when no list has an entry left to drop."""
+    found: list[tuple[int, tuple[str, ...], list[Any]]] = []
+    for path in RESOURCE_LISTS:
+        value: Any = detail
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, list) and value:
+            found.append((len(_json(value).encode("utf-8")), path, value))
+    if not found:
+        return False
+    list_bytes, path, entries = max(found, key=lambda candidate: candidate[0])
+    dropped = min(len(entries), max(1, math.ceil(overflow_bytes * len(entries) / list_bytes)))
+    parent = detail
+    for key in path[:-1]:
+        parent = parent[key]
+    name = path[-1]
+    parent[name] = entries[: len(entries) - dropped]
+    parent[f"{name}_omitted"] = parent.get(f"{name}_omitted", 0) + dropped
+    return True
+
+
 def _payload_fields(payload: Any, limit_bytes: int) -> dict[str, Any]:
     """The payload itself, or when its compact JSON text is longer, that text cut to `limit_bytes`."""
     text = _json(payload).encode("utf-8")
@@ -181,6 +215,12 @@ class EventPublisher:
             while size > MAX_ENTRY_BYTES and limit > 0:
                 limit = max(0, limit - (size - MAX_ENTRY_BYTES))
                 detail = _json(event_detail(outcome, payload_limit_bytes=limit))
+                size = _entry_size(self._source, kind, detail)
+        if size > MAX_ENTRY_BYTES:
+            # A copy to cut (the outcome's dicts are shared); each pass drops at least one entry.
+            fields = json.loads(detail)
+            while size > MAX_ENTRY_BYTES and _trim_longest_list(fields, size - MAX_ENTRY_BYTES):
+                detail = _json(fields)
                 size = _entry_size(self._source, kind, detail)
         if size > MAX_ENTRY_BYTES:
             return None

@@ -51,11 +51,13 @@ class RetryPolicy:
         now: float,
         deadline: float | None,
         rng: random.Random,
+        spent: int | None = None,
     ) -> float | None:
         """The pause before trying again after failed attempt number `attempt`, or None to give up:
         every attempt is spent, or the pause would end past `deadline - safety_margin` (no deadline:
-        attempts alone bound it)."""
-        if attempt >= self.max_attempts:
+        attempts alone bound it). `spent` is how many of the attempts count against `max_attempts`
+        when not all do (a caller may not count those a throttle refused); by default, all of them."""
+        if (attempt if spent is None else spent) >= self.max_attempts:
             return None
         pause = self.delay(attempt, retry_after, rng)
         if deadline is not None and now + pause > deadline - self.safety_margin:

@@ -134,6 +134,8 @@ class OperationLogQuery:
     status: str | None
     limit: int
     offset: int
+    start_time: datetime | None = None
+    end_time: datetime | None = None
 
     def matches(self, log: OperationLog) -> bool:
         return (
@@ -141,6 +143,8 @@ class OperationLogQuery:
             and self.resource_id in (None, log.resource.id)
             and self.operation_type in (None, "backup")
             and self.status in (None, log.status)
+            and (self.start_time is None or log.started_at >= self.start_time)
+            and (self.end_time is None or log.started_at <= self.end_time)
         )
 
 
@@ -304,6 +308,8 @@ def parse_operation_log_query(query: Mapping[str, list[str]]) -> OperationLogQue
         status=status,
         limit=_query_int(first("limit"), "limit", default=MAX_PAGE, low=1, high=MAX_PAGE),
         offset=_query_int(first("offset"), "offset", default=0, low=0, high=None),
+        start_time=_query_time(first("start_time"), "start_time"),
+        end_time=_query_time(first("end_time"), "end_time"),
     )
 
 

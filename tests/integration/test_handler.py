@@ -149,8 +149,10 @@ def test_sqs_batch_mixing_valid_invalid_and_transient_records(sandbox: Sandbox) 
     not_json = sqs_record("this is not json", message_id="msg-not-json")
     busy = sqs_record({"vault_id": VAULT_ID, "resources": [RESOURCE_ID]}, message_id="msg-busy")
 
-    # When the batch arrives with little time left (no room for backoff)
-    response = lambda_handler({"Records": [valid, invalid, not_json, busy]}, LocalContext(timeout_seconds=6))
+    # When the batch arrives with little time left: enough to start each request (the 5 s safety margin
+    # and one call's shortest wait), little room for backoff
+    context = LocalContext(timeout_seconds=6.5)
+    response = lambda_handler({"Records": [valid, invalid, not_json, busy]}, context)
 
     # Then only the transient record goes back to the queue
     assert response == {"batchItemFailures": [{"itemIdentifier": "msg-busy"}]}
@@ -288,17 +290,24 @@ def test_a_transient_timer_failure_raises_for_the_async_retry(sandbox: Sandbox) 
     assert sandbox.emulator.created == []
 
 
-def test_an_unreadable_credentials_secret_fails_the_request_with_an_auth_error(sandbox: Sandbox) -> None:
+def test_an_unreadable_credentials_secret_hands_the_request_back_until_it_is_fixed(sandbox: Sandbox) -> None:
     sandbox.auth = "token"
-    with sandbox.configured(CBR_CREDENTIALS_SECRET="no-such-secret"):
-        lambda_handler({"vault_id": SECOND_VAULT_ID}, LocalContext())
+    request = {"vault_id": SECOND_VAULT_ID, "idempotency_key": "secret-fixed-later"}
+    with (
+        sandbox.configured(CBR_CREDENTIALS_SECRET="no-such-secret"),
+        pytest.raises(InvocationFailed) as raised,
+    ):
+        lambda_handler(request, LocalContext(timeout_seconds=8))
 
-    (event,) = sandbox.published_events()
-    assert event["detail-type"] == "CBR Checkpoint Failed"
-    assert event["detail"]["error"]["kind"] == "auth"
-    assert event["detail"]["error"]["code"] == "CredentialsUnavailable"
-    assert "no-such-secret" in event["detail"]["error"]["message"]
+    # A deployment's fault: retried, not a Failed outcome stored under the request's key
+    assert "failed transiently" in str(raised.value)
+    assert sandbox.published_events() == []
     assert sandbox.emulator.requests == []
+    # Once the secret is right, the same request is created, not replayed as a failure
+    lambda_handler(request, LocalContext())
+    (event,) = sandbox.published_events()
+    assert event["detail-type"] == "CBR Checkpoint Created"
+    assert event["detail"]["duplicate"] is False
 
 
 def test_a_slow_cbr_answer_is_cut_at_the_deadline_and_the_redelivery_reconciles(sandbox: Sandbox) -> None:

@@ -157,3 +157,26 @@ def test_releasing_a_completed_key_keeps_its_result(make_ledger: LedgerFactory) 
     ledger.release("k", now=NOW + 1, reconcile_since=None)
 
     assert isinstance(ledger.claim("k", now=NOW + 2, lease_until=NOW + 60), Completed)
+
+
+def test_the_request_pinned_by_the_first_claim_stays_with_the_result(make_ledger: LedgerFactory) -> None:
+    ledger = make_ledger(3600)
+    first = {"project_id": "p", "body": {"checkpoint": {"vault_id": "v"}}}
+    ledger.claim("k", now=NOW, lease_until=NOW + 60, request=first)
+    ledger.complete("k", StoredOutcome("created", checkpoint={"id": "c1"}), now=NOW + 1)
+
+    again = ledger.claim("k", now=NOW + 2, lease_until=NOW + 62, request={"project_id": "other"})
+
+    # The later claimer can tell its request from the one that was done
+    assert again == Completed(StoredOutcome("created", checkpoint={"id": "c1"}), request=first)
+
+
+def test_a_checkpoint_has_one_owner_and_its_owner_may_claim_it_again(make_ledger: LedgerFactory) -> None:
+    ledger = make_ledger(3600)
+
+    assert ledger.own("cp-1", "u:first", now=NOW)
+    assert ledger.own("cp-1", "u:first", now=NOW + 1)
+    assert not ledger.own("cp-1", "u:second", now=NOW + 2)
+    assert ledger.own("cp-2", "u:second", now=NOW + 3)
+    # An owner record is no request key: claiming a key is unaffected by it
+    assert ledger.claim("u:first", now=NOW, lease_until=NOW + 60) == Claimed()

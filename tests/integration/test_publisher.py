@@ -21,9 +21,12 @@ from cbr_checkpointer.domain import (
     Outcome,
     OutcomeKind,
     Rejected,
+    ResourceError,
+    ResourceResult,
     Trigger,
+    WatchCheck,
 )
-from cbr_checkpointer.publisher import MAX_ENTRY_BYTES, EventPublisher, event_detail
+from cbr_checkpointer.publisher import MAX_ENTRY_BYTES, RESOURCE_LISTS, EventPublisher, event_detail
 from cbr_checkpointer.retry import Deadline, Retrier, RetryPolicy
 
 pytestmark = pytest.mark.integration
@@ -487,3 +490,102 @@ def test_each_entry_names_bus_source_and_type() -> None:
     assert entry["Resources"] == []
     assert isinstance(entry["Time"], float)
     assert json.loads(entry["Detail"]) == event_detail(make_outcome("validated"))
+
+
+# -- a vault of many resources: the event stays within EventBridge's entry limit ------------------------
+
+MANY = 256
+LONG_NAME = "n" * 255
+LONG_MESSAGE = "m" * 255
+
+
+def many_resources_outcome(kind: OutcomeKind) -> Outcome:
+    """256 resources with 255-character names everywhere an event lists resources."""
+    ids = [f"{index:08x}-0000-4000-8000-000000000000" for index in range(MANY)]
+    details = [{"id": rid, "type": "OS::Nova::Server", "name": LONG_NAME} for rid in ids]
+    body = {"checkpoint": {"vault_id": VAULT_ID, "parameters": {"name": "many", "resource_details": details}}}
+    checkpoint = {
+        "id": "cp-many",
+        "status": "protecting",
+        "vault": {
+            "id": VAULT_ID,
+            "resources": [
+                {"id": rid, "name": LONG_NAME, "type": "OS::Nova::Server", "protect_status": "available"}
+                for rid in ids
+            ],
+            "skipped_resources": [
+                {"id": rid, "name": LONG_NAME, "code": "BackupService.6302", "reason": LONG_MESSAGE}
+                for rid in ids
+            ],
+        },
+    }
+    if kind in ("created", "validated"):
+        item = BackupRequest("many", PROJECT_ID, body, TRIGGER, dry_run=kind == "validated")
+        return Outcome(kind, item, checkpoint=checkpoint if kind == "created" else None)
+    check = WatchCheck(
+        idempotency_key="many",
+        project_id=PROJECT_ID,
+        vault_id=VAULT_ID,
+        checkpoint_id="cp-many",
+        request=body,
+        trigger=TRIGGER,
+        first_seen=TRIGGER.time or datetime.now(UTC),
+        attempt=3,
+    )
+    resources = tuple(
+        ResourceResult(
+            resource_id=rid,
+            status="error",
+            backup_id=rid,
+            resource_name=LONG_NAME,
+            resource_type="OS::Nova::Server",
+            error=ResourceError("BackupService.6001", LONG_MESSAGE),
+        )
+        for rid in ids
+    )
+    error = ErrorInfo("api", LONG_MESSAGE, code="CheckpointError") if kind == "failed" else None
+    return Outcome(kind, check, checkpoint=checkpoint, error=error, resources=resources)
+
+
+def eventbridge_entry_size(entry: dict[str, Any]) -> int:
+    """An entry's size as EventBridge counts it: 14 bytes for Time, then the UTF-8 bytes of Source,
+    DetailType, Detail and each of Resources."""
+    texts = [entry["Source"], entry["DetailType"], entry["Detail"], *entry.get("Resources", [])]
+    return (14 if "Time" in entry else 0) + sum(len(text.encode("utf-8")) for text in texts)
+
+
+def listed(detail: dict[str, Any], path: tuple[str, ...]) -> tuple[int, int] | None:
+    """(entries kept, entries omitted) of the list at `path`, or None when the detail has no such list."""
+    parent: Any = detail
+    for key in path[:-1]:
+        parent = parent.get(key) if isinstance(parent, dict) else None
+    if not isinstance(parent, dict) or path[-1] not in parent:
+        return None
+    return len(parent[path[-1]]), parent.get(f"{path[-1]}_omitted", 0)
+
+
+@pytest.mark.parametrize("kind", ["created", "validated", "completed", "failed", "timed_out"])
+def test_an_event_listing_many_resources_is_trimmed_to_fit_and_says_how_many_it_left_out(
+    kind: OutcomeKind,
+) -> None:
+    script = ScriptedPutEvents(all_accepted)
+    outcome = many_resources_outcome(kind)
+    untrimmed = json.dumps(event_detail(outcome), separators=(",", ":"), ensure_ascii=False)
+
+    unpublished = scripted_publisher(script, Sleeps()).publish([outcome])
+
+    assert unpublished == []
+    (entry,) = script.calls[0]
+    assert eventbridge_entry_size(entry) <= MAX_ENTRY_BYTES
+    detail = json.loads(entry["Detail"])
+    lists = {path: listed(detail, path) for path in RESOURCE_LISTS}
+    present = {path: counts for path, counts in lists.items() if counts is not None}
+    assert all(kept + omitted == MANY for kept, omitted in present.values())
+    if len(untrimmed.encode("utf-8")) > MAX_ENTRY_BYTES:
+        assert sum(omitted for _, omitted in present.values()) > 0
+    else:
+        assert kind == "validated"  # the request alone fits: nothing is left out
+        assert sum(omitted for _, omitted in present.values()) == 0
+    assert detail["idempotency_key"] == "many"
+    # The outcome itself is untouched: the ledger and other events share it.
+    assert json.dumps(event_detail(outcome), separators=(",", ":"), ensure_ascii=False) == untrimmed

@@ -37,7 +37,7 @@ BATCH_SIZE = 10
 FAULT_RATE = float(os.environ.get("SOAK_FAULT_RATE", "0.01"))
 MAX_ROUNDS = 6  # the first delivery and up to five redeliveries (the template's maxReceiveCount is 5)
 SEED = int(os.environ.get("SOAK_SEED", "20261127"))
-LAMBDA_TIMEOUT = 6.0  # one second of retry budget beyond the service's safety margin
+LAMBDA_TIMEOUT = 7.0  # enough to start a request (safety margin + one call) and a second of retry budget
 READ_TIMEOUT = "0.3"
 
 

@@ -16,7 +16,6 @@ from cbr_checkpointer.domain import (
     CbrCallFailed,
     ErrorInfo,
     FieldError,
-    LedgerUnavailable,
     Outcome,
     QueueUnavailable,
     Rejected,
@@ -26,7 +25,7 @@ from cbr_checkpointer.domain import (
     WorkItem,
 )
 from cbr_checkpointer.retry import RetryPolicy
-from cbr_checkpointer.service import CheckpointService
+from cbr_checkpointer.service import MIN_CALL_SECONDS, CheckpointService
 
 NOW = 1_800_000_000.0
 PROJECT = "4229d7a4e1b64c4f9e7a2b1c3d5e6f70"
@@ -81,10 +80,13 @@ class World:
         self.ledger.memory.claim(key, now=NOW, lease_until=NOW + 600)
 
     def batch(
-        self, messages: Sequence[tuple[str, Sequence[WorkItem] | WatchCheck | Rejected]]
+        self,
+        messages: Sequence[tuple[str, Sequence[WorkItem] | WatchCheck | Rejected]],
+        *,
+        deadline: float = NOW + 60,
     ) -> BatchResult:
         """Run messages as Powertools' partial-batch processor does: a message that raises has failed."""
-        batch: SqsBatch = self.application.sqs_batch(deadline=NOW + 60)
+        batch: SqsBatch = self.application.sqs_batch(deadline=deadline)
         failed: list[str] = []
         for message_id, work in messages:
             try:
@@ -173,11 +175,55 @@ def test_given_the_ledger_down_then_the_invocation_fails_for_lambda_to_retry() -
     world = World()
     world.ledger.down = {"claim"}
 
-    with pytest.raises(LedgerUnavailable):
-        world.application.run_invocation([request("a")], deadline=NOW + 60)
+    result = world.application.run_invocation([request("a"), request("b")], deadline=NOW + 60)
 
+    assert result.must_retry
+    assert [failure.info.code for failure in result.transient] == ["InternalServerError"] * 2
     assert world.cbr.calls == []
     assert world.events.published == []
+
+
+def test_given_more_requests_than_time_then_those_that_cannot_start_go_back_with_their_message() -> None:
+    world = World()
+    world.cbr.on_call = lambda name: world.clock.advance(0.25)
+    deadline = NOW + 8
+    margin = RetryPolicy(max_attempts=1).safety_margin
+    items = [request(f"k{index}") for index in range(100)]
+
+    first = world.batch([("m1", items)], deadline=deadline)
+    started_by = world.clock.now()
+
+    assert first.item_failures == ("m1",)
+    assert started_by <= deadline - margin
+    created = len(world.cbr.calls)
+    assert created == int((deadline - margin - MIN_CALL_SECONDS - NOW) / 0.25) + 1
+    assert len(first.outcomes) == created
+    # Delivered again with a fresh invocation's time: the finished ones replay, the rest are created.
+    world.cbr.on_call = lambda name: None
+    again = world.batch([("m1", items)], deadline=world.clock.now() + 60)
+    assert again.item_failures == ()
+    assert len(world.cbr.calls) == 100
+    assert sum(outcome.duplicate for outcome in again.outcomes) == created
+
+
+def test_given_an_invocation_out_of_time_then_it_is_retried_rather_than_creating_past_its_deadline() -> None:
+    world = World()
+    world.application = Application(
+        CheckpointService(world.cbr, world.ledger, retry=RetryPolicy(max_attempts=1), clock=world.clock),
+        world.events,
+        None,
+        max_workers=1,
+    )
+    world.cbr.on_call = lambda name: world.clock.advance(0.25)
+
+    result = world.application.run_invocation(
+        [request(f"k{index}") for index in range(100)], deadline=NOW + 8
+    )
+
+    assert result.must_retry
+    assert world.clock.now() <= NOW + 8 - RetryPolicy().safety_margin
+    assert len(result.outcomes) + len(result.transient) == 100
+    assert {failure.info.code for failure in result.transient} == {"NoTimeLeft"}
 
 
 # -- an SQS batch --------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from tests.fakes import FakeCbr, FakeClock, FakeWatchQueue, FlakyLedger
 
 from cbr_checkpointer.cbr import CbrError
 from cbr_checkpointer.completion import (
+    TASKS_SKEW_SECONDS,
     CompletionService,
     check_delay,
     check_key,
@@ -222,7 +223,14 @@ def test_a_failed_backup_is_failed_with_the_reason_of_its_own_task() -> None:
     assert outcome.error is not None
     assert outcome.error.code == "BackupService.7003"
     assert VOLUME in outcome.error.message
-    assert ("logs", {"vault_id": VAULT, "operation_type": "backup", "region": None}) in world.cbr.calls
+    # Tasks are read from 5 minutes before the checkpoint was seen created: a busy vault's newer ones
+    # cannot push this checkpoint's out of the pages read.
+    since = {"start_time": "2026-11-27T01:55:00Z"}
+    assert (
+        "logs",
+        {"vault_id": VAULT, "operation_type": "backup", "region": None} | since,
+    ) in world.cbr.calls
+    assert TASKS_SKEW_SECONDS == 300
     assert detail_type(outcome) == "CBR Checkpoint Failed"
     assert event_detail(outcome)["stage"] == "completion"
 

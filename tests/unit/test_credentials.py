@@ -55,7 +55,7 @@ def test_a_field_with_a_control_character_is_refused_by_name_without_quoting_it(
     assert (error.info.kind, error.info.code, error.info.retryable) == (
         "auth",
         "CredentialsUnavailable",
-        False,
+        True,  # a configuration fault: handed back until the secret is fixed, never stored as the outcome
     )
     for value in document.values():
         assert value.strip() not in str(error)

@@ -29,6 +29,7 @@ REQUEST = {"checkpoint": {"vault_id": VAULT, "parameters": {"name": "nightly"}}}
 TRIGGER = Trigger("schedule", "arn:aws:scheduler:eu-west-1:123456789012:schedule/default/nightly", T0)
 WATCH_QUEUE = "cbr-checkpointer-watch"
 WATCH_ARN = f"arn:aws:sqs:eu-west-1:{ACCOUNT}:{WATCH_QUEUE}"
+DEFAULTS = RequestDefaults(project_id=PROJECT, default_vault_id=None)
 
 
 def make_check(attempt: int = 1) -> WatchCheck:
@@ -56,7 +57,7 @@ def test_a_watch_message_reads_back_as_the_check_it_schedules() -> None:
     check = make_check(attempt=4)
 
     body = watch_message(check)
-    parsed = parse_watch_record(watch_record(json.dumps(body)), WATCH_ARN)
+    parsed = parse_watch_record(watch_record(json.dumps(body)), WATCH_ARN, defaults=DEFAULTS)
 
     assert set(body) == {"watch"}
     assert body["watch"]["version"] == 1
@@ -69,7 +70,7 @@ def test_a_check_in_a_named_region_carries_it_there_and_back() -> None:
     check = replace(make_check(), region="ap-southeast-1")
 
     body = watch_message(check)
-    parsed = parse_watch_record(watch_record(json.dumps(body)), WATCH_ARN)
+    parsed = parse_watch_record(watch_record(json.dumps(body)), WATCH_ARN, defaults=DEFAULTS)
 
     assert body["watch"]["region"] == "ap-southeast-1"
     assert parsed == check
@@ -79,17 +80,22 @@ def test_a_message_scheduled_before_checks_named_their_region_still_reads_as_a_c
     body = watch_message(make_check())
     assert "region" not in body["watch"]  # a check of no named region writes none, as before
 
-    parsed = parse_watch_record(watch_record(json.dumps(body)), WATCH_ARN)
+    parsed = parse_watch_record(watch_record(json.dumps(body)), WATCH_ARN, defaults=DEFAULTS)
 
     assert isinstance(parsed, WatchCheck)
     assert parsed.region is None  # followed in the configured region
 
 
 def test_bodies_of_other_queues_that_are_not_watch_messages_are_left_to_the_request_parser() -> None:
-    assert parse_watch_record(request_record({"vault_id": VAULT}), WATCH_ARN) is None
-    assert parse_watch_record(request_record('not json at all, but mentions "watch"'), WATCH_ARN) is None
-    assert parse_watch_record({"messageId": "m", "body": None}, WATCH_ARN) is None
-    assert parse_watch_record(request_record({"vault_id": VAULT}), None) is None
+    assert parse_watch_record(request_record({"vault_id": VAULT}), WATCH_ARN, defaults=DEFAULTS) is None
+    assert (
+        parse_watch_record(
+            request_record('not json at all, but mentions "watch"'), WATCH_ARN, defaults=DEFAULTS
+        )
+        is None
+    )
+    assert parse_watch_record({"messageId": "m", "body": None}, WATCH_ARN, defaults=DEFAULTS) is None
+    assert parse_watch_record(request_record({"vault_id": VAULT}), None, defaults=DEFAULTS) is None
 
 
 @pytest.mark.parametrize("watch_arn", [WATCH_ARN, None])
@@ -98,7 +104,7 @@ def test_a_watch_message_from_any_other_queue_is_rejected_not_checked(watch_arn:
     body = watch_message(make_check())
 
     # When the record is parsed
-    item = parse_watch_record(request_record(body, message_id="msg-9"), watch_arn)
+    item = parse_watch_record(request_record(body, message_id="msg-9"), watch_arn, defaults=DEFAULTS)
 
     # Then it is Rejected by the watch field, under the record's own trigger
     assert isinstance(item, Rejected)
@@ -110,7 +116,7 @@ def test_a_watch_message_from_any_other_queue_is_rejected_not_checked(watch_arn:
 
 def test_watch_beside_request_fields_on_another_queue_is_rejected_too() -> None:
     body = {"watch": watch_message(make_check())["watch"], "vault_id": VAULT}
-    item = parse_watch_record(request_record(body), WATCH_ARN)
+    item = parse_watch_record(request_record(body), WATCH_ARN, defaults=DEFAULTS)
     assert isinstance(item, Rejected)
     assert [error.field for error in item.errors] == ["watch"]
 
@@ -120,7 +126,7 @@ def test_a_watch_with_escaped_letters_still_reaches_no_check() -> None:
     body = json.dumps(watch_message(make_check())).replace('"watch"', '"\\u0077atch"')
 
     # Then the watch parser leaves it alone, and the request parser refuses the field
-    assert parse_watch_record(request_record(body), WATCH_ARN) is None
+    assert parse_watch_record(request_record(body), WATCH_ARN, defaults=DEFAULTS) is None
     (item,) = parse_sqs_record(
         request_record(body), defaults=RequestDefaults(project_id=PROJECT, default_vault_id=None)
     )
@@ -139,7 +145,7 @@ def test_a_watch_with_escaped_letters_still_reaches_no_check() -> None:
     ],
 )
 def test_anything_on_the_watch_queue_that_is_not_a_watch_message_is_rejected(body: Any) -> None:
-    item = parse_watch_record(watch_record(body), WATCH_ARN)
+    item = parse_watch_record(watch_record(body), WATCH_ARN, defaults=DEFAULTS)
     assert isinstance(item, Rejected)
     assert item.errors
 
@@ -175,7 +181,9 @@ def test_a_broken_watch_message_is_rejected_by_field(
     watch = watch_message(make_check())["watch"]
     change(watch)
 
-    item = parse_watch_record(watch_record({"watch": watch}, message_id="msg-7"), WATCH_ARN)
+    item = parse_watch_record(
+        watch_record({"watch": watch}, message_id="msg-7"), WATCH_ARN, defaults=DEFAULTS
+    )
 
     assert isinstance(item, Rejected)
     assert [error.field for error in item.errors] == [field]
@@ -186,14 +194,32 @@ def test_a_broken_watch_message_is_rejected_by_field(
 
 def test_a_rejected_check_keeps_its_request_key_project_and_vault_when_they_are_sound() -> None:
     watch = watch_message(make_check())["watch"] | {"attempt": 0}
-    item = parse_watch_record(watch_record({"watch": watch}), WATCH_ARN)
+    item = parse_watch_record(watch_record({"watch": watch}), WATCH_ARN, defaults=DEFAULTS)
     assert isinstance(item, Rejected)
     assert (item.idempotency_key, item.project_id, item.vault_id) == (KEY, PROJECT, VAULT)
 
 
+def test_a_check_of_a_project_outside_the_allowed_ones_is_rejected_not_read() -> None:
+    other = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+    body = watch_message(replace(make_check(), project_id=other))
+
+    item = parse_watch_record(watch_record(body), WATCH_ARN, defaults=DEFAULTS)
+    allowed = RequestDefaults(
+        project_id=PROJECT, default_vault_id=None, allowed_project_ids=frozenset({PROJECT, other})
+    )
+    allowed_item = parse_watch_record(watch_record(body), WATCH_ARN, defaults=allowed)
+
+    assert isinstance(item, Rejected)
+    assert [error.field for error in item.errors] == ["watch.project_id"]
+    assert "ALLOWED_PROJECT_IDS" in item.message
+    assert (item.idempotency_key, item.project_id, item.vault_id) == (KEY, other, VAULT)
+    assert isinstance(allowed_item, WatchCheck)
+    assert allowed_item.project_id == other
+
+
 @pytest.mark.parametrize("watch", [{}, [], "x"])
 def test_an_empty_or_non_object_watch_is_rejected_with_reasons(watch: Any) -> None:
-    item = parse_watch_record(watch_record({"watch": watch}), WATCH_ARN)
+    item = parse_watch_record(watch_record({"watch": watch}), WATCH_ARN, defaults=DEFAULTS)
 
     assert isinstance(item, Rejected)
     assert item.errors
@@ -203,7 +229,7 @@ def test_an_empty_or_non_object_watch_is_rejected_with_reasons(watch: Any) -> No
 
 def test_a_watch_message_with_a_lone_surrogate_is_rejected_and_quoted_safely() -> None:
     body = json.dumps(watch_message(make_check())).replace('"name": "nightly"', '"name": "\\udc00"')
-    item = parse_watch_record(watch_record(body), WATCH_ARN)
+    item = parse_watch_record(watch_record(body), WATCH_ARN, defaults=DEFAULTS)
     assert isinstance(item, Rejected)
     assert [error.field for error in item.errors] == ["watch.request.checkpoint.parameters.name"]
     json.dumps(item.payload, ensure_ascii=False).encode("utf-8")

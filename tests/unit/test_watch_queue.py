@@ -11,7 +11,7 @@ from tests.fakes import FakeSqs
 from cbr_checkpointer.aws import AwsError
 from cbr_checkpointer.domain import QueueUnavailable, Trigger, WatchCheck
 from cbr_checkpointer.retry import Retrier
-from cbr_checkpointer.triggers import parse_watch_record
+from cbr_checkpointer.triggers import RequestDefaults, parse_watch_record
 from cbr_checkpointer.watch_queue import SqsWatchQueue
 from devtools.records import sqs_record
 
@@ -46,7 +46,14 @@ def test_checks_go_ten_a_call_and_read_back_as_the_checks_sent() -> None:
     assert [len(payload["Entries"]) for _, payload in sqs.sent] == [10, 2]
     entry = sqs.sent[0][1]["Entries"][0]
     record = sqs_record(json.loads(entry["MessageBody"]), message_id="m", queue="watch")
-    assert parse_watch_record(record, "arn:aws:sqs:us-east-1:123456789012:watch") == checks[0][0]
+    assert (
+        parse_watch_record(
+            record,
+            "arn:aws:sqs:us-east-1:123456789012:watch",
+            defaults=RequestDefaults(project_id=checks[0][0].project_id, default_vault_id=None),
+        )
+        == checks[0][0]
+    )
 
 
 def test_a_delay_is_held_to_what_sqs_allows() -> None:

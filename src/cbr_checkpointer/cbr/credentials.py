@@ -13,6 +13,15 @@ from pydantic import SecretStr
 from cbr_checkpointer.redaction import remember
 
 
+def _check_text(field: str, value: str | SecretStr | None) -> None:
+    """Refuse a control character in a credential: each goes into an HTTP header or IAM's request, where
+    one (a trailing newline in a security token, say) is refused far from its cause. The error names the
+    field, never its value."""
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    if text is not None and control_character_in(text):
+        raise ValueError(f"{field} holds a control character (a trailing newline?)")
+
+
 @dataclass(frozen=True, slots=True)
 class AkSkCredentials:
     """An access key pair; `security_token` is set for temporary credentials (sent as X-Security-Token)."""
@@ -22,6 +31,8 @@ class AkSkCredentials:
     security_token: SecretStr | None = None
 
     def __post_init__(self) -> None:
+        for field in ("ak", "sk", "security_token"):
+            _check_text(field, getattr(self, field))
         remember(self.sk, self.security_token)
 
 
@@ -34,6 +45,8 @@ class PasswordCredentials:
     domain_name: str
 
     def __post_init__(self) -> None:
+        for field in ("user_name", "password", "domain_name"):
+            _check_text(field, getattr(self, field))
         remember(self.password)
 
 

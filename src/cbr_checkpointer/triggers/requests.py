@@ -332,8 +332,11 @@ def _one(
         if field not in ENVELOPE_FIELDS and field not in form_fields:
             errors.append(unknown.error(errors, path, field, beside_checkpoint="checkpoint" in request))
 
+    written_name = None
     if isinstance(checkpoint, dict):
         parameters = checkpoint.get("parameters")
+        if isinstance(parameters, Mapping):
+            written_name = parameters.get("name")
         if parameters is None or isinstance(parameters, Mapping):
             name_path = locate(("checkpoint", "parameters", "name"))
             checkpoint["parameters"] = _with_defaults(dict(parameters or {}), key, time, name_path, errors)
@@ -349,13 +352,16 @@ def _one(
         vault_id = checkpoint.get("vault_id") if isinstance(checkpoint, Mapping) else None
         known_vault = vault_id if isinstance(vault_id, str) and UUID_PATTERN.fullmatch(vault_id) else None
         return reject(origin, key, errors, time=time, project_id=project_id, vault_id=known_vault)
+    body = validated.model_dump(mode="json", exclude_none=True)
+    rendered = body["checkpoint"]["parameters"]["name"]
     return BackupRequest(
         idempotency_key=key,
         project_id=project_id,
-        body=validated.model_dump(mode="json", exclude_none=True),
+        body=body,
         trigger=Trigger(origin.kind, origin.id, time),
         dry_run=dry_run,
         region=envelope.region or defaults.region,
+        name_template=written_name if isinstance(written_name, str) and written_name != rendered else None,
     )
 
 

@@ -32,7 +32,7 @@ from cbr_checkpointer.triggers.envelopes import message_id, sent_time
 from cbr_checkpointer.triggers.keys import KEY_PATTERN, derived_key
 from cbr_checkpointer.triggers.limits import load_json, quotable
 from cbr_checkpointer.triggers.paths import join
-from cbr_checkpointer.triggers.requests import MAX_ERRORS, REGION_PATTERN
+from cbr_checkpointer.triggers.requests import MAX_ERRORS, REGION_PATTERN, RequestDefaults
 
 WATCH_VERSION = 1
 MAX_WATCH_ATTEMPT = 100_000
@@ -110,12 +110,14 @@ def watch_message(check: WatchCheck) -> dict[str, Any]:
 
 
 def parse_watch_record(
-    record: Mapping[str, Any], watch_queue_arn: str | None
+    record: Mapping[str, Any], watch_queue_arn: str | None, *, defaults: RequestDefaults
 ) -> WatchCheck | Rejected | None:
     """The completion check an SQS record carries; None when the record is for the request parser.
 
     A record of the watch queue (`eventSourceARN` equal to `watch_queue_arn`) is a check or Rejected;
-    a record of another queue is None unless its body is a watch message, which is Rejected there.
+    a record of another queue is None unless its body is a watch message, which is Rejected there. A
+    check of a project the function may not act on (`defaults.allows_project`) is Rejected too, as its
+    request would have been: nothing is read from CBR with the function's credentials for it.
     """
     body_text = record.get("body")
     from_watch_queue = watch_queue_arn is not None and record.get("eventSourceARN") == watch_queue_arn
@@ -148,6 +150,12 @@ def parse_watch_record(
         watch = body.get("watch") if isinstance(body, Mapping) else None
         return _rejected(trigger, body, errors, watch if isinstance(watch, Mapping) else {})
     watch = message.watch
+    if not defaults.allows_project(watch.project_id):
+        error = FieldError(
+            "watch.project_id",
+            f"is {watch.project_id}, a project this function may not act on (see ALLOWED_PROJECT_IDS)",
+        )
+        return _rejected(trigger, body, [error], body["watch"])
     return WatchCheck(
         idempotency_key=watch.idempotency_key,
         project_id=watch.project_id,
