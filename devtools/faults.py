@@ -68,6 +68,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # A Lambda timeout inside the service's safety margin (5 s): a transient failure goes straight back to the
 # trigger instead of being retried within the invocation. It also bounds how long a lease can stay live.
 NO_TIME_TO_RETRY = 2.0
+EXPANDED = "CBR Backup Selection Expanded"
+# Events that are not the outcome of one request: following a checkpoint, and listing a selection.
+NOT_REQUEST_STAGES = frozenset({"completion", "selection"})
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "upgrade", "content-length"}
 )
@@ -440,6 +443,17 @@ def _first_delivery_waited(seconds: float) -> Callable[[Row], Iterable[str]]:
     return check
 
 
+def _expanded(selected: int) -> Callable[[Row], Iterable[str]]:
+    """The selection was published as expanded (again on each delivery that finished it, always alike)."""
+
+    def check(row: Row) -> Iterable[str]:
+        counts = {detail.get("selected") for detail in row.expansions()}
+        if counts != {selected}:
+            yield f"Expanded events select {sorted(map(str, counts))} vaults, expected {selected}"
+
+    return check
+
+
 def _first_delivery_quick(row: Row) -> Iterable[str]:
     if row.round_seconds[0] > 3.0:
         yield f"the first delivery slept {row.round_seconds[0]:.1f}s past what its deadline allows"
@@ -578,6 +592,54 @@ def _setup_reconcile_show_fails(world: World) -> None:
             path="/checkpoints/",
             status=404,
             body=cbr_error("BackupService.6217", "The checkpoint does not exist."),
+        )
+    )
+
+
+# Two of the sandbox's three vaults carry these tags (as events/selection.json selects them).
+SELECTION = {"select": {"tags": {"backup": "nightly", "env": ["prod", "staging"]}}}
+
+
+def _setup_listing_throttled(world: World) -> None:
+    world.fault(
+        path_suffix="/vault/resource_instances/action",
+        status=429,
+        body=gateway_error("APIGW.0308", "The throttling threshold has been reached"),
+        times=2,
+    )
+
+
+def _setup_second_listing_fails(world: World) -> None:
+    # The tag query answers; ListVault, the second criterion's listing, fails once.
+    world.fault(
+        method="GET", path_suffix="/vaults", status=500, body=cbr_error("BackupService.9910", "unknown")
+    )
+
+
+def _first_entry_failed_after_sending(document: Any) -> dict[str, Any]:
+    """A SendMessageBatch answer that reports the first entry failed although SQS took it (the proxy
+    forwarded the call first): the function sends it again, so that vault's message is on the queue twice."""
+    entries = document.get("Entries", []) if isinstance(document, dict) else []
+    failed = [{"Id": entries[0]["Id"], "Code": "InternalError", "Message": "try again", "SenderFault": False}]
+    return {
+        "Successful": [{"Id": entry["Id"], "MessageId": uuid.uuid4().hex} for entry in entries[1:]],
+        "Failed": failed,
+    }
+
+
+def _setup_send_partial(world: World) -> None:
+    world.aws.rules.append(
+        Rule(target=".SendMessageBatch", status=200, body=_first_entry_failed_after_sending, forward=True)
+    )
+
+
+def _setup_send_exhausted(world: World) -> None:
+    world.aws.rules.append(
+        Rule(
+            target=".SendMessageBatch",
+            status=200,
+            body=send_message_batch_failing("ThrottlingException"),
+            times=publisher_attempts(),
         )
     )
 
@@ -845,6 +907,46 @@ SCENARIOS: list[Scenario] = [
         timeout=NO_TIME_TO_RETRY,
     ),
     Scenario(
+        "selection-listing-throttled",
+        _setup_listing_throttled,
+        Expect(outcomes=("created", "created"), checkpoints=2, check=_expanded(2)),
+        request=SELECTION,
+        keys=2,
+    ),
+    Scenario(
+        "selection-second-listing-500-no-time-left",
+        _setup_second_listing_fails,
+        Expect(outcomes=("created", "created"), checkpoints=2, returns=1, check=_expanded(2)),
+        request={"select": SELECTION["select"] | {"object_type": "server"}},
+        keys=2,
+        timeout=NO_TIME_TO_RETRY,
+    ),
+    Scenario(
+        "selection-sendmessagebatch-partial",
+        _setup_send_partial,
+        Expect(outcomes=("created", "created"), checkpoints=2, check=_expanded(2)),
+        request=SELECTION,
+        keys=2,
+        env={"FANOUT_INLINE_MAX": "1"},
+    ),
+    Scenario(
+        "selection-sendmessagebatch-exhausted",
+        _setup_send_exhausted,
+        Expect(outcomes=("created", "created"), checkpoints=2, returns=1, check=_expanded(2)),
+        request=SELECTION,
+        keys=2,
+        env={"FANOUT_INLINE_MAX": "1"},
+    ),
+    Scenario(
+        "selection-trigger-retried-mid-expansion",
+        _setup_lambda_timeout,
+        Expect(outcomes=("created", "created"), checkpoints=2, returns=1, check=_expanded(2)),
+        request=SELECTION,
+        keys=2,
+        timeout=2.5,
+        abandon_first=True,
+    ),
+    Scenario(
         "invalid-payload",
         _no_setup,
         Expect(outcomes=("rejected",), checkpoints=0, fields=("vault_id", "incremntal"), check=_nothing_sent),
@@ -892,15 +994,24 @@ class Row:
         return [
             event["detail"]
             for event in self.events
-            if event["detail-type"] == detail_type and event["detail"].get("stage") != "completion"
+            if event["detail-type"] == detail_type and event["detail"].get("stage") not in NOT_REQUEST_STAGES
+        ]
+
+    def expansions(self) -> list[dict[str, Any]]:
+        """The events of selections listed (Expanded, or Failed at stage selection)."""
+        return [
+            event["detail"]
+            for event in self.events
+            if event["detail-type"] == EXPANDED or event["detail"].get("stage") == "selection"
         ]
 
     def by_key(self) -> dict[str, list[dict[str, Any]]]:
         """The request outcome events by idempotency key (events that follow a checkpoint to its
-        completion, `"stage": "completion"`, are not outcomes of the request)."""
+        completion, `"stage": "completion"`, and those of a selection, which stands for its vaults'
+        requests, are not outcomes of a request)."""
         grouped: dict[str, list[dict[str, Any]]] = {}
         for event in self.events:
-            if event["detail"].get("stage") != "completion":
+            if event["detail-type"] != EXPANDED and event["detail"].get("stage") not in NOT_REQUEST_STAGES:
                 grouped.setdefault(event["detail"]["idempotency_key"], []).append(event["detail"])
         return grouped
 
@@ -1063,6 +1174,8 @@ class Harness:
                     fates = delivery.deliver(
                         copies, number, abandon=number == 0 and scenario.abandon_first, errors=errors
                     )
+                    # The request queue's event source: the vaults of a large selection, run until done.
+                    self._run_request_queue(scenario)
                     round_seconds.append(time.monotonic() - round_started)
                 rounds.append(fates)
                 failed = sum(1 for fate in fates if fate != "ok")
@@ -1089,6 +1202,11 @@ class Harness:
             sandbox.auth = saved_auth
         row.problems = _bypassed(row) + invariant_problems(row) + expectation_problems(row)
         return row
+
+    def _run_request_queue(self, scenario: Scenario) -> None:
+        from cbr_checkpointer.handler import lambda_handler
+
+        self.sandbox.run_request_queue(lambda_handler, lambda: LocalContext(timeout_seconds=scenario.timeout))
 
     def wait_for_live_leases(self, table: str) -> None:
         """A redelivery comes after the visibility timeout / retry delay, which outlast any lease taken."""

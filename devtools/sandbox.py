@@ -27,6 +27,14 @@ PROJECT_ID = "4229d7a4e1b64c4f9e7a2b1c3d5e6f70"
 VAULT_ID = "3b5816b5-f29c-4172-9d9a-76c719a659ce"
 SECOND_VAULT_ID = "7d2c9a10-5e3b-4f6a-8c1d-2e4f6a8b0c12"
 RESOURCE_ID = "94eba8b2-acc9-4d82-badc-127144cc5526"
+# A vault that events/selection.json does not select (its env tag is neither prod nor staging).
+UNSELECTED_VAULT_ID = "0e5e7a3c-9d1b-4b8f-a2c4-6d8e0f1a3b5c"
+# The tags of the sandbox's vaults: events/selection.json selects backup=nightly and env prod or staging.
+VAULT_TAGS = {
+    VAULT_ID: {"backup": "nightly", "env": "prod"},
+    SECOND_VAULT_ID: {"backup": "nightly", "env": "staging"},
+    UNSELECTED_VAULT_ID: {"backup": "nightly", "env": "dev"},
+}
 BUS_NAME = "cbr-checkpointer"
 EVENT_SOURCE = "cbr.checkpointer"
 REGION = "us-east-1"
@@ -36,6 +44,7 @@ IAM_USER = ("ops", "emulator-password-never-logged", "acme")
 # Set by one auth mode and removed by the other, so switching modes never leaves the first one active.
 AUTH_VARIABLES = frozenset({"HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "CBR_CREDENTIALS_SECRET"})
 WATCH_QUEUE = "cbr-checkpointer-watch"
+REQUEST_QUEUE = "cbr-checkpointer-requests"
 WATCH_DEAD_LETTER_QUEUE = "cbr-checkpointer-watch-dlq"
 # As template.yaml: a watch message that failed this many receives goes to the watch DLQ.
 WATCH_MAX_RECEIVES = 5
@@ -80,14 +89,20 @@ class Sandbox:
         self.capture_queue_url = ""
         self.watch_queue_url = ""
         self.watch_dead_letter_queue_url = ""
+        self.request_queue_url = ""
         self._clients: dict[str, AwsJsonClient] = {}
 
     def __enter__(self) -> Sandbox:
         self.emulator.start()
         self.emulator.add_vault(
-            VAULT_ID, [{"id": RESOURCE_ID, "type": "OS::Nova::Server", "name": "ecs-web-1"}]
+            VAULT_ID,
+            [{"id": RESOURCE_ID, "type": "OS::Nova::Server", "name": "ecs-web-1"}],
+            tags=VAULT_TAGS[VAULT_ID],
         )
-        self.emulator.add_vault(SECOND_VAULT_ID, [], name="vault-db")
+        self.emulator.add_vault(SECOND_VAULT_ID, [], name="vault-db", tags=VAULT_TAGS[SECOND_VAULT_ID])
+        self.emulator.add_vault(
+            UNSELECTED_VAULT_ID, [], name="vault-dev", tags=VAULT_TAGS[UNSELECTED_VAULT_ID]
+        )
         self._moto.start()
         host, port = self._moto.get_host_and_port()
         self.moto_url = f"http://{host}:{port}"
@@ -145,6 +160,7 @@ class Sandbox:
             "CreateQueue",
             {"QueueName": WATCH_QUEUE, "Attributes": {"RedrivePolicy": json.dumps(redrive)}},
         )["QueueUrl"]
+        self.request_queue_url = sqs.call("CreateQueue", {"QueueName": REQUEST_QUEUE})["QueueUrl"]
 
     def create_ledger_table(self) -> str:
         """A fresh DynamoDB ledger table in moto, shaped as template.yaml declares it."""
@@ -170,6 +186,9 @@ class Sandbox:
             "EVENT_BUS_NAME": BUS_NAME,
             "EVENT_SOURCE": EVENT_SOURCE,
             "IDEMPOTENCY_TABLE": "memory",
+            # Where a selection larger than FANOUT_INLINE_MAX sends its vaults; `run_request_queue`
+            # delivers them to the function.
+            "REQUEST_QUEUE_URL": self.request_queue_url,
             "AWS_ENDPOINT_URL": self.moto_url,
             "AWS_REGION": REGION,
             "AWS_ACCESS_KEY_ID": AWS_TEST_CREDENTIALS.access_key_id,
@@ -268,11 +287,47 @@ class Sandbox:
                 failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
                 for message in batch:
                     if message["MessageId"] in failed:
-                        self._sqs_call("ChangeMessageVisibility", message, VisibilityTimeout=0)
+                        self._sqs_call(
+                            "ChangeMessageVisibility", message, self.watch_queue_url, VisibilityTimeout=0
+                        )
                     else:
-                        self._sqs_call("DeleteMessage", message)
+                        self._sqs_call("DeleteMessage", message, self.watch_queue_url)
             events.extend(self.published_events())
         raise TimeoutError(f"completion checks still pending after {timeout} s")
+
+    def request_messages(self) -> list[dict[str, Any]]:
+        """The bodies of the messages waiting on the request queue; nothing is received or changed."""
+        return [json.loads(message.body) for message in self._moto_queue(self.request_queue_url)._messages]
+
+    def run_request_queue(
+        self,
+        handler: Callable[[dict[str, Any], Any], Any],
+        context_factory: Callable[[], Any] = LocalContext,
+        *,
+        max_rounds: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Deliver the request queue to `handler` as its SQS event source would, 10 records a batch, until
+        it is empty; the events published meanwhile. A record the handler names in `batchItemFailures`
+        is made visible again for the next round; the others are deleted."""
+        events: list[dict[str, Any]] = []
+        for _ in range(max_rounds):
+            messages = self._receive(self.request_queue_url)
+            if not messages:
+                return events
+            for start in range(0, len(messages), 10):
+                batch = messages[start : start + 10]
+                records = [self._record(message, REQUEST_QUEUE) for message in batch]
+                response = handler({"Records": records}, context_factory())
+                failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
+                for message in batch:
+                    if message["MessageId"] in failed:
+                        self._sqs_call(
+                            "ChangeMessageVisibility", message, self.request_queue_url, VisibilityTimeout=0
+                        )
+                    else:
+                        self._sqs_call("DeleteMessage", message, self.request_queue_url)
+            events.extend(self.published_events())
+        raise TimeoutError(f"the request queue still held messages after {max_rounds} rounds")
 
     def watch_messages(self) -> list[dict[str, Any]]:
         """The bodies of the messages on the watch queue (scheduled checks), each with its `DelaySeconds`;
@@ -292,7 +347,7 @@ class Sandbox:
         found = self.watch_messages()
         self._release_watch_messages()
         for message in self._receive(self.watch_queue_url):
-            self._sqs_call("DeleteMessage", message)
+            self._sqs_call("DeleteMessage", message, self.watch_queue_url)
         return found
 
     def _release_watch_messages(self) -> float | None:
@@ -334,12 +389,12 @@ class Sandbox:
                 return messages
             messages.extend(page)
 
-    def _sqs_call(self, operation: str, message: dict[str, Any], **extra: Any) -> None:
+    def _sqs_call(self, operation: str, message: dict[str, Any], queue_url: str, **extra: Any) -> None:
         self.aws("sqs").call(
-            operation, {"QueueUrl": self.watch_queue_url, "ReceiptHandle": message["ReceiptHandle"], **extra}
+            operation, {"QueueUrl": queue_url, "ReceiptHandle": message["ReceiptHandle"], **extra}
         )
 
-    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+    def _record(self, message: dict[str, Any], queue: str = WATCH_QUEUE) -> dict[str, Any]:
         """An SQS message as the Lambda event source hands it over."""
         return {
             "messageId": message["MessageId"],
@@ -349,6 +404,6 @@ class Sandbox:
             "messageAttributes": {},
             "md5OfBody": message.get("MD5OfBody", ""),
             "eventSource": "aws:sqs",
-            "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:{WATCH_QUEUE}",
+            "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:{queue}",
             "awsRegion": REGION,
         }

@@ -7,7 +7,16 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
-from tests.fakes import FakeCbr, FakeClock, FakeEventSink, FakeWatchQueue, FlakyLedger, RecordingObserver
+from tests.fakes import (
+    FakeCbr,
+    FakeClock,
+    FakeEventSink,
+    FakeRequestQueue,
+    FakeVaults,
+    FakeWatchQueue,
+    FlakyLedger,
+    RecordingObserver,
+)
 
 from cbr_checkpointer.application import Application, BatchResult, SqsBatch
 from cbr_checkpointer.completion import CompletionService
@@ -25,6 +34,7 @@ from cbr_checkpointer.domain import (
     WatchCheck,
     WorkItem,
 )
+from cbr_checkpointer.fanout import FanoutService
 from cbr_checkpointer.retry import RetryPolicy
 from cbr_checkpointer.service import CheckpointService
 
@@ -72,8 +82,11 @@ class World:
             if watched
             else None
         )
+        self.vaults = FakeVaults()
+        self.request_queue = FakeRequestQueue()
+        fanout = FanoutService(self.vaults, self.request_queue, inline_max=2, clock=self.clock)
         self.application = Application(
-            service, self.events, completion, max_workers=4, observer=self.observer
+            service, self.events, completion, fanout=fanout, max_workers=4, observer=self.observer
         )
 
     def hold(self, key: str) -> None:
