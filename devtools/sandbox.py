@@ -305,15 +305,15 @@ class Sandbox:
         context_factory: Callable[[], Any] = LocalContext,
         *,
         max_rounds: int = 100,
-    ) -> list[dict[str, Any]]:
+    ) -> None:
         """Deliver the request queue to `handler` as its SQS event source would, 10 records a batch, until
-        it is empty; the events published meanwhile. A record the handler names in `batchItemFailures`
-        is made visible again for the next round; the others are deleted."""
-        events: list[dict[str, Any]] = []
+        it is empty (the events it publishes stay on the capture queue for `published_events`). A record
+        the handler names in `batchItemFailures` is made visible again for the next round; the others
+        are deleted."""
         for _ in range(max_rounds):
             messages = self._receive(self.request_queue_url)
             if not messages:
-                return events
+                return
             for start in range(0, len(messages), 10):
                 batch = messages[start : start + 10]
                 records = [self._record(message, REQUEST_QUEUE) for message in batch]
@@ -326,7 +326,6 @@ class Sandbox:
                         )
                     else:
                         self._sqs_call("DeleteMessage", message, self.request_queue_url)
-            events.extend(self.published_events())
         raise TimeoutError(f"the request queue still held messages after {max_rounds} rounds")
 
     def watch_messages(self) -> list[dict[str, Any]]:

@@ -478,14 +478,14 @@ def _invoke_in_sandbox(run: _Run, event: Any, context: LocalContext, *, auth: st
         print(f"CBR emulator: {emulator.base_url}   moto: {sandbox.moto_url}   auth: {auth}", file=sys.stderr)
         print(f"invoking cbr_checkpointer.handler.lambda_handler with {run.file}", file=sys.stderr)
         _invoke_handler(run, event, context, progress=progress)
-        run.events = sandbox.published_events()
         from cbr_checkpointer.handler import lambda_handler
 
         if progress and sandbox.request_messages():
             print("running the selection's vaults from the request queue ...", file=sys.stderr)
-        run.events += sandbox.run_request_queue(
+        sandbox.run_request_queue(
             lambda_handler, lambda: LocalContext(timeout_seconds=context.timeout_seconds)
         )
+        run.events = sandbox.published_events()
         if progress and sandbox.watch_messages():
             print("following the checkpoint(s) to completion through the watch queue ...", file=sys.stderr)
         run.events += sandbox.follow_completion(
