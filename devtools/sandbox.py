@@ -28,7 +28,7 @@ VAULT_ID = "3b5816b5-f29c-4172-9d9a-76c719a659ce"
 SECOND_VAULT_ID = "7d2c9a10-5e3b-4f6a-8c1d-2e4f6a8b0c12"
 RESOURCE_ID = "94eba8b2-acc9-4d82-badc-127144cc5526"
 # A vault that events/selection.json does not select (its env tag is neither prod nor staging).
-UNSELECTED_VAULT_ID = "0e5e7a3c-9d1b-4b8f-a2c4-6d8e0f1a3b5c"
+UNSELECTED_VAULT_ID = "a1d3c5e7-2b4d-4f60-8a9c-0b1d2f3e4a5c"
 # The tags of the sandbox's vaults: events/selection.json selects backup=nightly and env prod or staging.
 VAULT_TAGS = {
     VAULT_ID: {"backup": "nightly", "env": "prod"},
