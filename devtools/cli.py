@@ -52,6 +52,11 @@ def _invoke_in_sandbox(run: Run, event: Any, context: LocalContext, *, auth: str
         print(f"CBR emulator: {emulator.base_url}   moto: {sandbox.moto_url}   auth: {auth}", file=sys.stderr)
         print(f"invoking cbr_checkpointer.handler.lambda_handler with {run.file}", file=sys.stderr)
         invoke_handler(run, event, context, progress=progress)
+        if progress and sandbox.request_messages():
+            print("running the selection's vaults from the request queue ...", file=sys.stderr)
+        sandbox.run_request_queue(
+            lambda_handler, lambda: LocalContext(timeout_seconds=context.timeout_seconds)
+        )
         # What the invocation itself asked of CBR; the completion checks below add reads that depend on
         # how long the backup took.
         run.emulator = {

@@ -73,6 +73,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # invocation. The timeout also bounds how long a lease can stay live.
 NO_TIME_TO_RETRY = RetryPolicy().safety_margin + MIN_CALL_SECONDS + 0.5
 AT_THE_MARGIN = NO_TIME_TO_RETRY - RetryPolicy().safety_margin
+EXPANDED = "CBR Backup Selection Expanded"
+# Events that are not the outcome of one request: following a checkpoint, and listing a selection.
+NOT_REQUEST_STAGES = frozenset({"completion", "selection"})
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "upgrade", "content-length"}
 )
@@ -448,6 +451,17 @@ def _first_delivery_waited(seconds: float) -> Callable[[Row], Iterable[str]]:
     return check
 
 
+def _expanded(selected: int) -> Callable[[Row], Iterable[str]]:
+    """The selection was published as expanded (again on each delivery that finished it, always alike)."""
+
+    def check(row: Row) -> Iterable[str]:
+        counts = {detail.get("selected") for detail in row.expansions()}
+        if counts != {selected}:
+            yield f"Expanded events select {sorted(map(str, counts))} vaults, expected {selected}"
+
+    return check
+
+
 def _first_delivery_quick(row: Row) -> Iterable[str]:
     if row.round_seconds[0] > 3.0:
         yield f"the first delivery slept {row.round_seconds[0]:.1f}s past what its deadline allows"
@@ -588,6 +602,75 @@ def _setup_reconcile_show_fails(world: World) -> None:
             body=cbr_error("BackupService.6217", "The checkpoint does not exist."),
         )
     )
+
+
+# The vaults a selection scenario selects, each with a resource of its own: a checkpoint of a vault
+# without resources has no backups, so nothing could find it again after an ambiguous create.
+FLEET_TAG = {"fleet": "fault-matrix"}
+FLEET = {
+    "c0ffee00-0000-4000-8000-000000000001": "c0ffee00-0000-4000-8000-0000000000a1",
+    "c0ffee00-0000-4000-8000-000000000002": "c0ffee00-0000-4000-8000-0000000000a2",
+}
+SELECTION = {"select": {"tags": FLEET_TAG}}
+
+
+def _add_fleet(world: World) -> None:
+    for vault_id, resource_id in FLEET.items():
+        world.emulator.add_vault(
+            vault_id, [{"id": resource_id, "type": "OS::Nova::Server", "name": "ecs-fleet"}], tags=FLEET_TAG
+        )
+
+
+def _setup_listing_throttled(world: World) -> None:
+    _add_fleet(world)
+    world.fault(
+        path_suffix="/vault/resource_instances/action",
+        status=429,
+        body=gateway_error("APIGW.0308", "The throttling threshold has been reached"),
+    )
+
+
+def _setup_second_listing_fails(world: World) -> None:
+    # The tag query answers; ListVault, the second criterion's listing, fails once.
+    _add_fleet(world)
+    world.fault(
+        method="GET", path_suffix="/vaults", status=500, body=cbr_error("BackupService.9910", "unknown")
+    )
+
+
+def _first_entry_failed_after_sending(document: Any) -> dict[str, Any]:
+    """A SendMessageBatch answer that reports the first entry failed although SQS took it (the proxy
+    forwarded the call first): the function sends it again, so that vault's message is on the queue twice."""
+    entries = document.get("Entries", []) if isinstance(document, dict) else []
+    failed = [{"Id": entries[0]["Id"], "Code": "InternalError", "Message": "try again", "SenderFault": False}]
+    return {
+        "Successful": [{"Id": entry["Id"], "MessageId": uuid.uuid4().hex} for entry in entries[1:]],
+        "Failed": failed,
+    }
+
+
+def _setup_send_partial(world: World) -> None:
+    _add_fleet(world)
+    world.aws.rules.append(
+        Rule(target=".SendMessageBatch", status=200, body=_first_entry_failed_after_sending, forward=True)
+    )
+
+
+def _setup_send_exhausted(world: World) -> None:
+    _add_fleet(world)
+    world.aws.rules.append(
+        Rule(
+            target=".SendMessageBatch",
+            status=200,
+            body=send_message_batch_failing("ThrottlingException"),
+            times=publisher_attempts(),
+        )
+    )
+
+
+def _setup_lambda_timeout_mid_expansion(world: World) -> None:
+    _add_fleet(world)
+    _setup_lambda_timeout(world)
 
 
 SCENARIOS: list[Scenario] = [
@@ -856,6 +939,47 @@ SCENARIOS: list[Scenario] = [
         timeout=NO_TIME_TO_RETRY,
     ),
     Scenario(
+        "selection-listing-throttled",
+        _setup_listing_throttled,
+        # The throttle also slows this environment's CBR calls: a create may not start in time and go back.
+        Expect(outcomes=("created", "created"), checkpoints=2, returns=None, check=_expanded(2)),
+        request=SELECTION,
+        keys=2,
+    ),
+    Scenario(
+        "selection-second-listing-500-no-time-left",
+        _setup_second_listing_fails,
+        Expect(outcomes=("created", "created"), checkpoints=2, returns=1, check=_expanded(2)),
+        request={"select": SELECTION["select"] | {"object_type": "server"}},
+        keys=2,
+        timeout=NO_TIME_TO_RETRY,
+    ),
+    Scenario(
+        "selection-sendmessagebatch-partial",
+        _setup_send_partial,
+        Expect(outcomes=("created", "created"), checkpoints=2, check=_expanded(2)),
+        request=SELECTION,
+        keys=2,
+        env={"FANOUT_INLINE_MAX": "1"},
+    ),
+    Scenario(
+        "selection-sendmessagebatch-exhausted",
+        _setup_send_exhausted,
+        Expect(outcomes=("created", "created"), checkpoints=2, returns=1, check=_expanded(2)),
+        request=SELECTION,
+        keys=2,
+        env={"FANOUT_INLINE_MAX": "1"},
+    ),
+    Scenario(
+        "selection-trigger-retried-mid-expansion",
+        _setup_lambda_timeout_mid_expansion,
+        Expect(outcomes=("created", "created"), checkpoints=2, returns=1, check=_expanded(2)),
+        request=SELECTION,
+        keys=2,
+        timeout=2.5,
+        abandon_first=True,
+    ),
+    Scenario(
         "invalid-payload",
         _no_setup,
         Expect(outcomes=("rejected",), checkpoints=0, fields=("vault_id", "incremntal"), check=_nothing_sent),
@@ -903,15 +1027,24 @@ class Row:
         return [
             event["detail"]
             for event in self.events
-            if event["detail-type"] == detail_type and event["detail"].get("stage") != "completion"
+            if event["detail-type"] == detail_type and event["detail"].get("stage") not in NOT_REQUEST_STAGES
+        ]
+
+    def expansions(self) -> list[dict[str, Any]]:
+        """The events of selections listed (Expanded, or Failed at stage selection)."""
+        return [
+            event["detail"]
+            for event in self.events
+            if event["detail-type"] == EXPANDED or event["detail"].get("stage") == "selection"
         ]
 
     def by_key(self) -> dict[str, list[dict[str, Any]]]:
         """The request outcome events by idempotency key (events that follow a checkpoint to its
-        completion, `"stage": "completion"`, are not outcomes of the request)."""
+        completion, `"stage": "completion"`, and those of a selection, which stands for its vaults'
+        requests, are not outcomes of a request)."""
         grouped: dict[str, list[dict[str, Any]]] = {}
         for event in self.events:
-            if event["detail"].get("stage") != "completion":
+            if event["detail-type"] != EXPANDED and event["detail"].get("stage") not in NOT_REQUEST_STAGES:
                 grouped.setdefault(event["detail"]["idempotency_key"], []).append(event["detail"])
         return grouped
 
@@ -1074,6 +1207,8 @@ class Harness:
                     fates = delivery.deliver(
                         copies, number, abandon=number == 0 and scenario.abandon_first, errors=errors
                     )
+                    # The request queue's event source: the vaults of a large selection, run until done.
+                    self._run_request_queue(scenario)
                     round_seconds.append(time.monotonic() - round_started)
                 rounds.append(fates)
                 failed = sum(1 for fate in fates if fate != "ok")
@@ -1100,6 +1235,11 @@ class Harness:
             sandbox.auth = saved_auth
         row.problems = _bypassed(row) + invariant_problems(row) + expectation_problems(row)
         return row
+
+    def _run_request_queue(self, scenario: Scenario) -> None:
+        from cbr_checkpointer.handler import lambda_handler
+
+        self.sandbox.run_request_queue(lambda_handler, lambda: LocalContext(timeout_seconds=scenario.timeout))
 
     def wait_for_live_leases(self, table: str) -> None:
         """A redelivery comes after the visibility timeout / retry delay, which outlast any lease taken."""

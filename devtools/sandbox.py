@@ -28,6 +28,14 @@ PROJECT_ID = "4229d7a4e1b64c4f9e7a2b1c3d5e6f70"
 VAULT_ID = "3b5816b5-f29c-4172-9d9a-76c719a659ce"
 SECOND_VAULT_ID = "7d2c9a10-5e3b-4f6a-8c1d-2e4f6a8b0c12"
 RESOURCE_ID = "94eba8b2-acc9-4d82-badc-127144cc5526"
+# A vault that events/selection.json does not select (its env tag is neither prod nor staging).
+UNSELECTED_VAULT_ID = "a1d3c5e7-2b4d-4f60-8a9c-0b1d2f3e4a5c"
+# The tags of the sandbox's vaults: events/selection.json selects backup=nightly and env prod or staging.
+VAULT_TAGS = {
+    VAULT_ID: {"backup": "nightly", "env": "prod"},
+    SECOND_VAULT_ID: {"backup": "nightly", "env": "staging"},
+    UNSELECTED_VAULT_ID: {"backup": "nightly", "env": "dev"},
+}
 BUS_NAME = "cbr-checkpointer"
 EVENT_SOURCE = "cbr.checkpointer"
 REGION = "us-east-1"
@@ -37,6 +45,7 @@ IAM_USER = ("ops", "emulator-password-never-logged", "acme")
 # Set by one auth mode and removed by the other, so switching modes never leaves the first one active.
 AUTH_VARIABLES = frozenset({"HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "CBR_CREDENTIALS_SECRET"})
 WATCH_QUEUE = "cbr-checkpointer-watch"
+REQUEST_QUEUE = "cbr-checkpointer-requests"
 WATCH_DEAD_LETTER_QUEUE = "cbr-checkpointer-watch-dlq"
 # As template.yaml: a watch message that failed this many receives goes to the watch DLQ.
 WATCH_MAX_RECEIVES = 5
@@ -81,14 +90,20 @@ class Sandbox:
         self.capture_queue_url = ""
         self.watch_queue_url = ""
         self.watch_dead_letter_queue_url = ""
+        self.request_queue_url = ""
         self._clients: dict[str, AwsJsonClient] = {}
 
     def __enter__(self) -> Sandbox:
         self.emulator.start()
         self.emulator.add_vault(
-            VAULT_ID, [{"id": RESOURCE_ID, "type": "OS::Nova::Server", "name": "ecs-web-1"}]
+            VAULT_ID,
+            [{"id": RESOURCE_ID, "type": "OS::Nova::Server", "name": "ecs-web-1"}],
+            tags=VAULT_TAGS[VAULT_ID],
         )
-        self.emulator.add_vault(SECOND_VAULT_ID, [], name="vault-db")
+        self.emulator.add_vault(SECOND_VAULT_ID, [], name="vault-db", tags=VAULT_TAGS[SECOND_VAULT_ID])
+        self.emulator.add_vault(
+            UNSELECTED_VAULT_ID, [], name="vault-dev", tags=VAULT_TAGS[UNSELECTED_VAULT_ID]
+        )
         self._moto.start()
         host, port = self._moto.get_host_and_port()
         self.moto_url = f"http://{host}:{port}"
@@ -146,6 +161,7 @@ class Sandbox:
             "CreateQueue",
             {"QueueName": WATCH_QUEUE, "Attributes": {"RedrivePolicy": json.dumps(redrive)}},
         )["QueueUrl"]
+        self.request_queue_url = sqs.call("CreateQueue", {"QueueName": REQUEST_QUEUE})["QueueUrl"]
 
     def create_ledger_table(self) -> str:
         """A fresh DynamoDB ledger table in moto, shaped as template.yaml declares it."""
@@ -171,6 +187,9 @@ class Sandbox:
             "EVENT_BUS_NAME": BUS_NAME,
             "EVENT_SOURCE": EVENT_SOURCE,
             "IDEMPOTENCY_TABLE": "memory",
+            # Where a selection larger than FANOUT_INLINE_MAX sends its vaults; `run_request_queue`
+            # delivers them to the function.
+            "REQUEST_QUEUE_URL": self.request_queue_url,
             "AWS_ENDPOINT_URL": self.moto_url,
             "AWS_REGION": REGION,
             "AWS_ACCESS_KEY_ID": AWS_TEST_CREDENTIALS.access_key_id,
@@ -276,11 +295,46 @@ class Sandbox:
                 failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
                 for message in batch:
                     if message["MessageId"] in failed:
-                        self._sqs_call("ChangeMessageVisibility", message, VisibilityTimeout=0)
+                        self._sqs_call(
+                            "ChangeMessageVisibility", message, self.watch_queue_url, VisibilityTimeout=0
+                        )
                     else:
-                        self._sqs_call("DeleteMessage", message)
+                        self._sqs_call("DeleteMessage", message, self.watch_queue_url)
             events.extend(self.published_events())
         raise TimeoutError(f"completion checks still pending after {timeout} s")
+
+    def request_messages(self) -> list[dict[str, Any]]:
+        """The bodies of the messages waiting on the request queue; nothing is received or changed."""
+        return [json.loads(message.body) for message in self._moto_queue(self.request_queue_url)._messages]
+
+    def run_request_queue(
+        self,
+        handler: Callable[[dict[str, Any], Any], Any],
+        context_factory: Callable[[], Any] = LocalContext,
+        *,
+        max_rounds: int = 100,
+    ) -> None:
+        """Deliver the request queue to `handler` as its SQS event source would, 10 records a batch, until
+        it is empty (the events it publishes stay on the capture queue for `published_events`). A record
+        the handler names in `batchItemFailures` is made visible again for the next round; the others
+        are deleted."""
+        for _ in range(max_rounds):
+            messages = self._receive(self.request_queue_url)
+            if not messages:
+                return
+            for start in range(0, len(messages), 10):
+                batch = messages[start : start + 10]
+                records = [self._record(message, REQUEST_QUEUE) for message in batch]
+                response = handler({"Records": records}, context_factory())
+                failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
+                for message in batch:
+                    if message["MessageId"] in failed:
+                        self._sqs_call(
+                            "ChangeMessageVisibility", message, self.request_queue_url, VisibilityTimeout=0
+                        )
+                    else:
+                        self._sqs_call("DeleteMessage", message, self.request_queue_url)
+        raise TimeoutError(f"the request queue still held messages after {max_rounds} rounds")
 
     def watch_messages(self) -> list[dict[str, Any]]:
         """The bodies of the messages on the watch queue (scheduled checks), each with its `DelaySeconds`;
@@ -300,7 +354,7 @@ class Sandbox:
         found = self.watch_messages()
         self._release_watch_messages()
         for message in self._receive(self.watch_queue_url):
-            self._sqs_call("DeleteMessage", message)
+            self._sqs_call("DeleteMessage", message, self.watch_queue_url)
         return found
 
     def _release_watch_messages(self) -> float | None:
@@ -342,13 +396,13 @@ class Sandbox:
                 return messages
             messages.extend(page)
 
-    def _sqs_call(self, operation: str, message: dict[str, Any], **extra: Any) -> None:
+    def _sqs_call(self, operation: str, message: dict[str, Any], queue_url: str, **extra: Any) -> None:
         self.aws("sqs").call(
-            operation, {"QueueUrl": self.watch_queue_url, "ReceiptHandle": message["ReceiptHandle"], **extra}
+            operation, {"QueueUrl": queue_url, "ReceiptHandle": message["ReceiptHandle"], **extra}
         )
 
-    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
-        """A watch message as the Lambda event source hands it over."""
+    def _record(self, message: dict[str, Any], queue: str = WATCH_QUEUE) -> dict[str, Any]:
+        """An SQS message of `queue` as the Lambda event source hands it over."""
         return record_from_message(
-            message, queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{WATCH_QUEUE}", region=REGION
+            message, queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}", region=REGION
         )

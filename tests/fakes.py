@@ -12,9 +12,11 @@ from cbr_checkpointer.domain import (
     BackupRequest,
     ClaimResult,
     ErrorInfo,
+    Expansion,
     LedgerUnavailable,
     Outcome,
     QueueUnavailable,
+    Selection,
     StoredResult,
     WatchCheck,
     WorkItem,
@@ -108,11 +110,19 @@ class FakeClock:
 
 
 class FakeEventSink:
-    """Keeps what it published; refuses the outcomes of the keys in `refused_keys`."""
+    """Keeps what it published; refuses the outcomes (and expansions) of the keys in `refused_keys`."""
 
     def __init__(self) -> None:
         self.published: list[Outcome] = []
+        self.expansions: list[Expansion] = []
         self.refused_keys: set[str] = set()
+
+    def publish_expansions(self, expansions: Sequence[Expansion]) -> list[Expansion]:
+        refused = [
+            expansion for expansion in expansions if expansion.selection.idempotency_key in self.refused_keys
+        ]
+        self.expansions.extend(expansion for expansion in expansions if expansion not in refused)
+        return refused
 
     def publish(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
         unpublished = [outcome for outcome in outcomes if outcome.item.idempotency_key in self.refused_keys]
@@ -120,6 +130,90 @@ class FakeEventSink:
             outcome for outcome in outcomes if outcome.item.idempotency_key not in self.refused_keys
         )
         return unpublished
+
+
+@dataclass(frozen=True)
+class ListedVault:
+    id: str
+
+
+class FakeVaults:
+    """A project's vaults: `tags` (vault id -> {key: value}), `policies` (vault id -> policy id) and
+    `object_types` (vault id -> type). `failures` are raised, one a call, before any answer."""
+
+    def __init__(self) -> None:
+        self.tags: dict[str, dict[str, str]] = {}
+        self.policies: dict[str, str] = {}
+        self.object_types: dict[str, str] = {}
+        self.failures: list[Exception] = []
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def add(
+        self,
+        vault_id: str,
+        *,
+        tags: Mapping[str, str] | None = None,
+        policy_id: str | None = None,
+        object_type: str = "server",
+    ) -> None:
+        self.tags[vault_id] = dict(tags or {})
+        if policy_id is not None:
+            self.policies[vault_id] = policy_id
+        self.object_types[vault_id] = object_type
+
+    def list_vaults(
+        self,
+        project_id: str,
+        *,
+        region: str | None,
+        policy_id: str | None = None,
+        object_type: str | None = None,
+    ) -> list[ListedVault]:
+        self.calls.append(("list_vaults", {"policy_id": policy_id, "object_type": object_type}))
+        if self.failures:
+            raise self.failures.pop(0)
+        return [
+            ListedVault(vault_id)
+            for vault_id in self.tags
+            if (policy_id is None or self.policies.get(vault_id) == policy_id)
+            and (object_type is None or self.object_types.get(vault_id) == object_type)
+        ]
+
+    def vault_ids_with_tags(
+        self, project_id: str, tags: Mapping[str, Sequence[str]], *, region: str | None
+    ) -> list[str]:
+        self.calls.append(("vault_ids_with_tags", {"tags": dict(tags)}))
+        if self.failures:
+            raise self.failures.pop(0)
+        return [
+            vault_id
+            for vault_id, carried in self.tags.items()
+            if all(key in carried and (not values or carried[key] in values) for key, values in tags.items())
+        ]
+
+
+class FakeRequestQueue:
+    """Keeps the vaults it was given per selection key; `refuse` names vault ids it fails (once each, with
+    `refusal`), `down` fails every one."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[Selection, str]] = []
+        self.refuse: set[str] = set()
+        self.refusal = QueueUnavailable("ThrottlingException", "slow down")
+        self.down: QueueUnavailable | None = None
+
+    def send_vaults(self, selection: Selection, vault_ids: Sequence[str]) -> list[QueueUnavailable | None]:
+        results: list[QueueUnavailable | None] = []
+        for vault_id in vault_ids:
+            if self.down is not None:
+                results.append(self.down)
+            elif vault_id in self.refuse:
+                self.refuse.discard(vault_id)
+                results.append(self.refusal)
+            else:
+                self.sent.append((selection, vault_id))
+                results.append(None)
+        return results
 
 
 class FakeWatchQueue:

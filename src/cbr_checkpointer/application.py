@@ -1,10 +1,11 @@
 """The application: runs the work of one invocation and decides what goes back to its trigger.
 
-For a timer, rule or direct invocation: run its requests (concurrently, bounded), publish their
-outcomes, schedule the completion follow-up of each created checkpoint, and ask for the invocation
-to be retried when anything could not be finished, published or followed. For an SQS batch: the same
-per message, and the ids of the messages that must be delivered again. The Lambda event, Powertools
-and metrics stay in the handler; everything here goes through ports and is tested with fakes.
+For a timer, rule or direct invocation: expand its selections (`FanoutService`), run its requests
+(concurrently, bounded), publish their outcomes, schedule the completion follow-up of each created
+checkpoint, and ask for the invocation to be retried when anything could not be finished, published
+or followed. For an SQS batch: the same per message, and the ids of the messages that must be
+delivered again. The Lambda event, Powertools and metrics stay in the handler; everything here goes
+through ports and is tested with fakes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from cbr_checkpointer.completion import CompletionService
-from cbr_checkpointer.domain import ErrorInfo, Outcome, Rejected, TransientFailure, WatchCheck, WorkItem
+from cbr_checkpointer.domain import (
+    ErrorInfo,
+    Expansion,
+    Outcome,
+    Rejected,
+    RequestItem,
+    Selection,
+    TransientFailure,
+    WatchCheck,
+    WorkItem,
+)
+from cbr_checkpointer.fanout import FanoutService
 from cbr_checkpointer.ports import EventSink, NoObserver, Observer
 from cbr_checkpointer.service import CheckpointService
 
@@ -29,18 +41,25 @@ class InvocationResult:
     transient: tuple[TransientFailure, ...]
     unpublished: tuple[Outcome, ...]
     unfollowed: tuple[Outcome, ...]
+    expansions: tuple[Expansion, ...] = ()
+    unpublished_expansions: tuple[Expansion, ...] = ()
 
     @property
     def must_retry(self) -> bool:
         """Whether the invocation must fail, so that Lambda retries it (every finished request is served
         again from the ledger, and those that were not finish then)."""
-        return bool(self.transient or self.unpublished or self.unfollowed)
+        return bool(self.transient or self.unpublished or self.unfollowed or self.unpublished_expansions)
 
     def failure_message(self) -> str:
+        selections = (
+            f"; {len(self.unpublished_expansions)} selection event(s) were not published"
+            if self.unpublished_expansions
+            else ""
+        )
         return (
             f"{len(self.transient)} request(s) failed transiently and {len(self.unpublished)} outcome(s) "
-            f"were not published; {len(self.unfollowed)} completion check(s) could not be scheduled; the "
-            "invocation will be retried"
+            f"were not published{selections}; {len(self.unfollowed)} completion check(s) could not be "
+            "scheduled; the invocation will be retried"
         )
 
     def summaries(self) -> list[dict[str, Any]]:
@@ -57,6 +76,7 @@ class BatchResult:
     unfollowed: tuple[Outcome, ...]
     requeued: int  # messages that failed by themselves (before publishing)
     checks: int  # watch messages among them
+    expansions: tuple[Expansion, ...] = ()
 
     def response(self) -> dict[str, Any]:
         """The Lambda response for SQS partial batch failures."""
@@ -70,22 +90,47 @@ class Application:
         events: EventSink,
         completion: CompletionService | None,
         *,
+        fanout: FanoutService,
         max_workers: int,
         observer: Observer | None = None,
     ) -> None:
         self._service = service
         self._events = events
         self._completion = completion
+        self._fanout = fanout
         self._max_workers = max_workers
         self._observer = observer or NoObserver()
 
-    def run_invocation(self, items: Sequence[WorkItem], *, deadline: float) -> InvocationResult:
-        """Run a timer's, rule's or direct invocation's requests to their ends and publish them."""
-        results = self._execute_all(items, deadline=deadline)
+    def run_invocation(self, items: Sequence[RequestItem], *, deadline: float) -> InvocationResult:
+        """Run a timer's, rule's or direct invocation's requests (its selections expanded) to their ends
+        and publish them."""
+        work: list[WorkItem] = []
+        expansions: list[Expansion] = []
+        transient: list[TransientFailure] = []
+        for item in items:
+            if not isinstance(item, Selection):
+                work.append(item)
+                continue
+            try:
+                expansion, expanded = self._fanout.expand(item, deadline=deadline)
+            except TransientFailure as failure:
+                transient.append(failure)
+                continue
+            expansions.append(expansion)
+            work.extend(expanded)
+        results = self._execute_all(work, deadline=deadline)
         outcomes = [result for result in results if isinstance(result, Outcome)]
-        transient = [result for result in results if isinstance(result, TransientFailure)]
+        transient.extend(result for result in results if isinstance(result, TransientFailure))
+        unpublished_expansions = self.publish_expansions(expansions)
         unpublished, unfollowed = self.publish_and_follow(outcomes, deadline=deadline)
-        return InvocationResult(tuple(outcomes), tuple(transient), tuple(unpublished), tuple(unfollowed))
+        return InvocationResult(
+            tuple(outcomes),
+            tuple(transient),
+            tuple(unpublished),
+            tuple(unfollowed),
+            expansions=tuple(expansions),
+            unpublished_expansions=tuple(unpublished_expansions),
+        )
 
     def sqs_batch(self, *, deadline: float) -> SqsBatch:
         """A batch to run message by message (from any thread), then to `finish`."""
@@ -109,6 +154,12 @@ class Application:
 
     def execute(self, item: WorkItem, *, deadline: float) -> Outcome:
         return self._service.execute(item, deadline=deadline)
+
+    def expand(self, selection: Selection, *, deadline: float) -> tuple[Expansion, list[WorkItem]]:
+        return self._fanout.expand(selection, deadline=deadline)
+
+    def publish_expansions(self, expansions: Sequence[Expansion]) -> list[Expansion]:
+        return self._events.publish_expansions(expansions) if expansions else []
 
     def publish_and_follow(
         self, outcomes: Sequence[Outcome], *, deadline: float
@@ -147,13 +198,28 @@ class SqsBatch:
         self._application = application
         self._deadline = deadline
         self._finished: list[tuple[str, Outcome]] = []
+        self._expansions: list[tuple[str, Expansion]] = []
         self._checks = 0
         self._lock = threading.Lock()
 
-    def run_requests(self, message_id: str, items: Sequence[WorkItem]) -> None:
-        """Every request of one message; the first transient failure is raised after all were tried."""
+    def run_requests(self, message_id: str, items: Sequence[RequestItem]) -> None:
+        """Every request of one message (its selections expanded); the first transient failure is raised
+        after all were tried."""
         first_failure: TransientFailure | None = None
+        work: list[WorkItem] = []
         for item in items:
+            if not isinstance(item, Selection):
+                work.append(item)
+                continue
+            try:
+                expansion, expanded = self._application.expand(item, deadline=self._deadline)
+            except TransientFailure as failure:
+                first_failure = first_failure or failure
+                continue
+            with self._lock:
+                self._expansions.append((message_id, expansion))
+            work.extend(expanded)
+        for item in work:
             try:
                 outcome = self._application.execute(item, deadline=self._deadline)
             except TransientFailure as failure:
@@ -180,10 +246,17 @@ class SqsBatch:
         """
         with self._lock:
             finished = list(self._finished)
+            expansions = list(self._expansions)
             checks = self._checks
         outcomes = [outcome for _, outcome in finished]
+        unpublished_expansions = self._application.publish_expansions(
+            [expansion for _, expansion in expansions]
+        )
         unpublished, unfollowed = self._application.publish_and_follow(outcomes, deadline=self._deadline)
         again = list(dict.fromkeys(failed_message_ids))
+        for message_id, expansion in expansions:
+            if message_id not in again and any(expansion is other for other in unpublished_expansions):
+                again.append(message_id)
         for message_id, outcome in finished:
             if message_id not in again and (_among(outcome, unpublished) or _among(outcome, unfollowed)):
                 again.append(message_id)
@@ -194,6 +267,7 @@ class SqsBatch:
             unfollowed=tuple(unfollowed),
             requeued=len(set(failed_message_ids)),
             checks=checks,
+            expansions=tuple(expansion for _, expansion in expansions),
         )
 
 
@@ -210,6 +284,23 @@ def summary(outcome: Outcome) -> dict[str, Any]:
         }
     if outcome.duplicate:
         result["duplicate"] = True
+    return result
+
+
+def expansion_summary(expansion: Expansion) -> dict[str, Any]:
+    """One selection in a line: how many vaults it matched, and how many went to the request queue."""
+    result: dict[str, Any] = {
+        "idempotency_key": expansion.selection.idempotency_key,
+        "outcome": "expanded" if expansion.error is None else "failed",
+        "selected": len(expansion.vault_ids),
+        "queued": expansion.queued,
+    }
+    if expansion.error is not None:
+        result["error"] = {
+            "kind": expansion.error.kind,
+            "code": expansion.error.code,
+            "message": expansion.error.message,
+        }
     return result
 
 

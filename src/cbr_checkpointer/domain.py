@@ -283,7 +283,7 @@ class TransientFailure(Exception):
     """The request (or completion check) could not be finished now but may succeed later; its trigger
     must deliver it again."""
 
-    def __init__(self, item: WorkItem | WatchCheck, info: ErrorInfo) -> None:
+    def __init__(self, item: WorkItem | WatchCheck | Selection, info: ErrorInfo) -> None:
         super().__init__(f"{info.kind} {info.code or ''}: {info.message}".strip())
         self.item = item
         self.info = info
@@ -328,7 +328,7 @@ class LedgerUnavailable(DependencyUnavailable):
 
 
 class QueueUnavailable(DependencyUnavailable):
-    """The watch queue did not take a message."""
+    """The watch queue or the request queue did not take a message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,3 +348,19 @@ class Selection:
     trigger: Trigger
     region: str | None = None
     dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Expansion:
+    """What came of listing a selection's vaults: the ids listed (`vault_ids`, sorted), and how many of
+    their requests went to the request queue rather than running here (`queued`). With `error` the
+    listing failed for good and no vault was backed up."""
+
+    selection: Selection
+    vault_ids: tuple[str, ...] = ()
+    queued: int = 0
+    error: ErrorInfo | None = None
+
+
+# What the trigger parsers hand the application: a request, a selection of vaults, or a refusal.
+RequestItem = BackupRequest | Selection | Rejected

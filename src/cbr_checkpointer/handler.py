@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cbr_checkpointer.application import summary
-from cbr_checkpointer.domain import FieldError, Outcome, Rejected, Selection, WorkItem
+from cbr_checkpointer.application import expansion_summary, summary
+from cbr_checkpointer.domain import Expansion, Outcome
 from cbr_checkpointer.observability import logger, metrics
 from cbr_checkpointer.runtime import Runtime, build_runtime_if_configured, get_runtime, process_observer
 from cbr_checkpointer.triggers import (
-    RequestItem,
     is_sqs_batch,
     parse_invocation,
     parse_sqs_record,
@@ -62,16 +61,18 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 def _handle_invocation(
     event: dict[str, Any], context: LambdaContext, runtime: Runtime, deadline: float
 ) -> dict[str, Any]:
-    items = _runnable(
-        parse_invocation(
-            event, request_id=context.aws_request_id, now=datetime.now(UTC), defaults=runtime.defaults
-        )
+    items = parse_invocation(
+        event, request_id=context.aws_request_id, now=datetime.now(UTC), defaults=runtime.defaults
     )
     result = runtime.application.run_invocation(items, deadline=deadline)
     _report(result.outcomes, result.unpublished, result.unfollowed, requeued=len(result.transient))
+    _report_expansions(result.expansions)
     if result.must_retry:
         raise InvocationFailed(result.failure_message())
-    return {"outcomes": result.summaries()}
+    response: dict[str, Any] = {"outcomes": result.summaries()}
+    if result.expansions:
+        response["selections"] = [expansion_summary(expansion) for expansion in result.expansions]
+    return response
 
 
 def _handle_sqs_batch(event: dict[str, Any], runtime: Runtime, deadline: float) -> dict[str, Any]:
@@ -85,7 +86,7 @@ def _handle_sqs_batch(event: dict[str, Any], runtime: Runtime, deadline: float) 
             batch.run_watch(record.message_id, watch)
         else:
             batch.run_requests(
-                record.message_id, _runnable(parse_sqs_record(record.raw_event, defaults=runtime.defaults))
+                record.message_id, parse_sqs_record(record.raw_event, defaults=runtime.defaults)
             )
 
     # Lazy: Powertools' batch utility costs ~25 ms at import, and only SQS batches need it.
@@ -99,24 +100,26 @@ def _handle_sqs_batch(event: dict[str, Any], runtime: Runtime, deadline: float) 
     if result.checks:
         metrics.add_metric(name="CompletionChecks", unit=MetricUnit.Count, value=result.checks)
     _report(result.outcomes, result.unpublished, result.unfollowed, requeued=result.requeued)
+    _report_expansions(result.expansions)
     return result.response()
 
 
-def _runnable(items: Sequence[RequestItem]) -> list[WorkItem]:
-    """The items the service runs. A selection needs its project's vaults listed, which this handler
-    does not do: it is refused by name rather than dropped."""
-    return [
-        Rejected(
-            idempotency_key=item.idempotency_key,
-            trigger=item.trigger,
-            errors=(FieldError("select", "is not supported by this deployment of the function"),),
-            payload={"select": item.selector},
-            project_id=item.project_id,
-        )
-        if isinstance(item, Selection)
-        else item
-        for item in items
-    ]
+def _report_expansions(expansions: Sequence[Expansion]) -> None:
+    """Per selection: a log line; metrics for those expanded, those that matched no vault (a mistyped tag
+    looks like this; alarm on it), the vaults sent to the request queue, and listings that failed."""
+    for expansion in expansions:
+        logger.info("selection finished", extra=expansion_summary(expansion))
+    counts = {
+        "SelectionsExpanded": sum(expansion.error is None for expansion in expansions),
+        "SelectionEmpty": sum(
+            expansion.error is None and not expansion.vault_ids for expansion in expansions
+        ),
+        "SelectionsFailed": sum(expansion.error is not None for expansion in expansions),
+        "VaultsQueued": sum(expansion.queued for expansion in expansions),
+    }
+    for name, count in counts.items():
+        if count:
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
 
 
 def _report(

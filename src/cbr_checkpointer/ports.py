@@ -1,7 +1,8 @@
 """The ports: everything the rules call, as Protocols the adapters implement structurally.
 
 The services and the application depend on these and on the domain only; runtime.py plugs the
-adapters in (RegionalCbr, DynamoDBLedger or MemoryLedger, EventPublisher, SqsWatchQueue). Each port
+adapters in (RegionalCbr, DynamoDBLedger or MemoryLedger, EventPublisher, SqsWatchQueue,
+SqsRequestQueue). Each port
 raises the domain's errors, never an adapter's own.
 """
 
@@ -15,8 +16,10 @@ from cbr_checkpointer.domain import (
     BackupRequest,
     ClaimResult,
     ErrorInfo,
+    Expansion,
     Outcome,
     QueueUnavailable,
+    Selection,
     StoredResult,
     WatchCheck,
     WorkItem,
@@ -48,6 +51,33 @@ class Cbr(Protocol):
         self, project_id: str, *, region: str | None, max_pages: int = 5, **filters: str
     ) -> list[dict[str, Any]]:
         """Operation logs (tasks) matching `filters` (vault_id, operation_type, ...), newest first."""
+        ...
+
+
+class ListedVault(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+class Vaults(Protocol):
+    """The vault listings a selection is expanded from; each raises CbrCallFailed when CBR did not answer
+    with the whole list (a partial list is never returned: a vault left out would get no backup)."""
+
+    def list_vaults(
+        self,
+        project_id: str,
+        *,
+        region: str | None,
+        policy_id: str | None = None,
+        object_type: str | None = None,
+    ) -> Sequence[ListedVault]:
+        """Every vault of the project (in `region`, None: the configured one) matching all the filters."""
+        ...
+
+    def vault_ids_with_tags(
+        self, project_id: str, tags: Mapping[str, Sequence[str]], *, region: str | None
+    ) -> list[str]:
+        """The ids of the vaults carrying every key of `tags` with one of its values (any, for [])."""
         ...
 
 
@@ -83,6 +113,10 @@ class EventSink(Protocol):
         """One event per outcome; returns the outcomes that could not be published, in the order given."""
         ...
 
+    def publish_expansions(self, expansions: Sequence[Expansion]) -> list[Expansion]:
+        """One event per expansion; returns the expansions that could not be published."""
+        ...
+
 
 # The longest a watch message can be held back (SQS DelaySeconds allows at most 900).
 MAX_DELAY_SECONDS = 900
@@ -95,6 +129,13 @@ class WatchQueue(Protocol):
 
     def send_all(self, checks: Sequence[tuple[WatchCheck, int]]) -> list[QueueUnavailable | None]:
         """Schedule many checks; per check, None when it was taken or the error that kept it back."""
+        ...
+
+
+class RequestQueue(Protocol):
+    def send_vaults(self, selection: Selection, vault_ids: Sequence[str]) -> list[QueueUnavailable | None]:
+        """One request message per vault of `selection`; per vault, None when it was taken or the error
+        that kept it back."""
         ...
 
 

@@ -13,7 +13,7 @@ from aws_lambda_powertools import Logger
 
 from cbr_checkpointer.aws import AwsJsonClient
 from cbr_checkpointer.aws.partial_batch import PartialBatchSender, put_events
-from cbr_checkpointer.domain import BackupRequest, Outcome, OutcomeKind, Rejected, WatchCheck
+from cbr_checkpointer.domain import BackupRequest, Expansion, Outcome, OutcomeKind, Rejected, WatchCheck
 from cbr_checkpointer.observability import SERVICE
 from cbr_checkpointer.retry import Retrier
 
@@ -28,6 +28,9 @@ DETAIL_TYPES: dict[OutcomeKind, str] = {
     "completed": "CBR Checkpoint Completed",
     "timed_out": "CBR Checkpoint Timed Out",
 }
+EXPANDED_DETAIL_TYPE = "CBR Backup Selection Expanded"
+# How many of a selection's vault ids its Expanded event lists (`selected` counts them all).
+MAX_EXPANDED_VAULT_IDS = 100
 PAYLOAD_LIMIT_BYTES = 32 * 1024
 # PutEvents: at most 10 entries a call, and at most 256 KiB per entry and per call, sizes counted
 # as https://docs.aws.amazon.com/eventbridge/latest/userguide/calculate-putevents-entry-size.html
@@ -68,6 +71,31 @@ def event_detail(outcome: Outcome, *, payload_limit_bytes: int = PAYLOAD_LIMIT_B
     if isinstance(item, WatchCheck):
         return detail | _completion_fields(outcome, item)
     return detail | _request_fields(outcome, item)
+
+
+def expansion_detail(expansion: Expansion) -> tuple[str, dict[str, Any]]:
+    """The detail type and `Detail` of an expansion: Expanded, or when listing failed for good, Failed
+    with `"stage": "selection"` (no vault was backed up)."""
+    selection = expansion.selection
+    detail: dict[str, Any] = {
+        "version": DETAIL_VERSION,
+        "outcome": "expanded" if expansion.error is None else "failed",
+        "idempotency_key": selection.idempotency_key,
+        "trigger": selection.trigger.to_detail(),
+        "project_id": selection.project_id,
+    }
+    if selection.region is not None:
+        detail["region"] = selection.region
+    detail["selector"] = selection.selector
+    detail["parameters"] = selection.parameters
+    detail["dry_run"] = selection.dry_run
+    if expansion.error is not None:
+        return DETAIL_TYPES["failed"], detail | {"stage": "selection", "error": expansion.error.to_detail()}
+    shown = list(expansion.vault_ids[:MAX_EXPANDED_VAULT_IDS])
+    detail |= {"selected": len(expansion.vault_ids), "queued": expansion.queued, "vault_ids": shown}
+    if len(shown) < len(expansion.vault_ids):
+        detail["vault_ids_omitted"] = len(expansion.vault_ids) - len(shown)
+    return EXPANDED_DETAIL_TYPE, detail
 
 
 def _request_fields(outcome: Outcome, request: BackupRequest) -> dict[str, Any]:
@@ -155,7 +183,6 @@ def _payload_fields(payload: Any, limit_bytes: int) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    outcome: Outcome
     fields: dict[str, Any]
     size: int
 
@@ -192,6 +219,7 @@ class EventPublisher:
     def publish(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
         """Put one event per outcome, up to 10 per call; return those not published, in the order given."""
         entries: list[_Entry] = []
+        sent: list[Outcome] = []
         unpublished: list[Outcome] = []
         for outcome in outcomes:
             entry = self._entry(outcome)
@@ -199,11 +227,42 @@ class EventPublisher:
                 unpublished.append(_give_up(outcome, "EntryTooLarge"))
             else:
                 entries.append(entry)
-        for entry, failure in zip(entries, self._sender.send(entries), strict=True):
+                sent.append(outcome)
+        for outcome, failure in zip(sent, self._sender.send(entries), strict=True):
             if failure is not None:
-                unpublished.append(_give_up(entry.outcome, failure.code))
+                unpublished.append(_give_up(outcome, failure.code))
         failed = {id(outcome) for outcome in unpublished}
         return [outcome for outcome in outcomes if id(outcome) in failed]
+
+    def publish_expansions(self, expansions: Sequence[Expansion]) -> list[Expansion]:
+        """Put one event per expansion (Expanded, or Failed at stage selection); return those not
+        published, in the order given."""
+        entries = []
+        for expansion in expansions:
+            # Its vault ids are capped and its criteria bounded: the entry stays far below 256 KiB.
+            kind, detail = expansion_detail(expansion)
+            text = _json(detail)
+            entries.append(_Entry(self._fields(kind, text), _entry_size(self._source, kind, text)))
+        unpublished: list[Expansion] = []
+        for expansion, failure in zip(expansions, self._sender.send(entries), strict=True):
+            if failure is not None:
+                logger.error(
+                    "event not published: %s for a selection (idempotency_key %s)",
+                    failure.code,
+                    expansion.selection.idempotency_key,
+                )
+                unpublished.append(expansion)
+        return unpublished
+
+    def _fields(self, kind: str, detail: str) -> dict[str, Any]:
+        return {
+            "Source": self._source,
+            "DetailType": kind,
+            "Detail": detail,
+            "EventBusName": self._bus_name,
+            "Resources": [],
+            "Time": time.time(),
+        }
 
     def _entry(self, outcome: Outcome) -> _Entry | None:
         kind = detail_type(outcome)
@@ -224,15 +283,7 @@ class EventPublisher:
                 size = _entry_size(self._source, kind, detail)
         if size > MAX_ENTRY_BYTES:
             return None
-        fields = {
-            "Source": self._source,
-            "DetailType": kind,
-            "Detail": detail,
-            "EventBusName": self._bus_name,
-            "Resources": [],
-            "Time": time.time(),
-        }
-        return _Entry(outcome, fields, size)
+        return _Entry(self._fields(kind, detail), size)
 
 
 def _give_up(outcome: Outcome, code: str) -> Outcome:

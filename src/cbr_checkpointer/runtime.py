@@ -21,11 +21,13 @@ from cbr_checkpointer.cbr import (
 from cbr_checkpointer.completion import CompletionService
 from cbr_checkpointer.credentials import EXTENSION_RETRY, SecretCredentials, SecretsExtension
 from cbr_checkpointer.domain import BackupRequest, ErrorInfo, Outcome, WorkItem
+from cbr_checkpointer.fanout import FanoutService
 from cbr_checkpointer.ledger import DynamoDBLedger, MemoryLedger
 from cbr_checkpointer.models import CheckpointCreate, CreateCheckpointResponse, VaultBackupReq
 from cbr_checkpointer.ports import Clock, Ledger, NoObserver, Observer, SystemClock
 from cbr_checkpointer.publisher import EventPublisher
 from cbr_checkpointer.rate import AdaptiveLimiter
+from cbr_checkpointer.request_queue import SqsRequestQueue
 from cbr_checkpointer.retry import Deadline, Retrier, RetryPolicy
 from cbr_checkpointer.service import CheckpointService
 from cbr_checkpointer.settings import ConfigurationError, Settings, get_settings
@@ -121,10 +123,12 @@ def build_runtime(settings: Settings, *, observer: Observer | None = None) -> Ru
     cbr = _regional_cbr(settings, credentials)
     events = aws_json_client("events", settings.aws_endpoint("events"), settings.aws_region, aws, retry=retry)
     completion, completion_clients = _completion(settings, aws, cbr, ledger, clock=clock, retry=retry)
+    fanout, fanout_clients = _fanout(settings, aws, cbr, policy, clock=clock, retry=retry)
     application = Application(
         CheckpointService(cbr, ledger, retry=policy, clock=clock, observer=observer),
         EventPublisher(events, source=settings.event_source, bus_name=settings.event_bus_name, retry=retry),
         completion,
+        fanout=fanout,
         max_workers=settings.max_concurrency,
         observer=observer,
     )
@@ -141,7 +145,7 @@ def build_runtime(settings: Settings, *, observer: Observer | None = None) -> Ru
         application=application,
         clock=clock,
         watch_queue_arn=_watch_queue_arn(settings),
-        clients=(cbr, events, *credential_clients, *ledger_clients, *completion_clients),
+        clients=(cbr, events, *credential_clients, *ledger_clients, *completion_clients, *fanout_clients),
         deadline=deadline,
         completion=completion,
     )
@@ -200,6 +204,23 @@ def _completion(
         clock=clock,
     )
     return completion, [sqs]
+
+
+def _fanout(
+    settings: Settings,
+    aws: AwsCredentials,
+    cbr: RegionalCbr,
+    policy: RetryPolicy,
+    *,
+    clock: Clock,
+    retry: Retrier,
+) -> tuple[FanoutService, list[AwsJsonClient]]:
+    if not settings.request_queue_url:
+        return FanoutService(cbr, None, inline_max=settings.fanout_inline_max, retry=policy, clock=clock), []
+    sqs = aws_json_client("sqs", settings.aws_endpoint("sqs"), settings.aws_region, aws, retry=retry)
+    queue = SqsRequestQueue(sqs, settings.request_queue_url, retry=retry)
+    fanout = FanoutService(cbr, queue, inline_max=settings.fanout_inline_max, retry=policy, clock=clock)
+    return fanout, [sqs]
 
 
 class Observers:

@@ -49,6 +49,8 @@ ENVIRONMENT: dict[str, str] = {
     "IDEMPOTENCY_TTL_SECONDS": "idempotency_ttl_seconds",
     "WATCH_QUEUE_URL": "watch_queue_url",
     "WATCH_MAX_AGE_SECONDS": "watch_max_age_seconds",
+    "REQUEST_QUEUE_URL": "request_queue_url",
+    "FANOUT_INLINE_MAX": "fanout_inline_max",
     "DEFAULT_VAULT_ID": "default_vault_id",
     "MAX_CONCURRENCY": "max_concurrency",
     "DRY_RUN": "dry_run",
@@ -111,6 +113,10 @@ class Settings(BaseModel):
     watch_queue_url: str | None = None
     # How long a checkpoint is followed (from when it was first reported created) before Timed Out.
     watch_max_age_seconds: float = Field(default=24 * 3600, gt=0, le=14 * 24 * 3600)
+    # Where a selection of more than `fanout_inline_max` vaults sends its vaults' requests.
+    request_queue_url: str | None = None
+    # Default: one SendMessageBatch's worth, run in one round at MAX_CONCURRENCY's default.
+    fanout_inline_max: int = Field(default=10, ge=0, le=1000)
     default_vault_id: str | None = None
     max_concurrency: int = Field(default=10, ge=1, le=100)
     dry_run: bool = False
@@ -193,7 +199,7 @@ class Settings(BaseModel):
     def _endpoint_is_safe(cls, url: str) -> str:
         return _valid(safe_endpoint, url)
 
-    @field_validator("aws_endpoint_url", "watch_queue_url")
+    @field_validator("aws_endpoint_url", "watch_queue_url", "request_queue_url")
     @classmethod
     def _aws_endpoint_is_safe(cls, url: str | None) -> str | None:
         return None if url is None else _valid(safe_endpoint, url)

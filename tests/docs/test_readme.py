@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cbr_checkpointer.domain import BackupRequest
+from cbr_checkpointer.domain import BackupRequest, Selection
 from cbr_checkpointer.triggers import RequestDefaults, parse_invocation
 from devtools import readme
 
@@ -131,7 +131,6 @@ def test_schedule_inputs_the_readme_shows_are_requests_the_function_accepts() ->
     for schedule_input in filled:
         items = parse_invocation(schedule_input, request_id="r", now=datetime.now(UTC), defaults=defaults)
         assert items
-        assert all(isinstance(item, BackupRequest) for item in items), items
-        assert all(
-            item.name.endswith("-20261129") for item in items if "{time:" in json.dumps(schedule_input)
-        )
+        assert all(isinstance(item, BackupRequest | Selection) for item in items), items
+        names = [item.name if isinstance(item, BackupRequest) else item.parameters["name"] for item in items]
+        assert all(name.endswith("-20261129") for name in names if "{time:" in json.dumps(schedule_input))

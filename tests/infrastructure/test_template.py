@@ -277,6 +277,42 @@ def test_completion_checks_go_to_the_watch_queue_the_function_reads(resources: d
     assert referenced(watch["RedrivePolicy"]["deadLetterTargetArn"]) == "WatchDeadLetterQueue"
 
 
+def test_large_selections_fan_out_to_the_request_queue_the_function_reads(resources: dict[str, Any]) -> None:
+    variables = resources[FUNCTION]["Properties"]["Environment"]["Variables"]
+    assert variables["REQUEST_QUEUE_URL"] == {"Ref": "RequestQueue"}
+    assert variables["FANOUT_INLINE_MAX"] == {"Ref": "FanoutInlineMax"}
+    (fan_out,) = [
+        statement
+        for policy in resources[f"{FUNCTION}Role"]["Properties"]["Policies"]
+        for statement in iter_statements(policy)
+        if statement.get("Sid") == "FanOutSelections"
+    ]
+    assert (fan_out["Action"], fan_out["Resource"]) == (
+        "sqs:SendMessage",
+        {"Fn::GetAtt": ["RequestQueue", "Arn"]},
+    )
+    (requests,) = [
+        mapping
+        for mapping in of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+        if referenced(mapping["EventSourceArn"]) == "RequestQueue"
+    ]
+    assert requests["BatchSize"] == 10
+    assert requests["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "SqsMaximumConcurrency"}}
+
+
+def test_an_empty_selection_alarms(resources: dict[str, Any]) -> None:
+    (alarm,) = [
+        a
+        for a in of_type(resources, "AWS::CloudWatch::Alarm").values()
+        if a["MetricName"] == "SelectionEmpty"
+    ]
+    assert (alarm["Namespace"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "CbrCheckpointer",
+        0,
+        "GreaterThanThreshold",
+    )
+
+
 def test_every_dead_letter_queue_has_a_depth_alarm(resources: dict[str, Any]) -> None:
     watched = {}
     for alarm in of_type(resources, "AWS::CloudWatch::Alarm").values():
@@ -435,8 +471,9 @@ def test_statements_are_scoped_to_our_resources(resources: dict[str, Any]) -> No
                 if action == "sqs:SendMessage":
                     send_to.append(referenced(statement["Resource"]))
     assert by_action["dynamodb:PutItem"] == {"Fn::GetAtt": ["LedgerTable", "Arn"]}
-    # The failure destination (SAM derives it) and the watch queue (completion checks), nothing else
-    assert sorted(send_to) == ["InvocationFailureQueue", "WatchQueue"]
+    # The failure destination (SAM derives it), the watch queue (completion checks) and the request
+    # queue (the vaults of a large selection), nothing else
+    assert sorted(send_to) == ["InvocationFailureQueue", "RequestQueue", "WatchQueue"]
     assert by_action["events:PutEvents"]["Fn::If"][0] == "CreateEventBus"
     assert by_action["secretsmanager:GetSecretValue"]["Fn::If"][0] == "CreateSecret"
 

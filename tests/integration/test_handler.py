@@ -94,16 +94,7 @@ def test_a_retried_timer_is_served_from_the_ledger(sandbox: Sandbox) -> None:
 
 
 # Until the application layer lists a selection's vaults, the handler refuses selections by name.
-NEEDS_SELECTIONS = pytest.mark.xfail(reason="selections are not run by the handler yet", strict=True)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=NEEDS_SELECTIONS) if name == "selection.json" else name
-        for name in sorted(p.name for p in EVENTS.glob("*.json"))
-    ],
-)
+@pytest.mark.parametrize("name", sorted(p.name for p in EVENTS.glob("*.json")))
 def test_every_sample_event_ends_in_events_that_match_what_cbr_received(sandbox: Sandbox, name: str) -> None:
     event = load_event(name)
 
@@ -116,6 +107,7 @@ def test_every_sample_event_ends_in_events_that_match_what_cbr_received(sandbox:
     grouped = details_by_type(published)
     creates = cbr_creates(sandbox)
     created_details = grouped.get("CBR Checkpoint Created", [])
+    expanded_details = grouped.get("CBR Backup Selection Expanded", [])
     rejected_details = grouped.get("CBR Backup Request Rejected", [])
     # Every create CBR saw is reported once, with the exact body that was sent
     assert sorted(json.dumps(d["request"], sort_keys=True) for d in created_details) == sorted(
@@ -136,7 +128,8 @@ def test_every_sample_event_ends_in_events_that_match_what_cbr_received(sandbox:
     # Nothing is lost: one event per work item
     items = result["batchItemFailures"] if "batchItemFailures" in result else result["outcomes"]
     if "outcomes" in result:
-        assert len(published) == len(items)
+        assert len(published) == len(items) + len(expanded_details)
+        assert len(expanded_details) == len(result.get("selections", []))
     else:
         assert items == []
 

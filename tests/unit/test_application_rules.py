@@ -7,7 +7,16 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
-from tests.fakes import FakeCbr, FakeClock, FakeEventSink, FakeWatchQueue, FlakyLedger, RecordingObserver
+from tests.fakes import (
+    FakeCbr,
+    FakeClock,
+    FakeEventSink,
+    FakeRequestQueue,
+    FakeVaults,
+    FakeWatchQueue,
+    FlakyLedger,
+    RecordingObserver,
+)
 
 from cbr_checkpointer.application import Application, BatchResult, SqsBatch
 from cbr_checkpointer.completion import CompletionService
@@ -24,6 +33,7 @@ from cbr_checkpointer.domain import (
     WatchCheck,
     WorkItem,
 )
+from cbr_checkpointer.fanout import FanoutService
 from cbr_checkpointer.retry import RetryPolicy
 from cbr_checkpointer.service import MIN_CALL_SECONDS, CheckpointService
 
@@ -71,8 +81,11 @@ class World:
             if watched
             else None
         )
+        self.vaults = FakeVaults()
+        self.request_queue = FakeRequestQueue()
+        fanout = FanoutService(self.vaults, self.request_queue, inline_max=2, clock=self.clock)
         self.application = Application(
-            service, self.events, completion, max_workers=4, observer=self.observer
+            service, self.events, completion, fanout=fanout, max_workers=4, observer=self.observer
         )
 
     def hold(self, key: str) -> None:
@@ -212,6 +225,7 @@ def test_given_an_invocation_out_of_time_then_it_is_retried_rather_than_creating
         CheckpointService(world.cbr, world.ledger, retry=RetryPolicy(max_attempts=1), clock=world.clock),
         world.events,
         None,
+        fanout=FanoutService(world.vaults, world.request_queue, inline_max=2, clock=world.clock),
         max_workers=1,
     )
     world.cbr.on_call = lambda name: world.clock.advance(0.25)

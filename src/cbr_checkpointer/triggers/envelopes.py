@@ -7,7 +7,8 @@
   `DEFAULT_VAULT_ID`; identified by the event's `id`;
 - EventBridge event: `detail`; identified by the event's `id`;
 - SQS record: its `body`, also when that is an EventBridge event or an SNS notification;
-  identified by its `messageId`.
+  identified by its `messageId`; or a fan-out message (`fanout`), one vault of a selection, keyed
+  and identified as the selection's own trigger made it.
 
 Every document is checked against the limits (`limits`) before any field of it is read. Bad input
 never raises: it becomes a Rejected that names the field at fault, with paths relative to the
@@ -23,13 +24,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from cbr_checkpointer.domain import FieldError
+from cbr_checkpointer.domain import FieldError, RequestItem
+from cbr_checkpointer.triggers.fanout import is_fanout_message, parse_fanout_message
 from cbr_checkpointer.triggers.limits import check_document, load_json, quotable, string_problem
 from cbr_checkpointer.triggers.paths import join
 from cbr_checkpointer.triggers.requests import (
     Origin,
     RequestDefaults,
-    RequestItem,
     from_request,
     parse_time,
     reject,
@@ -103,6 +104,8 @@ def parse_sqs_record(record: Mapping[str, Any], *, defaults: RequestDefaults) ->
         prefix = "Message"
     if isinstance(body, Mapping) and _is_eventbridge(body):
         return _from_event(body, origin, defaults, prefix=prefix)
+    if not prefix and is_fanout_message(body):
+        return [parse_fanout_message(body, origin, defaults)]
     return from_request(body, origin, defaults, prefix=prefix, root_label="body")
 
 

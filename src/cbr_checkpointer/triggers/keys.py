@@ -10,8 +10,10 @@ places, and each has a namespace of its own, so that no request can name another
   arn and firing time, an event's or message's id, the Lambda request id) and of the request's own
   content, canonical JSON. A retried trigger derives the same key; a different request (another
   vault, other resources, ...) derives another one, so nobody can compute and claim in advance the
-  key of a timer's next firing with a request of their own. The items of a many-request and the
-  vaults of a selection are keyed from their parent's key and the item's index or the vault's id.
+  key of a timer's next firing with a request of their own. The items of a many-request are keyed
+  from their parent's key and the item's index; the vaults of a selection from its key, the vault's id
+  and the vault's request (project, region, parameters), so that a fan-out message, which names its
+  selection's key, cannot claim a vault's key for any other request.
 - the function's own records, the request's key followed by `#` and a suffix (the completion
   follow-up's `<key>#watch`, `<key>#watch#<n>`, `<key>#completion`). Neither namespace above can
   hold a `#`, so no request key is ever one of these.

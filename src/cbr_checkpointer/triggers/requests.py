@@ -30,6 +30,7 @@ from cbr_checkpointer.domain import (
     BackupRequest,
     FieldError,
     Rejected,
+    RequestItem,
     Selection,
     Trigger,
     TriggerKind,
@@ -96,7 +97,6 @@ _MAX_TIME_LENGTH = 64
 
 
 # What a request document becomes.
-RequestItem = BackupRequest | Selection | Rejected
 
 
 @dataclass(frozen=True)

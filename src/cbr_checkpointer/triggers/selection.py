@@ -122,13 +122,20 @@ def _tag_text_problem(text: str, max_length: int, *, allow_empty: bool) -> str |
 def expand_selection(selection: Selection, vault_ids: Iterable[str]) -> list[WorkItem]:
     """One whole-vault request per listed vault (each vault once, in the order listed).
 
-    Each request is keyed from the selection's key and the vault's id, and gets the selection's
-    parameters; without a name each gets the one derived from its own key. A vault id that is not a
-    UUID (CBR lists none such) is Rejected rather than sent.
+    Each request is keyed from the selection's key, the vault's id and what the request asks for (its
+    project, region and parameters: a fan-out message naming a selection's key can claim only the key
+    of the very request it asks for), and gets the selection's parameters; without a name each gets
+    the one derived from its own key. A vault id that is not a UUID (CBR lists none such) is Rejected
+    rather than sent.
     """
     items: list[WorkItem] = []
     for vault_id in dict.fromkeys(vault_ids):
-        key = derived_key("vault", selection.idempotency_key, vault_id)
+        key = derived_key(
+            "vault",
+            selection.idempotency_key,
+            vault_id,
+            content=[selection.project_id, selection.region, selection.parameters],
+        )
         if not UUID_PATTERN.fullmatch(vault_id):
             items.append(
                 Rejected(
