@@ -20,7 +20,7 @@ SIMULATE_ARGS ?=
 help:
 	@echo "make run      - one trigger (EVENT=$(EVENT)) through the handler against the local emulator + moto"
 	@echo "make test     - lint, type-check and the whole test suite"
-	@echo "make lint     - ruff + mypy --strict on src/"
+	@echo "make lint     - ruff + mypy --strict on src, tests, devtools and benchmarks"
 	@echo "make format   - ruff format + autofix"
 	@echo "make package  - dist/function.zip for python3.13/arm64 (no boto3 inside); ARCH=x86_64 builds dist/function-x86_64.zip"
 	@echo "make validate - template.yaml through sam validate --lint, the SAM translator and cfn-lint, offline"
@@ -48,14 +48,17 @@ run: $(STAMP)
 			echo "$(EVENT) is invalid on purpose: the Rejected event above is the expected answer." >&2; exit 0;; \
 		esac; exit $$status; }
 
+# Every Python tree the project holds, held to the same gates.
+PYTHON_TREES := src tests devtools benchmarks
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests devtools
-	$(BIN)/ruff format --check src tests devtools
-	$(BIN)/mypy --strict src
+	$(BIN)/ruff check $(PYTHON_TREES)
+	$(BIN)/ruff format --check $(PYTHON_TREES)
+	$(BIN)/mypy --strict $(PYTHON_TREES)
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests devtools
-	$(BIN)/ruff check --fix src tests devtools
+	$(BIN)/ruff format $(PYTHON_TREES)
+	$(BIN)/ruff check --fix $(PYTHON_TREES)
 
 # The bench harness's structural test needs the bench's python3.13 (a few small wheels); without a
 # python3.13 on the machine it is skipped.

@@ -38,6 +38,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from matplotlib.figure import Figure
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
@@ -688,12 +690,9 @@ def print_table(results: Results) -> None:
 
 
 def write_plot(results: Results, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(8, 5), dpi=110)
+    # A Figure of its own, not pyplot's: no GUI backend is chosen and nothing global is left open.
+    figure = Figure(figsize=(8, 5), dpi=110)
+    axes = figure.subplots()
     styles = {OURS: "o-", REFERENCE: "s-", THREADS: "d-", FAN_OUT: "^--"}
     for name, by_size in results.plot.items():
         sizes = sorted(by_size)
@@ -713,7 +712,6 @@ def write_plot(results: Results, path: Path) -> None:
     axes.legend()
     figure.tight_layout()
     figure.savefig(path)
-    plt.close(figure)
 
 
 def _memory_lines(results: Results) -> list[str]:
@@ -742,6 +740,7 @@ def _git_commit() -> str:
 def write_markdown(
     results: Results,
     path: Path,
+    *,
     png: Path | None,
     command: str,
     commit: str,
@@ -884,7 +883,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if png is not None:
         write_plot(results, png)
     if not args.only_cold:
-        write_markdown(results, args.output, png, command, commit, args.runs, args.plot_runs, elapsed)
+        write_markdown(
+            results,
+            args.output,
+            png=png,
+            command=command,
+            commit=commit,
+            runs=args.runs,
+            plot_runs=args.plot_runs,
+            elapsed=elapsed,
+        )
         print(f"\nwrote {args.output}" + ("" if png is None else f" and {png}") + f" in {elapsed:.0f} s")
     misses = [row.figure for row in results.rows if row.verdict == "MISS"]
     print("all budgets PASS" if not misses else "MISS: " + "; ".join(misses))

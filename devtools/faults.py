@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 
 import httpx2 as httpx
 
+from cbr_checkpointer.local_context import LocalContext
 from cbr_emulator import Emulator, Fault, RecordedRequest
 from devtools.records import sqs_record
 from devtools.sandbox import (
@@ -57,7 +58,6 @@ from devtools.sandbox import (
     RESOURCE_ID,
     SECOND_VAULT_ID,
     VAULT_ID,
-    LocalContext,
     Sandbox,
 )
 

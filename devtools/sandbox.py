@@ -303,7 +303,7 @@ class Sandbox:
         if not messages:
             return None
         now = time.time() * 1000
-        longest = max(max(0.0, (message.delayed_until - now) / 1000) for message in messages)
+        longest: float = max(max(0.0, (message.delayed_until - now) / 1000) for message in messages)
         for message in messages:
             message.delayed_until = 0
         return longest

@@ -97,8 +97,11 @@ def test_schedule_inputs_the_readme_shows_are_requests_the_function_accepts() ->
     )
     for schedule_input in filled:
         items = parse_invocation(schedule_input, request_id="r", now=datetime.now(UTC), defaults=defaults)
-        assert items
-        assert all(isinstance(item, BackupRequest) for item in items), items
+        requests = [item for item in items if isinstance(item, BackupRequest)]
+        assert requests, items
+        assert requests == items, items
         assert all(
-            item.name.endswith("-20261129") for item in items if "{time:" in json.dumps(schedule_input)
+            request.name.endswith("-20261129")
+            for request in requests
+            if "{time:" in json.dumps(schedule_input)
         )

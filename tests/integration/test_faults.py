@@ -18,9 +18,10 @@ import pytest
 from cbr_checkpointer.domain import Claimed
 from cbr_checkpointer.handler import lambda_handler
 from cbr_checkpointer.ledger import DynamoDBLedger, MemoryLedger
+from cbr_checkpointer.local_context import LocalContext
 from cbr_checkpointer.ports import Ledger
 from devtools.faults import MODES, SCENARIOS, Harness, Mode, Scenario, signatures_and_tokens, table_lines
-from devtools.sandbox import HUAWEI_SK, PROJECT_ID, VAULT_ID, LocalContext, Sandbox
+from devtools.sandbox import HUAWEI_SK, PROJECT_ID, VAULT_ID, Sandbox
 
 pytestmark = pytest.mark.integration
 

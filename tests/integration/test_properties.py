@@ -23,9 +23,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from cbr_checkpointer.handler import lambda_handler
+from cbr_checkpointer.local_context import LocalContext
 from cbr_checkpointer.runtime import reset_runtime
 from devtools.records import sqs_record
-from devtools.sandbox import PROJECT_ID, RESOURCE_ID, SECOND_VAULT_ID, VAULT_ID, LocalContext, Sandbox
+from devtools.sandbox import PROJECT_ID, RESOURCE_ID, SECOND_VAULT_ID, VAULT_ID, Sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +53,7 @@ names = st.one_of(
     st.sampled_from(["nightly-{time:%Y%m%d}", "run_{time:%H%M%S}", "{time:%Y}"]),
 )
 descriptions = st.text(
-    alphabet=st.characters(blacklist_characters="<>", blacklist_categories=("Cs",)), max_size=255
+    alphabet=st.characters(exclude_characters="<>", exclude_categories=["Cs"]), max_size=255
 )
 resource_details = st.lists(
     st.fixed_dictionaries(

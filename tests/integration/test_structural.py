@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from cbr_checkpointer.handler import lambda_handler
+from cbr_checkpointer.local_context import LocalContext
 from cbr_checkpointer.runtime import get_runtime
 from devtools.faults import FaultProxy
 from devtools.records import sqs_record
-from devtools.sandbox import RESOURCE_ID, VAULT_ID, LocalContext, Sandbox
+from devtools.sandbox import RESOURCE_ID, VAULT_ID, Sandbox
 
 WARM_INVOCATIONS = 100
 

@@ -10,7 +10,8 @@ import httpx2 as httpx
 import pytest
 
 from cbr_checkpointer.cbr import ERROR_CODES, CbrError, classify_response, classify_transport_error
-from cbr_checkpointer.cbr.errors import MAX_MESSAGE_LENGTH, parse_error_body, parse_retry_after
+from cbr_checkpointer.cbr.errors import MAX_MESSAGE_LENGTH, parse_error_body
+from cbr_checkpointer.retry import parse_retry_after
 
 # research/cbr-api.md §3.2, every code, with its documented HTTP status.
 DOCUMENTED = {

@@ -379,8 +379,8 @@ def test_a_backup_deleted_after_it_finished_is_completed_and_says_so(
     assert outcome.kind == "completed"
     assert outcome.error is None
     ((resource),) = outcome.resources or ()
-    assert resource["status"] == backup_status
-    assert resource["note"] == "deleted after the backup finished"
+    assert resource.status == backup_status
+    assert resource.note == "deleted after the backup finished"
     assert detail_type(outcome) == "CBR Checkpoint Completed"
     assert not [call for call in world.cbr.calls if call[0] == "logs"]
 
@@ -402,7 +402,7 @@ def test_a_backup_being_restored_right_after_it_finished_is_completed(
     assert outcome is not None
     assert (outcome.kind, outcome.error) == ("completed", None)
     assert detail_type(outcome) == "CBR Checkpoint Completed"
-    assert [entry["status"] for entry in outcome.resources or ()] == [backup_status]
+    assert [entry.status for entry in outcome.resources or ()] == [backup_status]
 
 
 @pytest.mark.parametrize("backup_status", ["archiving", None])
@@ -414,14 +414,14 @@ def test_a_backup_in_an_unknown_status_is_followed_until_the_maximum_age(backup_
 
     # Then it is looked at again, like a running one
     assert world.check(make_check()) is None
-    assert [watch["attempt"] for watch, _ in world.sqs.bodies()] == [2]
+    assert [attempt for attempt, _ in world.scheduled()] == [2]
 
     # And past the maximum age it times out, showing the status as CBR gave it
     world.clock.advance(3600)
     outcome = world.check(make_check(attempt=2))
     assert outcome is not None
     assert outcome.kind == "timed_out"
-    assert [entry["status"] for entry in outcome.resources or ()] == [backup_status]
+    assert [entry.status for entry in outcome.resources or ()] == [backup_status]
 
 
 def test_a_backup_listed_without_its_checkpoint_or_names_still_counts() -> None:
@@ -439,7 +439,7 @@ def test_a_backup_listed_without_its_checkpoint_or_names_still_counts() -> None:
     # Then the backup is this checkpoint's (the list was asked for it), and it completed
     assert outcome is not None
     assert outcome.kind == "completed"
-    assert outcome.resources == ({"resource_id": SERVER, "backup_id": None, "status": "available"},)
+    assert outcome.resources == (ResourceResult(resource_id=SERVER, status="available"),)
 
 
 def test_not_found_right_after_the_create_is_looked_at_again_and_later_is_a_failure() -> None:
