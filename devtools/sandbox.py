@@ -275,14 +275,16 @@ class Sandbox:
         raise TimeoutError(f"completion checks still pending after {timeout} s")
 
     def watch_messages(self) -> list[dict[str, Any]]:
-        """The bodies of the messages on the watch queue (scheduled checks), each with its `DelaySeconds`;
-        nothing is received or changed."""
+        """The bodies of the messages on the watch queue (scheduled checks), each with the `DelaySeconds` it
+        was sent with; nothing is received or changed."""
         queue = self._moto_queue(self.watch_queue_url)
-        now = time.time() * 1000
         found = []
         for message in list(queue._messages):
             body = json.loads(message.body)
-            delay = max(0.0, (message.delayed_until - now) / 1000)
+            # moto stamps the send and the end of the delay from its clock in the same call: their
+            # difference is the DelaySeconds asked for, however long ago that was (a delay left would
+            # shrink while a loaded machine gets to this line).
+            delay = max(0.0, (message.delayed_until - message.sent_timestamp) / 1000)
             found.append(body | {"DelaySeconds": round(delay)})
         return found
 

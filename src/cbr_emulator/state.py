@@ -132,6 +132,9 @@ class RecordedRequest:
     json: Any | None
     authenticated: bool
     status: int
+    # Seconds the answer was held back on purpose (latency plus a fault's delay): what a test of the
+    # emulator's pacing asserts instead of timing the call on a machine that may be loaded.
+    held_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -455,6 +458,9 @@ class EmulatorState:
     connections_opened: int = 0
     # Connections that carried at least one CBR (not IAM) request.
     cbr_connections: int = 0
+    # Requests being answered right now, and the most there ever were at once.
+    in_flight: int = 0
+    peak_in_flight: int = 0
 
     def clear_activity(self) -> None:
         self.tokens.clear()
@@ -469,3 +475,4 @@ class EmulatorState:
         self.token_requests = 0
         self.connections_opened = 0
         self.cbr_connections = 0
+        self.peak_in_flight = self.in_flight

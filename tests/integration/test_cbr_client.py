@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -315,30 +314,27 @@ def test_a_refused_connection_is_not_ambiguous() -> None:
     assert (error.info.kind, error.info.retryable, error.ambiguous) == ("network", True, False)
 
 
-def test_thousands_of_creates_from_more_threads_than_connections_all_succeed_promptly(emu: Emulator) -> None:
+def test_thousands_of_creates_from_more_threads_than_connections_all_succeed(emu: Emulator) -> None:
     # Given a client allowed 4 connections to a keep-alive server that answers at once, and 8 threads
     # sharing it: the pool hands connections back and forth thousands of times (httpcore 1.0.9 sometimes
-    # closed one it had just handed to a waiting request, which then failed or hung until its timeout)
+    # closed one it had just handed to a waiting request, which then failed or hung until its timeout:
+    # with a read timeout, a hang is a failure too)
     client = make_client(emu, AkSkCredentials(AK, SecretStr(SK)), max_connections=4, read_timeout=3.0)
     failures: list[CbrError] = []
-    durations: list[float] = []
 
     def create(_: int) -> None:
-        started = time.monotonic()
         try:
             client.create_checkpoint(PROJECT_ID, body())
         except CbrError as error:
             failures.append(error)
-        durations.append(time.monotonic() - started)
 
     # When 2,000 creates run from 8 threads
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(create, range(POOL_RACE_CREATES)))
     client.close()
 
-    # Then every one succeeded within a second, over no more than the 4 connections allowed
-    slow = sum(duration > 1.0 for duration in durations)
-    assert (Counter(error.info.message for error in failures), slow) == (Counter(), 0)
+    # Then every one succeeded, over no more than the 4 connections allowed
+    assert Counter(error.info.message for error in failures) == Counter()
     assert len(emu.created) == POOL_RACE_CREATES
     assert emu.connections_opened <= 4
 
