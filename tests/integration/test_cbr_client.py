@@ -20,6 +20,7 @@ from cbr_checkpointer.cbr import (
     PasswordCredentials,
     StaticCredentials,
 )
+from cbr_checkpointer.rate import AdaptiveLimiter
 from cbr_emulator import Emulator, Fault
 
 pytestmark = pytest.mark.integration
@@ -318,8 +319,15 @@ def test_thousands_of_creates_from_more_threads_than_connections_all_succeed(emu
     # Given a client allowed 4 connections to a keep-alive server that answers at once, and 8 threads
     # sharing it: the pool hands connections back and forth thousands of times (httpcore 1.0.9 sometimes
     # closed one it had just handed to a waiting request, which then failed or hung until its timeout:
-    # with a read timeout, a hang is a failure too)
-    client = make_client(emu, AkSkCredentials(AK, SecretStr(SK)), max_connections=4, read_timeout=3.0)
+    # with a read timeout, a hang is a failure too).
+    # The call limiter lets all 8 through, so that requests queue in the pool, not in the limiter.
+    client = make_client(
+        emu,
+        AkSkCredentials(AK, SecretStr(SK)),
+        max_connections=4,
+        read_timeout=3.0,
+        limiter=AdaptiveLimiter(8),
+    )
     failures: list[CbrError] = []
 
     def create(_: int) -> None:
