@@ -225,12 +225,14 @@ class Sandbox:
             messages = answer.get("Messages", [])
             if not messages:
                 break
-            for message in messages:
-                events.append(json.loads(message["Body"]))
-                sqs.call(
-                    "DeleteMessage",
-                    {"QueueUrl": self.capture_queue_url, "ReceiptHandle": message["ReceiptHandle"]},
-                )
+            events += [json.loads(message["Body"]) for message in messages]
+            entries = [
+                {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+                for index, message in enumerate(messages)
+            ]
+            deleted = sqs.call("DeleteMessageBatch", {"QueueUrl": self.capture_queue_url, "Entries": entries})
+            if deleted.get("Failed"):
+                raise RuntimeError(f"the capture queue kept messages: {deleted['Failed']}")
         return events
 
     # -- following checkpoints to their end ---------------------------------------------------------
