@@ -120,8 +120,19 @@ TOP = {
     "cbr_checkpointer.application",
 }
 # The rules and what they stand on: these know the ports and the domain, never an adapter.
-RULES = {"cbr_checkpointer.application", "cbr_checkpointer.service", "cbr_checkpointer.completion"}
-CORE = {"cbr_checkpointer.domain", "cbr_checkpointer.ports", "cbr_checkpointer.retry"}
+RULES = {
+    "cbr_checkpointer.application",
+    "cbr_checkpointer.service",
+    "cbr_checkpointer.completion",
+    "cbr_checkpointer.checkpoint_verdict",
+}
+# statuses: what CBR's checkpoint and backup statuses mean, a table that imports nothing of ours.
+CORE = {
+    "cbr_checkpointer.domain",
+    "cbr_checkpointer.ports",
+    "cbr_checkpointer.retry",
+    "cbr_checkpointer.statuses",
+}
 RULES_MAY_USE = CORE | RULES | {"cbr_checkpointer.observability", "cbr_checkpointer.models"}
 CORE_MAY_USE = CORE | {"cbr_checkpointer.models"}
 # Known, and owned by the split of the command line and of the trigger parsers: the one private name
