@@ -161,7 +161,7 @@ bench-environments: $(STAMP) $(BENCH_PYTHON)/.installed $(REFERENCE_TASK)/.built
 bench: bench-environments
 	$(BIN)/python -m benchmarks.bench
 
-# The exactly-once fault matrix (devtools/faults.py): every scenario in timer and SQS mode, redelivered as
+# The exactly-once fault matrix (devtools/faults): every scenario in timer and SQS mode, redelivered as
 # the platform would; prints the table and fails on any broken invariant or verdict. About 40 s.
 faults: $(STAMP)
 	$(BIN)/python -m devtools.faults

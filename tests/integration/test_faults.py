@@ -1,4 +1,4 @@
-"""The fault matrix of `make faults` (devtools/faults.py), row by row: each scenario in both trigger modes.
+"""The fault matrix of `make faults` (devtools/faults), row by row: each scenario in both trigger modes.
 
 Each row delivers its trigger as the platform would (redeliveries, new execution environments, the DynamoDB
 ledger in moto) and must keep every invariant: at most one checkpoint per idempotency key, every created
