@@ -57,6 +57,8 @@ class CheckpointInspector:
         self._max_age = max_age_seconds
 
     def look(self, check: WatchCheck, age: float) -> Verdict:
+        """The checkpoint as CBR shows it `age` seconds after the create; raises LookFailed when CBR
+        cannot answer now."""
         try:
             checkpoint = self._cbr.show_checkpoint(check.project_id, check.checkpoint_id).model_dump(
                 mode="json"
