@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 SIMULATE_ARGS ?=
 
 .PHONY: help run test lint format unit integration contract clean package validate sam-validate bench \
-	bench-environments faults readme simulate
+	bench-environments faults readme simulate scale
 
 help:
 	@echo "make run      - one trigger (EVENT=$(EVENT)) through the handler against the local emulator + moto"
@@ -26,6 +26,7 @@ help:
 	@echo "make validate - template.yaml through sam validate --lint, the SAM translator and cfn-lint, offline"
 	@echo "make faults   - the fault matrix: every fault as a timer and as an SQS batch, with redelivery"
 	@echo "make bench    - benchmarks against the reference handler; writes BENCHMARKS.md"
+	@echo "make scale    - VAULTS=$(VAULTS) requests through ENVIRONMENTS=$(ENVIRONMENTS) warm environments, creates limited to RATE=$(RATE)/s; writes BENCHMARKS.md"
 	@echo "make readme   - regenerate the command samples in README.md from fresh runs"
 	@echo "make simulate - a fleet against CBR's rate limit in virtual time: 10,000 and 100,000 vaults"
 
@@ -165,6 +166,18 @@ bench: bench-environments
 # the platform would; prints the table and fails on any broken invariant or verdict. About 40 s.
 faults: $(STAMP)
 	$(BIN)/python -m devtools.faults
+
+# A fleet run (devtools/scale.py): one SQS request per vault, drained by a local event source mapping of
+# ENVIRONMENTS warm environments (processes) against the emulator with a create rate limit of RATE/s;
+# checks every vault got exactly one checkpoint and nothing was lost, prints the table, writes the
+# scale section of BENCHMARKS.md and benchmarks/scale-progress.png. About 1.1-1.3 x VAULTS / RATE seconds.
+VAULTS ?= 1000
+RATE ?= 5
+ENVIRONMENTS ?= 4
+VISIBILITY ?= 30
+scale: $(STAMP)
+	$(BIN)/python -m devtools.scale --write --vaults $(VAULTS) --rate $(RATE) --environments $(ENVIRONMENTS) \
+		--visibility-timeout $(VISIBILITY)
 
 # README.md's samples, regenerated from fresh runs of their commands (tests/docs checks they are fresh).
 readme: $(STAMP)

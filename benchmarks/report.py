@@ -28,6 +28,7 @@ from benchmarks.workloads import (
     THREADS,
     WARM_SINGLE_RUNS,
 )
+from devtools.scale import scale_section
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -247,6 +248,10 @@ def write_markdown(
             lines.append(f"| {size} | {walls} |")
     if NOTES.exists():
         lines += ["", NOTES.read_text(encoding="utf-8").rstrip()]
+    # The fleet run's section is `make scale`'s: kept as it is.
+    kept = scale_section(path.read_text(encoding="utf-8")) if path.exists() else None
+    if kept is not None:
+        lines += ["", kept]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 

@@ -36,3 +36,19 @@ def sqs_record(
         "eventSourceARN": f"arn:aws:sqs:{region}:{ACCOUNT}:{queue}",
         "awsRegion": region,
     }
+
+
+def record_from_message(message: dict[str, Any], *, queue_arn: str, region: str) -> dict[str, Any]:
+    """A message as SQS ReceiveMessage answered it (with `AttributeNames: ["All"]`), as the Lambda event
+    source hands it to the function: the same id, receipt handle, body and system attributes."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {},
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }

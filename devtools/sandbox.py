@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from cbr_checkpointer.aws import AwsCredentials, AwsJsonClient, aws_json_client
 from cbr_checkpointer.local_context import LocalContext
 from cbr_emulator import Emulator
+from devtools.records import ACCOUNT, record_from_message
 
 PROJECT_ID = "4229d7a4e1b64c4f9e7a2b1c3d5e6f70"
 VAULT_ID = "3b5816b5-f29c-4172-9d9a-76c719a659ce"
@@ -235,6 +236,13 @@ class Sandbox:
                 raise RuntimeError(f"the capture queue kept messages: {deleted['Failed']}")
         return events
 
+    def captured_events(self) -> list[dict[str, Any]]:
+        """Every event on the capture queue, read from moto's queue without receiving or deleting any: for
+        a run that published thousands, which `published_events` would take minutes to drain (moto looks
+        through the whole queue for each message it hands out)."""
+        queue = self._moto_queue(self.capture_queue_url)
+        return [json.loads(message.body) for message in list(queue._messages)]
+
     # -- following checkpoints to their end ---------------------------------------------------------
 
     def follow_completion(
@@ -344,15 +352,7 @@ class Sandbox:
         )
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
-        """An SQS message as the Lambda event source hands it over."""
-        return {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"],
-            "attributes": message.get("Attributes", {}),
-            "messageAttributes": {},
-            "md5OfBody": message.get("MD5OfBody", ""),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:{WATCH_QUEUE}",
-            "awsRegion": REGION,
-        }
+        """A watch message as the Lambda event source hands it over."""
+        return record_from_message(
+            message, queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{WATCH_QUEUE}", region=REGION
+        )

@@ -1,17 +1,18 @@
 """Shared fixtures. The sandbox (emulator + moto on loopback) is started once per session, reset per test.
 
 Every test that uses the sandbox is also scanned for secrets (`secret_scan`): what it printed (fd level,
-so child processes too), what it logged (as Powertools formats it), what escaped the handler, and every
-event it published must hold none of the sandbox's credentials, nor any token or signature that went
-over the wire.
+so child processes too), every line the function's log handler wrote, every record any other logger
+let through, what escaped the handler, and every event it published must hold none of the sandbox's
+credentials, nor any token or signature that went over the wire.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx2
@@ -56,6 +57,7 @@ class SecretScan:
         self.texts: list[str] = []
         self.secrets: set[str] = static_secrets()
         self.leak_expected = False
+        self.function_log = io.StringIO()
 
     def add(self, *texts: str) -> None:
         self.texts.extend(texts)
@@ -70,7 +72,9 @@ class SecretScan:
     def collect(self) -> None:
         """Take in what was printed and logged so far."""
         out, err = self._capture.readouterr()
-        self.add(out, err)
+        self.add(out, err, self.function_log.getvalue())
+        self.function_log.seek(0)
+        self.function_log.truncate()
         for when in ("setup", "call"):
             self.add(*(_record_text(record) for record in self._caplog.get_records(when)))
 
@@ -83,15 +87,37 @@ class SecretScan:
 
 
 def _record_text(record: logging.LogRecord) -> str:
-    """A log record as every handler could write it: its fields, its exception, Powertools' JSON line."""
-    from cbr_checkpointer.observability import logger
-
+    """A log record as any handler could write it: its fields and its exception."""
     parts = [json.dumps(vars(record), default=str)]
     if record.exc_info:
         parts.append(logging.Formatter().formatException(record.exc_info))
-    if record.name == logger.name:
-        parts.append(logger.registered_formatter.format(record))
     return "\n".join(parts)
+
+
+class _Tee(io.TextIOBase):
+    """Writes to the stream a handler had and keeps a copy."""
+
+    def __init__(self, stream: Any, copy: io.StringIO) -> None:
+        self._stream = stream
+        self._copy = copy
+
+    def write(self, text: str) -> int:
+        self._copy.write(text)
+        return int(self._stream.write(text))
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+def _copying_function_log(scan: SecretScan) -> Callable[[], None]:
+    """Keep a copy of every line the function's one log handler writes; answers how to stop."""
+    from cbr_checkpointer.observability import logger
+
+    handler = logger.registered_handler
+    if not isinstance(handler, logging.StreamHandler):
+        pytest.fail(f"the function's log handler is {handler!r}, not a stream the secret scan can read")
+    previous = handler.setStream(_Tee(handler.stream, scan.function_log))
+    return lambda: handler.setStream(previous)
 
 
 class _FailureRecorder(NoObserver):
@@ -135,8 +161,12 @@ def secret_scan(
 
     from cbr_checkpointer.runtime import observing
 
-    with observing(_FailureRecorder(scan)):
-        yield scan
+    stop_copying = _copying_function_log(scan)
+    try:
+        with observing(_FailureRecorder(scan)):
+            yield scan
+    finally:
+        stop_copying()
 
     scan.add(json.dumps(published_events()))  # whatever the test left on the capture queue
     leaked = scan.leaks()

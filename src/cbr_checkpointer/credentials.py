@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx2 as httpx
+from aws_lambda_powertools import Logger
 from pydantic import SecretStr
 
 from cbr_checkpointer.aws import AwsError, AwsJsonClient
 from cbr_checkpointer.cbr import AkSkCredentials, CbrError, PasswordCredentials
+from cbr_checkpointer.cbr.credentials import control_character_in
 from cbr_checkpointer.domain import ErrorInfo
+from cbr_checkpointer.observability import SERVICE
 from cbr_checkpointer.retry import Retrier, RetryPolicy
 
-logger = logging.getLogger(__name__)
+logger = Logger(service=SERVICE, child=True)
 
 EXTENSION_AUTH_HEADER = "X-Aws-Parameters-Secrets-Token"
 # The extension answers 400 while it is still starting (cold-start storms) and 5xx when Secrets
@@ -49,19 +52,30 @@ def parse_secret(secret_id: str, secret_string: str) -> AkSkCredentials | Passwo
     if document.get("ak") and document.get("sk"):
         token = document.get("security_token")
         return AkSkCredentials(
-            ak=str(document["ak"]),
-            sk=SecretStr(str(document["sk"])),
-            security_token=SecretStr(str(token)) if token else None,
+            ak=_field(secret_id, document, "ak"),
+            sk=SecretStr(_field(secret_id, document, "sk")),
+            security_token=SecretStr(_field(secret_id, document, "security_token")) if token else None,
         )
     if document.get("user_name") and document.get("password") and document.get("domain_name"):
         return PasswordCredentials(
-            user_name=str(document["user_name"]),
-            password=SecretStr(str(document["password"])),
-            domain_name=str(document["domain_name"]),
+            user_name=_field(secret_id, document, "user_name"),
+            password=SecretStr(_field(secret_id, document, "password")),
+            domain_name=_field(secret_id, document, "domain_name"),
         )
     raise CredentialsError(
         f"secret {secret_id} must hold either ak+sk[+security_token] or user_name+password+domain_name"
     )
+
+
+def _field(secret_id: str, document: dict[str, Any], name: str) -> str:
+    """`document[name]` as text, refused (by name, never quoting it) if it holds a control character."""
+    value = str(document[name])
+    if control_character_in(value):
+        raise CredentialsError(
+            f"secret {secret_id}: {name} holds a control character (a trailing newline?); "
+            "no HTTP header may carry one"
+        )
+    return value
 
 
 class SecretsExtension:

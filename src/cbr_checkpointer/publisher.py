@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from aws_lambda_powertools import Logger
+
 from cbr_checkpointer.aws import AwsJsonClient
 from cbr_checkpointer.aws.partial_batch import PartialBatchSender, put_events
 from cbr_checkpointer.domain import BackupRequest, Outcome, OutcomeKind, Rejected, WatchCheck
+from cbr_checkpointer.observability import SERVICE
 from cbr_checkpointer.retry import Retrier
 
-logger = logging.getLogger(__name__)
+logger = Logger(service=SERVICE, child=True)
 
 DETAIL_VERSION = "1"
 DETAIL_TYPES: dict[OutcomeKind, str] = {

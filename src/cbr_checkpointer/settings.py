@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from cbr_checkpointer.cbr.credentials import control_character_in
 from cbr_checkpointer.models import PROJECT_ID_PATTERN
 from cbr_checkpointer.regions import (
     GLOBAL_IAM_ENDPOINT,
@@ -96,6 +97,20 @@ class Settings(BaseModel):
     aws_session_token: SecretStr | None = None
     aws_endpoint_url: str | None = None
     aws_service_endpoints: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator(
+        "huawei_ak",
+        "huawei_sk",
+        "huawei_security_token",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+    )
+    @classmethod
+    def _credential_fits_a_header(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and control_character_in(value.get_secret_value()):
+            raise ValueError("holds a control character (a trailing newline?); no HTTP header may carry one")
+        return value
 
     @field_validator("project_id")
     @classmethod

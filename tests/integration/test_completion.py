@@ -322,7 +322,12 @@ def test_a_check_sqs_throttled_in_the_batch_is_sent_again_alone_and_scheduled_on
 
     proxy = FaultProxy("sqs-proxy").start(sandbox.moto_url)
     proxy.rules.append(Rule(target=".SendMessageBatch", status=200, body=second_entry_throttled))
-    batch = {"Records": [sqs_record(request("queued-a"), "msg-a"), sqs_record(request("queued-b"), "msg-b")]}
+    batch = {
+        "Records": [
+            request_record(request("queued-a"), "msg-a"),
+            request_record(request("queued-b"), "msg-b"),
+        ]
+    }
     try:
         with sandbox.configured(WATCH_QUEUE_URL=sandbox.watch_queue_url, AWS_ENDPOINT_URL_SQS=proxy.url):
             result = lambda_handler(batch, LocalContext())

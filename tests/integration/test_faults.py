@@ -19,6 +19,7 @@ from cbr_checkpointer.domain import Claimed
 from cbr_checkpointer.handler import lambda_handler
 from cbr_checkpointer.ledger import DynamoDBLedger, MemoryLedger
 from cbr_checkpointer.local_context import LocalContext
+from cbr_checkpointer.observability import logger
 from cbr_checkpointer.ports import Ledger
 from devtools.faults import MODES, SCENARIOS, Harness, Mode, Scenario, signatures_and_tokens, table_lines
 from devtools.sandbox import HUAWEI_SK, PROJECT_ID, VAULT_ID, Sandbox
@@ -101,6 +102,25 @@ def test_the_secret_scan_sees_leaks_in_output_and_logs(sandbox: Sandbox, secret_
     logging.getLogger("cbr_checkpointer.scan_self_test").warning("signed with %s", signature)
 
     assert len(secret_scan.leaks()) == 2
+    secret_scan.leak_expected = True
+
+
+def test_the_secret_scan_reads_the_lines_the_function_log_handler_writes(
+    sandbox: Sandbox, secret_scan: Any
+) -> None:
+    lambda_handler({"vault_id": VAULT_ID, "idempotency_key": "scan-handler-test"}, LocalContext())
+    (signature,) = signatures_and_tokens(r for r in sandbox.emulator.requests if r.method == "POST")
+    assert secret_scan.leaks() == []
+
+    # An appended key is in no log record, only in the lines the handler writes; a bare signature is
+    # not a secret the function remembers, so redaction lets it through and only the scan can see it.
+    logger.append_keys(debug_signature=signature)
+    try:
+        logger.info("signed")
+    finally:
+        logger.remove_keys(["debug_signature"])
+
+    assert len(secret_scan.leaks()) == 1
     secret_scan.leak_expected = True
 
 

@@ -215,3 +215,28 @@ def test_the_runtime_hands_the_allowed_projects_and_the_region_to_the_request_pa
         assert not defaults.allows_project("p0")
     finally:
         runtime.close()
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "HUAWEICLOUD_SDK_AK",
+        "HUAWEICLOUD_SDK_SK",
+        "HUAWEICLOUD_SDK_SECURITY_TOKEN",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ],
+)
+@pytest.mark.parametrize("pasted", ["tok-secret-value\n", "tok-secret\r\nvalue", "tok-secret\x00value"])
+def test_a_credential_with_a_control_character_is_refused_by_name_and_not_echoed(
+    variable: str, pasted: str
+) -> None:
+    # h11 refuses such a header value in every request; say so at start, naming the variable.
+    environment = {"CBR_REGION": "cn-north-4", variable: pasted}
+
+    with pytest.raises(ConfigurationError, match=f"{variable}: .*control character") as caught:
+        Settings.from_env(environment)
+
+    assert "tok-secret" not in str(caught.value)
+    assert "tok-secret" not in repr(caught.value)

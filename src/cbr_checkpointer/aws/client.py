@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx2 as httpx
+from aws_lambda_powertools import Logger
 
 from cbr_checkpointer.aws.retryable import is_retryable_error, is_retryable_transport_error
 from cbr_checkpointer.aws.sigv4 import AwsCredentials, SigV4Auth
+from cbr_checkpointer.observability import SERVICE
 from cbr_checkpointer.retry import Retrier, parse_retry_after
 from cbr_checkpointer.tls import verified_tls_context
 
-logger = logging.getLogger(__name__)
+logger = Logger(service=SERVICE, child=True)
 
 JsonVersion = Literal["1.0", "1.1"]
 

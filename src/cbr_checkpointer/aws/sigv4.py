@@ -16,6 +16,8 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx2 as httpx
 from pydantic import SecretStr
 
+from cbr_checkpointer.redaction import remember
+
 ALGORITHM = "AWS4-HMAC-SHA256"
 SIGNED_FIELDS = frozenset({"authorization", "x-amz-date", "x-amz-security-token"})
 # Hop-by-hop and tracing headers that proxies and tracers may change in flight (botocore's list).
@@ -47,6 +49,9 @@ class AwsCredentials:
     access_key_id: str
     secret_access_key: SecretStr
     session_token: SecretStr | None = None
+
+    def __post_init__(self) -> None:
+        remember(self.secret_access_key, self.session_token)
 
 
 def _hmac(key: bytes, message: str) -> bytes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from collections.abc import Callable, Generator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -11,6 +10,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx2 as httpx
+from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ValidationError
 
 from cbr_checkpointer.cbr.credentials import AkSkCredentials, CredentialsProvider, secrets_of
@@ -28,10 +28,11 @@ from cbr_checkpointer.models import (
     Vault,
     VaultResourceInstancesReq,
 )
+from cbr_checkpointer.observability import SERVICE
 from cbr_checkpointer.rate import AdaptiveLimiter, Verdict
 from cbr_checkpointer.tls import verified_tls_context
 
-logger = logging.getLogger(__name__)
+logger = Logger(service=SERVICE, child=True)
 
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
 PAGE_SIZE = 100

@@ -1,4 +1,7 @@
-"""Huawei Cloud credentials: AK/SK (optionally temporary, with a security token) or an IAM password."""
+"""Huawei Cloud credentials: AK/SK (optionally temporary, with a security token) or an IAM password.
+
+Building credentials makes their secrets known to redaction, so no log line or error message shows them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pydantic import SecretStr
+
+from cbr_checkpointer.redaction import remember
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +21,9 @@ class AkSkCredentials:
     sk: SecretStr
     security_token: SecretStr | None = None
 
+    def __post_init__(self) -> None:
+        remember(self.sk, self.security_token)
+
 
 @dataclass(frozen=True, slots=True)
 class PasswordCredentials:
@@ -24,6 +32,9 @@ class PasswordCredentials:
     user_name: str
     password: SecretStr
     domain_name: str
+
+    def __post_init__(self) -> None:
+        remember(self.password)
 
 
 class CredentialsProvider(Protocol):
@@ -53,8 +64,13 @@ class StaticCredentials:
 
 
 def secrets_of(credentials: AkSkCredentials | PasswordCredentials) -> tuple[str, ...]:
-    """The secret strings inside `credentials`, for scrubbing them out of error messages."""
+    """The secret strings inside `credentials`, for masking them in error messages."""
     if isinstance(credentials, AkSkCredentials):
         token = credentials.security_token
         return (credentials.sk.get_secret_value(),) + (() if token is None else (token.get_secret_value(),))
     return (credentials.password.get_secret_value(),)
+
+
+def control_character_in(value: str) -> bool:
+    """Whether `value` holds a control character (a pasted newline): no HTTP header may carry one."""
+    return any(ord(character) < 0x20 or ord(character) == 0x7F for character in value)

@@ -16,10 +16,10 @@ from typing import Any
 import httpx2 as httpx
 
 from cbr_checkpointer.domain import CbrCallFailed, ErrorInfo, ErrorKind
+from cbr_checkpointer.redaction import redact
 from cbr_checkpointer.retry import parse_retry_after
 
 MAX_MESSAGE_LENGTH = 512
-REDACTED = "***"
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +171,8 @@ class CbrError(CbrCallFailed):
         )
 
     def scrubbed(self, secrets: Collection[str]) -> CbrError:
-        """This error with every occurrence of `secrets` in its message replaced (defence in depth)."""
-        message = scrub(self.info.message, secrets)
+        """This error with `secrets`, and every secret the process holds, masked in its message."""
+        message = redact(self.info.message, secrets)
         if message == self.info.message:
             return self
         return CbrError(
@@ -181,14 +181,6 @@ class CbrError(CbrCallFailed):
             ambiguous=self.ambiguous,
             is_auth_failure=self.is_auth_failure,
         )
-
-
-def scrub(text: str, secrets: Collection[str]) -> str:
-    for secret in secrets:
-        # Very short values would mangle ordinary words and are not worth hiding anyway.
-        if len(secret) >= 4:
-            text = text.replace(secret, REDACTED)
-    return text
 
 
 def clip_message(text: str) -> str:
@@ -275,7 +267,7 @@ def classify_response(
     else:
         rule = _lookup(parsed.code) or _rule_for_status(status)
     lowered = {name.lower(): value for name, value in headers.items()}
-    server_message = clip_message(parsed.message) if parsed.message else ""
+    server_message = clip_message(redact(parsed.message)) if parsed.message else ""
     message = f"{rule.meaning}: {server_message}" if server_message else rule.meaning
     info = ErrorInfo(
         kind=rule.kind,
@@ -310,7 +302,8 @@ def classify_transport_error(error: httpx.RequestError) -> CbrError:
     Anything after the request may have been sent (read or write timeout, connection dropped, broken
     response) is ambiguous: the server may have acted on it.
     """
-    description = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    # Masked before clipping: a clipped secret would no longer match. h11 quotes a refused header value.
+    description = redact(f"{type(error).__name__}: {error}") if str(error) else type(error).__name__
     for error_type, not_sent_kind in _NOT_SENT:
         if isinstance(error, error_type):
             message = clip_message(f"request not sent ({description})")

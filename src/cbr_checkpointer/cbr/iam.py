@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -12,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx2 as httpx
+from aws_lambda_powertools import Logger
 
 from cbr_checkpointer.cbr.credentials import PasswordCredentials
 from cbr_checkpointer.cbr.errors import (
@@ -19,12 +18,13 @@ from cbr_checkpointer.cbr.errors import (
     classify_transport_error,
     clip_message,
     parse_error_body,
-    scrub,
 )
 from cbr_checkpointer.domain import ErrorInfo
+from cbr_checkpointer.observability import SERVICE
+from cbr_checkpointer.redaction import redact, remember
 from cbr_checkpointer.tls import verified_tls_context
 
-logger = logging.getLogger(__name__)
+logger = Logger(service=SERVICE, child=True)
 
 TOKEN_PATH = "/v3/auth/tokens"  # noqa: S105 - a URL path, not a secret
 SUBJECT_TOKEN_HEADER = "X-Subject-Token"  # noqa: S105 - a header name
@@ -32,28 +32,7 @@ SUBJECT_TOKEN_HEADER = "X-Subject-Token"  # noqa: S105 - a header name
 RENEW_BEFORE_SECONDS = 3600.0
 RENEW_BEFORE_FLOOR_SECONDS = 900.0
 
-# httpcore2's DEBUG trace prints response headers verbatim: `(b'X-Subject-Token', b'<the token>')`.
-_HTTP_TRACE_LOGGER = "httpcore2.http11"
-_SUBJECT_TOKEN_IN_TRACE = re.compile(r"(x-subject-token',\s*b')[^']*", re.IGNORECASE)
-
 _TokenKey = tuple[str, str, str]
-
-
-class _HideSubjectToken(logging.Filter):
-    """Masks IAM tokens in httpcore2's header traces, so DEBUG logging never prints one."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = _SUBJECT_TOKEN_IN_TRACE.sub(r"\1***", message)
-        if masked != message:
-            record.msg, record.args = masked, None
-        return True
-
-
-def _hide_tokens_from_http_traces() -> None:
-    trace_logger = logging.getLogger(_HTTP_TRACE_LOGGER)
-    if not any(isinstance(existing, _HideSubjectToken) for existing in trace_logger.filters):
-        trace_logger.addFilter(_HideSubjectToken())
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +153,6 @@ class TokenIssuer:
     def _http(self) -> httpx.Client:
         with self._lock:
             if self._client is None:
-                _hide_tokens_from_http_traces()
                 self._client = httpx.Client(
                     base_url=self._iam_endpoint,
                     timeout=self._timeout,
@@ -198,12 +176,13 @@ class TokenIssuer:
             )
         except httpx.RequestError as error:
             cause = classify_transport_error(error).info.message
-            raise _auth_error(scrub(f"IAM token request failed: {cause}", secrets), retryable=True) from None
+            raise _auth_error(redact(f"IAM token request failed: {cause}", secrets), retryable=True) from None
         request_id = response.headers.get("X-Request-Id")
         logger.info("IAM token request answered %s (request id %s)", response.status_code, request_id)
         if response.status_code != 201:
             raise self._refusal(response, secrets)
         token = response.headers.get(SUBJECT_TOKEN_HEADER)
+        remember(token)
         if not token:
             raise _auth_error(f"IAM answered 201 without an {SUBJECT_TOKEN_HEADER} header", status=201)
         expires_at = self._expires_at(response.content)
@@ -216,7 +195,7 @@ class TokenIssuer:
         status = response.status_code
         body = parse_error_body(response.content)
         detail = f": {body.message}" if body.message else ""
-        message = scrub(f"IAM refused the token request (HTTP {status}){detail}", secrets)
+        message = redact(f"IAM refused the token request (HTTP {status}){detail}", secrets)
         # 401: wrong user, password or domain, perhaps just rotated. 429 and 5xx: try again later.
         return _auth_error(
             message,

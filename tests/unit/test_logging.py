@@ -1,0 +1,268 @@
+"""One logging path: every line is Powertools JSON with the invocation's keys, and no secret in any form.
+
+The lines are read where the function writes them: the stream of the Powertools handler. httpcore2
+traces come from its real HTTP/1.1 code over its in-memory network backend (no sockets).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+import httpcore2
+import httpx2 as httpx
+import pytest
+from aws_lambda_powertools.logging import correlation_paths
+from httpcore2._backends.mock import MockBackend
+
+import cbr_checkpointer.cbr.client as cbr_client
+import cbr_checkpointer.cbr.iam as iam
+import cbr_checkpointer.credentials as credentials
+import cbr_checkpointer.publisher as publisher
+from cbr_checkpointer.cbr.errors import classify_transport_error
+from cbr_checkpointer.local_context import LocalContext
+from cbr_checkpointer.observability import HTTP_TRACE_LOGGERS, SERVICE, logger
+from cbr_checkpointer.redaction import REDACTED, SecretRegistry, forms_of, redact, remember
+
+CORRELATION_ID = "evt-7d1c2a"
+# A token as a rotated secret may hold it: with a trailing newline, a quote, a backslash, '&' and '/'.
+PLANTED = "tok-Zq9/x+R&y=\"s\\p'\n"
+
+_ANSWER = [
+    b"HTTP/1.1 201 Created\r\n",
+    b"Content-Type: application/json\r\n",
+    b"X-Subject-Token: " + b"MIIsubjecttoken0123456789" + b"\r\n",
+    b"Content-Length: 2\r\n",
+    b"\r\n",
+    b"{}",
+]
+
+
+class Captured:
+    def __init__(self, stream: io.StringIO) -> None:
+        self._stream = stream
+
+    @property
+    def text(self) -> str:
+        return self._stream.getvalue()
+
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.text.splitlines()]
+
+
+@pytest.fixture
+def captured() -> Iterator[Captured]:
+    """What the function writes, with httpx2 and httpcore2 traced at DEBUG."""
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    stream = io.StringIO()
+    previous_stream = handler.setStream(stream)
+    previous_levels = {name: logging.getLogger(name).level for name in HTTP_TRACE_LOGGERS}
+    for name in HTTP_TRACE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    try:
+        yield Captured(stream)
+    finally:
+        handler.setStream(previous_stream)
+        for name, level in previous_levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def in_invocation(body: Callable[[], None]) -> str:
+    """Run `body` as a Lambda invocation (Powertools' decorator); answers the request id."""
+    context = LocalContext()
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
+    def handler(event: dict[str, Any], context: Any) -> None:
+        body()
+
+    handler({"id": CORRELATION_ID}, context)
+    return context.aws_request_id
+
+
+def mock_client(answer: list[bytes]) -> httpx.Client:
+    transport = httpx.HTTPTransport()
+    transport._pool = httpcore2.ConnectionPool(network_backend=MockBackend(answer))
+    return httpx.Client(base_url="https://iam.example.test", transport=transport)
+
+
+def test_every_line_of_ours_and_of_httpx2_and_httpcore2_is_json_with_the_invocation_keys(
+    captured: Captured,
+) -> None:
+    def body() -> None:
+        cbr_client.logger.info("CBR %s %s -> %d", "POST", "/v3/p/checkpoints", 200)
+        iam.logger.warning("IAM answered", extra={"status": 201})
+        credentials.logger.info("secrets extension not reachable")
+        publisher.logger.error("event not published")
+        with mock_client(_ANSWER) as client:
+            assert client.post("/v3/auth/tokens", content=b"{}").status_code == 201
+
+    request_id = in_invocation(body)
+
+    lines = captured.lines()
+    names = [line["name"] for line in lines]
+    assert names[:4] == [
+        f"{SERVICE}.cbr_checkpointer.cbr.client",
+        f"{SERVICE}.cbr_checkpointer.cbr.iam",
+        f"{SERVICE}.cbr_checkpointer.credentials",
+        f"{SERVICE}.cbr_checkpointer.publisher",
+    ]
+    assert any(name.startswith("httpcore2.") for name in names)
+    assert "httpx2" in names
+    for line in lines:
+        assert line["correlation_id"] == CORRELATION_ID, line
+        assert line["function_request_id"] == request_id, line
+        assert line["service"] == SERVICE
+    assert lines[0]["message"] == "CBR POST /v3/p/checkpoints -> 200"
+    assert lines[1]["status"] == 201
+    # The token IAM answered with is masked in httpcore2's header trace.
+    assert "MIIsubjecttoken0123456789" not in captured.text
+    assert any(f"b'X-Subject-Token', b'{REDACTED}'" in line["message"] for line in lines)
+
+
+def test_keys_appended_in_a_thread_reach_every_logger_of_that_thread_only(captured: Captured) -> None:
+    def record(message_id: str) -> None:
+        logger.thread_safe_append_keys(message_id=message_id)
+        cbr_client.logger.info("from %s", message_id)
+        logging.getLogger("httpx2").info("trace of %s", message_id)
+
+    def body() -> None:
+        threads = [threading.Thread(target=record, args=(f"msg-{n}",)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    in_invocation(body)
+
+    lines = captured.lines()
+    assert len(lines) == 8
+    for line in lines:
+        assert line["message"].endswith(line["message_id"])
+        assert line["correlation_id"] == CORRELATION_ID
+
+
+def _forms(secret: str) -> dict[str, str]:
+    return {
+        "raw": secret,
+        "escaped": secret.encode("unicode_escape").decode("ascii"),
+        "repr": repr(secret),
+        "bytes repr": repr(secret.encode()),
+        "json": json.dumps(secret),
+        "url": quote(secret, safe=""),
+        "url plus": quote_plus(secret),
+    }
+
+
+def _assert_no_form_of(secret: str, text: str) -> None:
+    for form in forms_of(secret):
+        assert form not in text, f"{form!r} leaked"
+
+
+@pytest.mark.parametrize("form", list(_forms(PLANTED)))
+def test_a_secret_is_masked_in_every_form_in_message_arguments_extra_and_exception(
+    captured: Captured, form: str
+) -> None:
+    remember(PLANTED)
+    written = _forms(PLANTED)[form]
+
+    def body() -> None:
+        cbr_client.logger.info("sent %s", written)
+        cbr_client.logger.info(f"sent {written}")
+        iam.logger.info("answered", extra={"detail": {"header": written, "list": [written]}})
+        logging.getLogger("httpcore2.http11").debug("send_request_headers.started headers=%s", [written])
+        try:
+            raise ValueError(f"refused {written}")
+        except ValueError:
+            credentials.logger.exception("failed")
+        logger.append_keys(leaked_key=written)
+
+        publisher.logger.info("after the key was appended")
+
+    in_invocation(body)
+
+    lines = captured.lines()
+    assert len(lines) == 6
+    _assert_no_form_of(PLANTED, captured.text)
+    assert REDACTED in lines[0]["message"]
+    assert lines[4]["exception_name"] == "ValueError"
+    assert REDACTED in lines[4]["exception"]
+
+
+def test_h11_refusing_a_token_with_a_trailing_newline_never_shows_the_token(captured: Captured) -> None:
+    token = "MIIhiddentoken-0123456789\n"
+    remember(token)
+
+    def body() -> None:
+        with mock_client(_ANSWER) as client, pytest.raises(httpx.LocalProtocolError) as refused:
+            client.get("/v3/p/checkpoints", headers={"X-Auth-Token": token})
+        assert "Illegal header value" in str(refused.value)
+        failure = classify_transport_error(refused.value)
+        assert "MIIhiddentoken" not in failure.info.message
+        try:
+            raise refused.value
+        except httpx.LocalProtocolError:
+            cbr_client.logger.exception("CBR call failed: %s", failure.info.message)
+
+    in_invocation(body)
+
+    assert "MIIhiddentoken" not in captured.text
+    assert any(line.get("exception_name") == "LocalProtocolError" for line in captured.lines())
+
+
+def test_a_line_written_outside_an_invocation_is_json_too(captured: Captured) -> None:
+    remember(PLANTED)
+    logging.getLogger("httpx2").info("during init: %r", PLANTED)
+
+    (line,) = captured.lines()
+    assert line["message"] == f"during init: '{REDACTED}'"
+    assert (line["name"], line["service"], line["level"]) == ("httpx2", SERVICE, "INFO")
+
+
+def test_records_are_masked_in_place_for_every_handler_after_ours(caplog: pytest.LogCaptureFixture) -> None:
+    remember(PLANTED)
+    with caplog.at_level(logging.INFO):
+        cbr_client.logger.info("sent %s", PLANTED)
+    assert caplog.records[-1].getMessage() == f"sent {REDACTED}"
+    _assert_no_form_of(PLANTED, caplog.text)
+
+
+def test_a_call_whose_arguments_do_not_fit_its_format_is_written_masked_not_raised(
+    captured: Captured,
+) -> None:
+    remember(PLANTED)
+    cbr_client.logger.info("only one %s", PLANTED, "and one too many")
+
+    (line,) = captured.lines()
+    assert line["message"].startswith("only one %s ")
+    _assert_no_form_of(PLANTED, captured.text)
+
+
+# -- the registry
+
+
+def test_redact_masks_secrets_given_for_one_call_and_headers_and_signatures_whatever_their_value() -> None:
+    text = (
+        "(b'Authorization', b'SDK-HMAC-SHA256 Access=AK, Signature=0123456789abcdef0123') "
+        "(b'X-Security-Token', b'anything') one-off-secret"
+    )
+    masked = redact(text, also=["one-off-secret"])
+    assert masked == f"(b'Authorization', b'{REDACTED}') (b'X-Security-Token', b'{REDACTED}') {REDACTED}"
+    assert redact("Signature=0123456789abcdef0123") == f"Signature={REDACTED}"
+
+
+def test_the_registry_forgets_the_oldest_secret_beyond_its_capacity() -> None:
+    registry = SecretRegistry(capacity=2)
+    registry.remember("first-secret", "second-secret", "third-secret")
+    assert registry.redact("first-secret second-secret third-secret") == f"first-secret {REDACTED} {REDACTED}"
+
+
+def test_values_too_short_to_be_secrets_are_left_alone() -> None:
+    registry = SecretRegistry()
+    registry.remember("abc", None)
+    assert registry.redact("abc") == "abc"
