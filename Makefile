@@ -22,7 +22,7 @@ help:
 	@echo "make run      - one trigger (EVENT=$(EVENT)) through the handler against the local emulator + moto (VERBOSE=1: with its logs)"
 	@echo "make cli      - the operators' command line: make cli ARGS=\"validate events/schedule.json\""
 	@echo "make test     - lint, type-check and the whole test suite"
-	@echo "make lint     - ruff + mypy --strict on src/"
+	@echo "make lint     - ruff + mypy --strict on src, tests, devtools and benchmarks"
 	@echo "make format   - ruff format + autofix"
 	@echo "make package  - dist/function.zip for python3.13/arm64 (no boto3 inside); ARCH=x86_64 builds dist/function-x86_64.zip"
 	@echo "make validate - template.yaml through sam validate --lint, the SAM translator and cfn-lint, offline"
@@ -54,14 +54,17 @@ run: $(STAMP)
 cli: $(STAMP)
 	@$(BIN)/cbr-checkpointer $(ARGS)
 
+# Every Python tree the project holds, held to the same gates.
+PYTHON_TREES := src tests devtools benchmarks
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests devtools
-	$(BIN)/ruff format --check src tests devtools
-	$(BIN)/mypy --strict src
+	$(BIN)/ruff check $(PYTHON_TREES)
+	$(BIN)/ruff format --check $(PYTHON_TREES)
+	$(BIN)/mypy --strict $(PYTHON_TREES)
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests devtools
-	$(BIN)/ruff check --fix src tests devtools
+	$(BIN)/ruff format $(PYTHON_TREES)
+	$(BIN)/ruff check --fix $(PYTHON_TREES)
 
 # The bench harness's structural test needs the bench's python3.13 (a few small wheels); without a
 # python3.13 on the machine it is skipped.
@@ -164,7 +167,7 @@ bench-environments: $(STAMP) $(BENCH_PYTHON)/.installed $(REFERENCE_TASK)/.built
 bench: bench-environments
 	$(BIN)/python -m benchmarks.bench
 
-# The exactly-once fault matrix (devtools/faults.py): every scenario in timer and SQS mode, redelivered as
+# The exactly-once fault matrix (devtools/faults): every scenario in timer and SQS mode, redelivered as
 # the platform would; prints the table and fails on any broken invariant or verdict. About 40 s.
 faults: $(STAMP)
 	$(BIN)/python -m devtools.faults

@@ -14,27 +14,24 @@ Every execution environment is a python3.13 process started by AWS's runtime int
 a Runtime API on loopback, from a read-only task directory (benchmarks/lambda_env.py); times are taken
 on the server side (benchmarks/runtime_api.py). Prints a table with ratios (ours / reference) and
 PASS/MISS per budget, and writes BENCHMARKS.md and benchmarks/batch-wall.png.
+
+This module measures; the handlers and workloads are in benchmarks/workloads.py, the table, BENCHMARKS.md
+and the plot in benchmarks/report.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import json
 import logging
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,115 +46,42 @@ from benchmarks.lambda_env import (  # noqa: E402
     prepare_tasks,
     release,
 )
-from cbr_checkpointer.settings import Settings  # noqa: E402
+from benchmarks.report import (  # noqa: E402
+    Results,
+    Row,
+    git_commit,
+    median,
+    print_table,
+    spread,
+    verdict,
+    write_markdown,
+    write_plot,
+)
+from benchmarks.workloads import (  # noqa: E402
+    BENCH_BUS,
+    FAN_OUT,
+    FULL_VCPU_MB,
+    HANDLERS,
+    LATENCY,
+    MAX_CONCURRENCY,
+    MEMORY_SIZES_MB,
+    MODULES,
+    OURS,
+    PLOT_SIZES,
+    PRICE_PER_GB_SECOND,
+    PRICE_PER_REQUEST,
+    REFERENCE,
+    SQS_BATCH,
+    THREADS,
+    WARM_INVOCATIONS,
+    WARM_SINGLE_RUNS,
+    fan_out,
+    schedule_event,
+    sqs_batch,
+    sqs_batches,
+)
 from devtools.faults import FaultProxy  # noqa: E402
 from devtools.sandbox import REGION, Sandbox  # noqa: E402
-from devtools.scale import scale_section  # noqa: E402
-
-OURS, REFERENCE, THREADS = "ours", "reference", "reference, threads"
-HANDLERS = {
-    OURS: ("ours", "cbr_checkpointer.handler.lambda_handler"),
-    REFERENCE: ("reference", "reference_handler.lambda_handler"),
-    THREADS: ("reference", "reference_handler.threaded_handler"),
-}
-MODULES = {"ours": "cbr_checkpointer.handler", "reference": "reference_handler"}
-EVENTS = ROOT / "events"
-NOTES = ROOT / "benchmarks" / "notes.md"
-LATENCY = 0.2
-PLOT_SIZES = (1, 2, 5, 10, 20, 50, 100)
-SQS_BATCH = 10
-WARM_INVOCATIONS = 100
-WARM_SINGLE_RUNS = 15
-BENCH_BUS = "cbr-bench"  # a bus without rules: moto forwarding thousands of events would dominate
-MAX_CONCURRENCY: int = Settings.model_fields["max_concurrency"].default  # not overridden by the bench
-FAN_OUT = "ours, one fan-out invocation"
-# Lambda gives a function CPU in proportion to its memory: one full vCPU at 1,769 MB.
-FULL_VCPU_MB = 1769
-MEMORY_SIZES_MB = (128, 256, 512, 1024, 1769)
-# arm64 list prices in us-east-1: per GB-second of duration, and per request.
-PRICE_PER_GB_SECOND = 0.0000133334
-PRICE_PER_REQUEST = 0.20 / 1_000_000
-
-
-# -- events --------------------------------------------------------------------------------------
-
-
-def _load(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((EVENTS / name).read_text(encoding="utf-8"))
-    return loaded
-
-
-SCHEDULE = _load("schedule.json")
-SQS_RECORD = _load("sqs-batch.json")["Records"][0]  # a shorthand body with a `{time:...}` name
-
-
-def schedule_event() -> dict[str, Any]:
-    """events/schedule.json with a fresh idempotency key, so that every run really creates a checkpoint."""
-    return SCHEDULE | {"idempotency_key": f"bench-{uuid.uuid4()}"}
-
-
-def sqs_batch(size: int) -> dict[str, Any]:
-    """An SQS batch of `size` records shaped as events/sqs-batch.json's first one, fresh message ids."""
-    records = []
-    for _ in range(size):
-        record = copy.deepcopy(SQS_RECORD)
-        record["messageId"] = str(uuid.uuid4())
-        records.append(record)
-    return {"Records": records}
-
-
-def sqs_batches(total: int) -> list[dict[str, Any]]:
-    """`total` requests as consecutive SQS batches of at most 10 (the template's BatchSize)."""
-    return [sqs_batch(min(SQS_BATCH, total - start)) for start in range(0, total, SQS_BATCH)]
-
-
-def fan_out(total: int) -> dict[str, Any]:
-    """`total` requests in one `{"requests": [...]}` timer input."""
-    item = {k: v for k, v in SCHEDULE.items() if k not in ("schedule_arn", "scheduled_time")}
-    return {"idempotency_key": f"bench-{uuid.uuid4()}", "requests": [dict(item) for _ in range(total)]}
-
-
-# -- results -------------------------------------------------------------------------------------
-
-
-@dataclass
-class Row:
-    figure: str
-    unit: str
-    ours: float | None
-    reference: float | None
-    budget: str = ""
-    verdict: str = ""  # PASS / MISS, or "" for an informative figure
-    note: str = ""
-    compare: bool = True
-    against: str = REFERENCE
-
-    @property
-    def ratio(self) -> float | None:
-        if not self.compare or self.ours is None or not self.reference:
-            return None
-        return self.ours / self.reference
-
-
-@dataclass
-class Results:
-    rows: list[Row] = field(default_factory=list)
-    plot: dict[str, dict[int, float]] = field(default_factory=dict)
-    memory: list[dict[str, float]] = field(default_factory=list)
-    recommended_memory: int | None = None
-    read_only: str = ""
-
-    def add(self, row: Row) -> None:
-        self.rows.append(row)
-        print(f"  {_format_row(row)}", flush=True)
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values)
 
 
 def interleaved(runs: int, measure: Callable[[str], Any], names: Sequence[str]) -> dict[str, list[Any]]:
@@ -179,7 +103,7 @@ print(json.dumps({{"wall": wall, "cpu": cpu, "boto3": "boto3" in sys.modules,
 """
 
 
-# -- the bench -----------------------------------------------------------------------------------
+# -- the bench -------------------------------------------------------------------------------------
 
 
 class Bench:
@@ -302,8 +226,7 @@ class Bench:
                 reference["init"] * ms,
                 half,
                 verdict(ours["init"] <= 0.5 * reference["init"]),
-                f"range ours {_spread(samples[OURS], 'init')}, "
-                f"reference {_spread(samples[REFERENCE], 'init')}",
+                f"range ours {spread(samples[OURS], 'init')}, reference {spread(samples[REFERENCE], 'init')}",
             )
         )
         self.results.add(
@@ -314,8 +237,8 @@ class Bench:
                 reference["cold_start"] * ms,
                 half,
                 verdict(ours["cold_start"] <= 0.5 * reference["cold_start"]),
-                f"range ours {_spread(samples[OURS], 'cold_start')}, "
-                f"reference {_spread(samples[REFERENCE], 'cold_start')}; zero emulator latency",
+                f"range ours {spread(samples[OURS], 'cold_start')}, "
+                f"reference {spread(samples[REFERENCE], 'cold_start')}; zero emulator latency",
             )
         )
         self.results.add(Row("init, CPU", "ms", ours["init_cpu"] * ms, reference["init_cpu"] * ms))
@@ -638,201 +561,6 @@ class Bench:
         self.results.recommended_memory = int((fitting[0] if fitting else self.results.memory[-1])["memory"])
 
 
-def _spread(samples: list[dict[str, float]], key: str) -> str:
-    values = [sample[key] * 1000 for sample in samples]
-    return f"{min(values):.0f} to {max(values):.0f} ms"
-
-
-# -- output --------------------------------------------------------------------------------------
-
-
-def _number(value: float | None, unit: str) -> str:
-    if value is None:
-        return "n/a"
-    if unit in ("ms", "MiB"):
-        return f"{value:,.1f} {unit}"
-    return f"{value:g}"
-
-
-def _ratio(row: Row) -> str:
-    return "" if row.ratio is None else f"{row.ratio:.2f}"
-
-
-def _format_row(row: Row) -> str:
-    return (
-        f"{row.figure:<72} {_number(row.ours, row.unit):>11} {_number(row.reference, row.unit):>11}"
-        f" {row.against:<18} {_ratio(row):>6}  {row.budget:<28} {row.verdict}"
-    )
-
-
-def print_table(results: Results) -> None:
-    print()
-    print(
-        f"{'figure':<72} {'ours':>11} {'reference':>11} {'which reference':<18} {'ratio':>6}  "
-        f"{'budget':<28} verdict"
-    )
-    print("-" * 160)
-    for row in results.rows:
-        print(_format_row(row))
-    if results.memory:
-        print()
-        print("memory size guidance (ours):")
-        for line in _memory_lines(results)[2:]:
-            print(line)
-        print(f"smallest size keeping a warm batch of 10 in budget: {results.recommended_memory} MB")
-    if results.plot:
-        print()
-        print(f"wall time (s) vs requests, emulator latency {LATENCY * 1000:.0f} ms:")
-        print(f"{'requests':>10} " + " ".join(f"{name:>30}" for name in results.plot))
-        for size in PLOT_SIZES:
-            print(f"{size:>10} " + " ".join(f"{results.plot[name][size]:>30.2f}" for name in results.plot))
-
-
-def write_plot(results: Results, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(8, 5), dpi=110)
-    styles = {OURS: "o-", REFERENCE: "s-", THREADS: "d-", FAN_OUT: "^--"}
-    for name, by_size in results.plot.items():
-        sizes = sorted(by_size)
-        axes.plot(sizes, [by_size[s] for s in sizes], styles.get(name, "o-"), label=name)
-    sizes = list(PLOT_SIZES)
-    axes.plot(sizes, [LATENCY * s for s in sizes], ":", color="grey", label="n calls one after another")
-    axes.plot(sizes, [LATENCY] * len(sizes), ":", color="black", label="one call (200 ms)")
-    axes.set_xscale("log")
-    axes.set_yscale("log")
-    axes.set_xticks(sizes, [str(s) for s in sizes])
-    ticks = [0.2, 0.5, 1, 2, 5, 10, 20]
-    axes.set_yticks(ticks, [f"{t:g}" for t in ticks])
-    axes.set_xlabel("requests (consecutive SQS batches of at most 10, one warm container)")
-    axes.set_ylabel("wall time (s)")
-    axes.set_title(f"Wall time vs requests, CBR emulator latency {LATENCY * 1000:.0f} ms")
-    axes.grid(visible=True, which="both", alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-
-
-def _memory_lines(results: Results) -> list[str]:
-    lines = [
-        "| MemorySize | CPU share | timer, 1 request | SQS batch of 10 | first invocation, 1 request "
-        "| $ per 1,000 checkpoints, batches of 10 | $ per 1,000 checkpoints, one per timer |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for size in results.memory:
-        lines.append(
-            f"| {size['memory']:.0f} MB | {size['share']:.2f} vCPU | {size['timer_ms']:,.0f} ms "
-            f"| {size['batch_ms']:,.0f} ms | {size['first_ms']:,.0f} ms | {size['cost_batched']:.5f} "
-            f"| {size['cost_timers']:.5f} |"
-        )
-    return lines
-
-
-def _git_commit() -> str:
-    completed = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=ROOT, check=False).returncode != 0
-    return completed.stdout.strip() + (" + uncommitted changes" if dirty else "")
-
-
-def write_markdown(
-    results: Results,
-    path: Path,
-    png: Path | None,
-    command: str,
-    commit: str,
-    runs: int,
-    plot_runs: int,
-    elapsed: float,
-) -> None:
-    lines = [
-        "# Benchmarks",
-        "",
-        "`cbr_checkpointer` side by side with what a user would write instead, each started the way Lambda "
-        "starts a python3.13 function. The reference, `benchmarks/reference_handler.py`, uses the official "
-        "`huaweicloudsdkcbr` SDK (AK/SK), boto3 `put_events`, Powertools idempotency (`idempotent_function` "
-        "+ `DynamoDBPersistenceLayer`) and makes its clients at init. It comes in two forms: **reference** "
-        "(Powertools `BatchProcessor`, records one after another, one PutEvents per request) and "
-        "**reference, threads** (the records of a batch in a thread pool of MAX_CONCURRENCY, one PutEvents "
-        "per 10 outcomes), the best form a user would write; batch and fleet rows compare ours with it. All "
-        "run in the same bench run against the same CBR emulator and moto server, with the same environment "
-        "variables and event shapes (`events/`), and keep their idempotency records in DynamoDB tables in "
-        "moto. This file is written by `make bench`; edit `benchmarks/notes.md` instead.",
-        "",
-        f"- command: `{command}` at commit {commit} ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
-        f"took {elapsed:.0f} s)",
-        f"- machine: {os.cpu_count()} CPUs ({platform.machine()}, {platform.system()} {platform.release()}); "
-        f"every handler runs on {_bench_python_version()} under awslambdaric against a Runtime API on "
-        f"loopback, from {results.read_only} task directories",
-        f"- medians of {runs} runs ({max(runs, WARM_SINGLE_RUNS)} for warm single invocations, "
-        f"{plot_runs} per point of the plot); the handlers' runs alternate",
-        "",
-        "| figure | ours | reference | which reference | ours / reference | budget | verdict | note |",
-        "|---|---:|---:|---|---:|---|---|---|",
-    ]
-    for row in results.rows:
-        lines.append(
-            f"| {row.figure} | {_number(row.ours, row.unit)} | {_number(row.reference, row.unit)} "
-            f"| {row.against} | {_ratio(row)} | {row.budget} | {row.verdict} | {row.note} |"
-        )
-    if results.memory:
-        lines += [
-            "",
-            "## Memory size",
-            "",
-            f"Ours, from the CPU measured above (warm: per single timer request and per record of an SQS "
-            f"batch; cold: the first invocation). Lambda gives a function memory / {FULL_VCPU_MB:,} MB of a "
-            f"vCPU; duration = CPU time at that share + one CBR round trip of {LATENCY * 1000:.0f} ms; cost "
-            f"= duration x GB x ${PRICE_PER_GB_SECOND} per GB-second + $0.20 per million requests (arm64 "
-            "list prices, us-east-1), init not included.",
-            "",
-            *_memory_lines(results),
-            "",
-            f"Smallest size at which a warm SQS batch of 10 stays within 1.5 x one CBR call: "
-            f"**{results.recommended_memory} MB**.",
-        ]
-    if results.plot and png is not None:
-        lines += [
-            "",
-            "## Wall time vs requests",
-            "",
-            f"![wall time vs requests]({os.path.relpath(png, path.parent)})",
-            "",
-            f"CBR emulator latency {LATENCY * 1000:.0f} ms per call. Up to 10 requests are one SQS batch; "
-            "20, 50 and 100 are 2, 5 and 10 consecutive SQS batches of 10 (the template's `BatchSize: 10`) "
-            "handled by one warm environment, wall times summed. The dashed line is ours with all the "
-            'requests in one `{"requests": [...]}` timer input instead.',
-            "",
-            "| requests | " + " | ".join(results.plot) + " |",
-            "|---:|" + "---:|" * len(results.plot),
-        ]
-        for size in PLOT_SIZES:
-            walls = " | ".join(f"{results.plot[name][size]:.2f} s" for name in results.plot)
-            lines.append(f"| {size} | {walls} |")
-    if NOTES.exists():
-        lines += ["", NOTES.read_text(encoding="utf-8").rstrip()]
-    # The fleet run's section is `make scale`'s: kept as it is.
-    kept = scale_section(path.read_text(encoding="utf-8")) if path.exists() else None
-    if kept is not None:
-        lines += ["", kept]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def _bench_python_version() -> str:
-    completed = subprocess.run(
-        [str(BENCH_PYTHON), "-c", "import platform; print(platform.python_version())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return f"Python {completed.stdout.strip()}"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="cbr_checkpointer vs a reference handler, as Lambda runs them"
@@ -853,7 +581,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else "python -m benchmarks.bench " + " ".join(sys.argv[1:])
     )
     started = time.perf_counter()
-    commit = _git_commit()  # before this run writes its own outputs
+    commit = git_commit()  # before this run writes its own outputs
     tasks = prepare_tasks()
     read_only = make_read_only(tasks)  # before any thread starts
     try:
@@ -889,7 +617,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if png is not None:
         write_plot(results, png)
     if not args.only_cold:
-        write_markdown(results, args.output, png, command, commit, args.runs, args.plot_runs, elapsed)
+        write_markdown(
+            results,
+            args.output,
+            png=png,
+            command=command,
+            commit=commit,
+            runs=args.runs,
+            plot_runs=args.plot_runs,
+            elapsed=elapsed,
+        )
         print(f"\nwrote {args.output}" + ("" if png is None else f" and {png}") + f" in {elapsed:.0f} s")
     misses = [row.figure for row in results.rows if row.verdict == "MISS"]
     print("all budgets PASS" if not misses else "MISS: " + "; ".join(misses))

@@ -27,6 +27,7 @@ import ipaddress
 import json
 import os
 import re
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -104,7 +105,13 @@ class TransientError(Exception):
     """CBR said "later" (throttled, busy, 5xx): the trigger should deliver the request again."""
 
 
-@idempotent_function(data_keyword_argument="request", config=idempotency, persistence_store=persistence)
+# Powertools annotates idempotent_function as returning Any; what it returns keeps the wrapped signature.
+idempotent: Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]] = idempotent_function(
+    data_keyword_argument="request", config=idempotency, persistence_store=persistence
+)
+
+
+@idempotent
 def create_checkpoint(request: dict[str, Any]) -> dict[str, Any]:
     """One create per idempotency key; Powertools stores the result (or nothing, when this raises)."""
     parameters = dict(request["parameters"])
@@ -201,7 +208,7 @@ def _invocation_requests(event: dict[str, Any], context: LambdaContext) -> list[
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True, raise_on_empty_metrics=False)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
     idempotency.register_lambda_context(context)
     if "Records" in event:
         return process_partial_response(

@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 
 import httpx2 as httpx
 
+from cbr_checkpointer.local_context import LocalContext
 from cbr_checkpointer.retry import RetryPolicy
 from cbr_checkpointer.service import MIN_CALL_SECONDS
 from cbr_emulator import Emulator, Fault, RecordedRequest
@@ -59,7 +60,6 @@ from devtools.sandbox import (
     RESOURCE_ID,
     SECOND_VAULT_ID,
     VAULT_ID,
-    LocalContext,
     Sandbox,
 )
 

@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal, Protocol
 
-from cbr_checkpointer.ledger import Claimed, Completed, MemoryLedger
+from cbr_checkpointer.domain import Claimed, Completed, StoredOutcome
+from cbr_checkpointer.ledger import MemoryLedger
 from cbr_checkpointer.rate import AdaptiveLimiter, Permit, Verdict
 from cbr_checkpointer.retry import RetryPolicy
 from cbr_checkpointer.service import MIN_CALL_SECONDS
@@ -380,7 +381,7 @@ class Fleet:
         if admitted:
             limiter.release(permit, "admitted")
             self.result.creates[record.vault] += 1
-            self.ledger.complete(f"vault-{record.vault}", {"outcome": "created"}, now=self.now)
+            self.ledger.complete(f"vault-{record.vault}", StoredOutcome("created"), now=self.now)
             self.result.wall = max(self.result.wall, self.now)
             self.at(
                 self.now + self.latency(self.config.ledger_latency),

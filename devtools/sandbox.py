@@ -245,12 +245,14 @@ class Sandbox:
             messages = answer.get("Messages", [])
             if not messages:
                 break
-            for message in messages:
-                events.append(json.loads(message["Body"]))
-                sqs.call(
-                    "DeleteMessage",
-                    {"QueueUrl": self.capture_queue_url, "ReceiptHandle": message["ReceiptHandle"]},
-                )
+            events += [json.loads(message["Body"]) for message in messages]
+            entries = [
+                {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+                for index, message in enumerate(messages)
+            ]
+            deleted = sqs.call("DeleteMessageBatch", {"QueueUrl": self.capture_queue_url, "Entries": entries})
+            if deleted.get("Failed"):
+                raise RuntimeError(f"the capture queue kept messages: {deleted['Failed']}")
         return events
 
     def captured_events(self) -> list[dict[str, Any]]:
@@ -337,14 +339,16 @@ class Sandbox:
         raise TimeoutError(f"the request queue still held messages after {max_rounds} rounds")
 
     def watch_messages(self) -> list[dict[str, Any]]:
-        """The bodies of the messages on the watch queue (scheduled checks), each with its `DelaySeconds`;
-        nothing is received or changed."""
+        """The bodies of the messages on the watch queue (scheduled checks), each with the `DelaySeconds` it
+        was sent with; nothing is received or changed."""
         queue = self._moto_queue(self.watch_queue_url)
-        now = time.time() * 1000
         found = []
         for message in list(queue._messages):
             body = json.loads(message.body)
-            delay = max(0.0, (message.delayed_until - now) / 1000)
+            # moto stamps the send and the end of the delay from its clock in the same call: their
+            # difference is the DelaySeconds asked for, however long ago that was (a delay left would
+            # shrink while a loaded machine gets to this line).
+            delay = max(0.0, (message.delayed_until - message.sent_timestamp) / 1000)
             found.append(body | {"DelaySeconds": round(delay)})
         return found
 
@@ -365,7 +369,7 @@ class Sandbox:
         if not messages:
             return None
         now = time.time() * 1000
-        longest = max(max(0.0, (message.delayed_until - now) / 1000) for message in messages)
+        longest: float = max(max(0.0, (message.delayed_until - now) / 1000) for message in messages)
         for message in messages:
             message.delayed_until = 0
         return longest

@@ -377,6 +377,12 @@ class Emulator:
             return self._state.connections_opened
 
     @property
+    def peak_in_flight(self) -> int:
+        """The most requests the emulator was answering at the same moment."""
+        with self._lock:
+            return self._state.peak_in_flight
+
+    @property
     def cbr_connections(self) -> int:
         """TCP connections that carried at least one CBR request (IAM-only connections not counted)."""
         with self._lock:
@@ -403,6 +409,16 @@ class Emulator:
 
     def _handle(self, received: Received) -> Answer | None:
         """The answer to send, or None to close the connection without answering."""
+        with self._lock:
+            self._state.in_flight += 1
+            self._state.peak_in_flight = max(self._state.peak_in_flight, self._state.in_flight)
+        try:
+            return self._answer(received)
+        finally:
+            with self._lock:
+                self._state.in_flight -= 1
+
+    def _answer(self, received: Received) -> Answer | None:
         is_iam = received.path == IAM_TOKENS_PATH
         with self._lock:
             wake = self._wake
@@ -440,6 +456,7 @@ class Emulator:
                     json=json_or_none(received.body),
                     authenticated=rejection is None,
                     status=0 if answer is None else answer.status,
+                    held_seconds=pause,
                 )
             )
         return answer

@@ -1,4 +1,4 @@
-"""SDK-HMAC-SHA256 verification, written from the algorithm's description (research/cbr-api.md §5.2).
+"""SDK-HMAC-SHA256 verification, written from Huawei's published description of the AK/SK algorithm.
 
 Deliberately independent of any client code in this project: if the client misread the algorithm,
 this verifier must not share the mistake.

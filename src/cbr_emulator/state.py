@@ -16,9 +16,10 @@ DropMode = Literal["none", "before", "after"]
 FIELD_PATH = re.compile(r"[a-z_]+(?:\[\])?(?:\.[a-z_]+(?:\[\])?)*")
 
 REGION = "cn-north-4"
-# The create response of the real API carries the sizes as strings (research §1.2).
+# The create answer of the real API carries the sizes as strings (as the SDK's models type them).
 RESOURCE_SIZE_GB = 40
-# ListBackups' provider_id per resource kind (research §2.2); other kinds reuse the server one.
+# ListBackups' provider_id per resource kind, as CBR's API reference lists them; other kinds reuse the
+# server one.
 PROVIDER_IDS = {
     "OS::Cinder::Volume": "d1603440-187d-4516-af25-121250c7cc97",
     "OS::Sfs::Turbo": "3f3c3220-245c-4805-b811-758870015881",
@@ -48,7 +49,7 @@ def api_timestamp(moment: datetime) -> str:
 
 
 def task_timestamp(moment: datetime) -> str:
-    """Operation logs (tasks) carry a `Z` suffix (research §2.3): `2019-05-10T07:59:12.733403Z`."""
+    """Operation logs (tasks) give their times in UTC with a `Z` suffix: `2019-05-10T07:59:12.733403Z`."""
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -132,6 +133,9 @@ class RecordedRequest:
     json: Any | None
     authenticated: bool
     status: int
+    # Seconds the answer was held back on purpose (latency plus a fault's delay): what a test of the
+    # emulator's pacing asserts instead of timing the call on a machine that may be loaded.
+    held_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -378,7 +382,7 @@ class OperationLog:
     """One backup task (`GET /v3/{project_id}/operation-logs`): one per resource of a checkpoint.
 
     `running` while the checkpoint is protecting, then `success` or `failed` with `error_code` and
-    `error_message` (research §2.3, SDK `operation_log.py`).
+    `error_message` (the SDK's `OperationLog` model).
     """
 
     id: str
@@ -455,6 +459,9 @@ class EmulatorState:
     connections_opened: int = 0
     # Connections that carried at least one CBR (not IAM) request.
     cbr_connections: int = 0
+    # Requests being answered right now, and the most there ever were at once.
+    in_flight: int = 0
+    peak_in_flight: int = 0
 
     def clear_activity(self) -> None:
         self.tokens.clear()
@@ -469,3 +476,4 @@ class EmulatorState:
         self.token_requests = 0
         self.connections_opened = 0
         self.cbr_connections = 0
+        self.peak_in_flight = self.in_flight

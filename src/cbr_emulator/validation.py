@@ -35,7 +35,7 @@ MAX_RESOURCE_NAME = 255
 MAX_RETENTION_DAYS = 36500
 KEEP_FOREVER = -1
 MAX_PAGE = 1000
-# ListOpLogs enums (research §2.3).
+# ListOpLogs enums: the values CBR's API reference gives for operation_type and status.
 OPERATION_TYPES = frozenset(
     {"backup", "copy", "replication", "restore", "delete", "sync", "vault_delete", "remove_resource"}
 )

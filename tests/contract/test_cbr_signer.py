@@ -229,7 +229,7 @@ def test_auth_signs_what_it_sends_like_the_sdk_with_temporary_credentials(
     request = httpx.Request(
         "POST",
         "https://cbr.cn-north-4.myhuaweicloud.com/v3/proj123/checkpoints",
-        params=query,
+        params=tuple(query),
         content=body,
         headers={"Content-Type": "application/json;charset=UTF-8", "User-Agent": "agent/1"},
     )

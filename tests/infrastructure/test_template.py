@@ -50,7 +50,7 @@ class NoManagedPolicies:
 def load_template() -> Template:
     template, matches = decode(str(TEMPLATE))
     assert not matches, [str(match) for match in matches]
-    assert template is not None
+    assert isinstance(template, dict), template
     return template
 
 
@@ -60,7 +60,9 @@ def expand(template: Template) -> Template:
     sam["Resources"][FUNCTION]["Properties"]["CodeUri"] = "s3://bucket/function.zip"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        return transform(sam, {}, NoManagedPolicies())
+        expanded = transform(sam, {}, NoManagedPolicies())
+    assert isinstance(expanded, dict), expanded
+    return expanded
 
 
 def lint_findings(template: Template) -> list[tuple[str, str]]:

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from cbr_checkpointer.handler import InvocationFailed, lambda_handler
+from cbr_checkpointer.local_context import LocalContext
 from cbr_emulator import Fault
 from devtools.faults import FaultProxy, Rule
 from devtools.records import sqs_record as _sqs_record
-from devtools.sandbox import PROJECT_ID, RESOURCE_ID, VAULT_ID, WATCH_QUEUE, LocalContext, Sandbox
+from devtools.sandbox import PROJECT_ID, RESOURCE_ID, VAULT_ID, WATCH_QUEUE, Sandbox
 
 pytestmark = pytest.mark.integration
 

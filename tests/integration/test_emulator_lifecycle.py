@@ -100,10 +100,14 @@ def test_without_a_backup_duration_a_checkpoint_stays_protecting(
 def test_after_the_backup_duration_the_checkpoint_and_its_backups_are_available(
     emulator: Emulator, cbr: httpx.Client
 ) -> None:
-    emulator.backup_duration = 0.2
+    # Given a checkpoint whose backup takes a minute: it is protecting
+    emulator.backup_duration = 60
     checkpoint = create(cbr)
-
     assert status_of(cbr, checkpoint["id"]) == "protecting"
+
+    # When the duration is shortened to 0.2 s and more than that has passed since the create (the
+    # duration is read when the checkpoint is looked at; a sleep lasts at least its time)
+    emulator.backup_duration = 0.2
     time.sleep(0.25)
     shown = cbr.get(f"{CHECKPOINTS}/{checkpoint['id']}").json()["checkpoint"]
 

@@ -1,4 +1,4 @@
-"""The fault matrix of `make faults` (devtools/faults.py), row by row: each scenario in both trigger modes.
+"""The fault matrix of `make faults` (devtools/faults), row by row: each scenario in both trigger modes.
 
 Each row delivers its trigger as the platform would (redeliveries, new execution environments, the DynamoDB
 ledger in moto) and must keep every invariant: at most one checkpoint per idempotency key, every created
@@ -18,10 +18,11 @@ import pytest
 from cbr_checkpointer.domain import Claimed
 from cbr_checkpointer.handler import lambda_handler
 from cbr_checkpointer.ledger import DynamoDBLedger, MemoryLedger
+from cbr_checkpointer.local_context import LocalContext
 from cbr_checkpointer.observability import logger
 from cbr_checkpointer.ports import Ledger
 from devtools.faults import MODES, SCENARIOS, Harness, Mode, Scenario, signatures_and_tokens, table_lines
-from devtools.sandbox import HUAWEI_SK, PROJECT_ID, VAULT_ID, LocalContext, Sandbox
+from devtools.sandbox import HUAWEI_SK, PROJECT_ID, VAULT_ID, Sandbox
 
 pytestmark = pytest.mark.integration
 

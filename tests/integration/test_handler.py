@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from cbr_checkpointer.handler import InvocationFailed, lambda_handler
+from cbr_checkpointer.local_context import LocalContext
 from cbr_emulator import Fault
 from devtools.records import sqs_record
-from devtools.sandbox import PROJECT_ID, RESOURCE_ID, SECOND_VAULT_ID, VAULT_ID, LocalContext, Sandbox
+from devtools.sandbox import PROJECT_ID, RESOURCE_ID, SECOND_VAULT_ID, VAULT_ID, Sandbox
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 

@@ -29,8 +29,9 @@ from cbr_checkpointer.credentials import (
     SecretsExtension,
 )
 from cbr_checkpointer.handler import lambda_handler
+from cbr_checkpointer.local_context import LocalContext
 from cbr_checkpointer.retry import Retrier
-from devtools.sandbox import AWS_TEST_CREDENTIALS, IAM_USER, REGION, SECOND_VAULT_ID, LocalContext, Sandbox
+from devtools.sandbox import AWS_TEST_CREDENTIALS, IAM_USER, REGION, SECOND_VAULT_ID, Sandbox
 
 SECRET_ID = "cbr-checkpointer/huawei"
 SESSION_TOKEN = "session-token-never-logged"

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from cbr_checkpointer.handler import lambda_handler
+from cbr_checkpointer.local_context import LocalContext
 from cbr_emulator import Fault
 from devtools.faults import (
     Harness,
@@ -27,7 +28,7 @@ from devtools.faults import (
     throttle_put_events,
 )
 from devtools.records import sqs_record
-from devtools.sandbox import REGION, RESOURCE_ID, VAULT_ID, LocalContext, Sandbox
+from devtools.sandbox import REGION, RESOURCE_ID, VAULT_ID, Sandbox
 
 pytestmark = pytest.mark.integration
 

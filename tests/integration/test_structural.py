@@ -1,4 +1,4 @@
-"""Structural budgets of DESIGN §8, counted on the wire (not timed): connections, tokens, PutEvents, overlap.
+"""Structural budgets, counted on the wire (not timed): connections, tokens, PutEvents, overlap.
 
 `make bench` measures the same things side by side with a reference handler; these tests keep them
 from regressing. Counts come from the servers: the emulator counts TCP connections and IAM token
@@ -7,17 +7,17 @@ requests, and a counting proxy in front of moto counts PutEvents requests.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from cbr_checkpointer.handler import lambda_handler
+from cbr_checkpointer.local_context import LocalContext
 from cbr_checkpointer.runtime import get_runtime
 from devtools.faults import FaultProxy
 from devtools.records import sqs_record
-from devtools.sandbox import RESOURCE_ID, VAULT_ID, LocalContext, Sandbox
+from devtools.sandbox import RESOURCE_ID, VAULT_ID, Sandbox
 
 WARM_INVOCATIONS = 100
 
@@ -40,31 +40,6 @@ def moto_proxy(sandbox: Sandbox) -> Iterator[FaultProxy]:
             yield proxy
     finally:
         proxy.stop()
-
-
-@pytest.fixture
-def cbr_in_flight(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
-    """The most CreateCheckpoint requests the emulator was serving at one time (one thread each)."""
-    lock = threading.Lock()
-    now = peak = 0
-    serve = sandbox.emulator._handle
-
-    def counting(received: Any) -> Any:
-        nonlocal now, peak
-        is_create = received.method == "POST" and received.path.endswith("/checkpoints")
-        if is_create:
-            with lock:
-                now += 1
-                peak = max(peak, now)
-        try:
-            return serve(received)
-        finally:
-            if is_create:
-                with lock:
-                    now -= 1
-
-    monkeypatch.setattr(sandbox.emulator, "_handle", counting)
-    return lambda: peak
 
 
 def test_100_warm_invocations_reuse_at_most_max_concurrency_connections(sandbox: Sandbox) -> None:
@@ -105,9 +80,7 @@ def test_one_sqs_batch_of_ten_results_is_one_put_events_request(
     assert [event["detail-type"] for event in published] == ["CBR Checkpoint Created"] * 10
 
 
-def test_the_records_of_a_batch_are_sent_to_cbr_concurrently(
-    sandbox: Sandbox, cbr_in_flight: Callable[[], int]
-) -> None:
+def test_the_records_of_a_batch_are_sent_to_cbr_concurrently(sandbox: Sandbox) -> None:
     # Given a CBR that takes 0.3 s per call
     sandbox.emulator.latency = 0.3
     max_concurrency = get_runtime().settings.max_concurrency
@@ -118,4 +91,4 @@ def test_the_records_of_a_batch_are_sent_to_cbr_concurrently(
     # Then the emulator was serving as many creates at once as the function allows, and no more
     assert response["batchItemFailures"] == []
     assert checkpoint_creates(sandbox) == 10
-    assert cbr_in_flight() == min(10, max_concurrency)
+    assert sandbox.emulator.peak_in_flight == min(10, max_concurrency)

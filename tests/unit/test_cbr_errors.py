@@ -3,102 +3,49 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from typing import get_args
 
 import httpx2 as httpx
 import pytest
 
 from cbr_checkpointer.cbr import ERROR_CODES, CbrError, classify_response, classify_transport_error
-from cbr_checkpointer.cbr.errors import MAX_MESSAGE_LENGTH, parse_error_body, parse_retry_after
+from cbr_checkpointer.cbr.errors import MAX_MESSAGE_LENGTH, ErrorRule, parse_error_body
+from cbr_checkpointer.domain import ErrorKind
+from cbr_checkpointer.retry import parse_retry_after
 
-# research/cbr-api.md §3.2, every code, with its documented HTTP status.
-DOCUMENTED = {
-    "BackupService.9900": 400,
-    "BackupService.6105": 404,
-    "BackupService.6217": 404,
-    "BackupService.6302": 404,
-    "BackupService.6135": 400,
-    "BackupService.0001": 400,
-    "BackupService.0002": 500,
-    "BackupService.6125": 400,
-    "BackupService.6203": 400,
-    "BackupService.7501": 400,
-    "BackupService.7200": 400,
-    "BackupService.2010": 400,
-    "BackupService.6130": 400,
-    "BackupService.6134": 400,
-    "BackupService.6113": 400,
-    "BackupService.6112": 400,
-    "BackupService.6114": 400,
-    "BackupService.6142": 400,
-    "BackupService.8300": 400,
-    "BackupService.6100": 400,
-    "BackupService.6133": 400,
-    "BackupService.6124": 400,
-    "BackupService.6102": 400,
-    "BackupService.6215": 400,
-    "BackupService.7101": 400,
-    "BackupService.7003": 400,
-    "BackupService.7502": 400,
-    "BackupService.7602": 400,
-    "BackupService.7102": 400,
-    "BackupService.7106": 400,
-    "BackupService.7108": 400,
-    "BackupService.7104": 400,
-    "BackupService.7111": 400,
-    "BackupService.6107": 400,
-    "BackupService.6108": 400,
-    "BackupService.6110": 400,
-    "BackupService.6118": 400,
-    "BackupService.6121": 400,
-    "BackupService.7504": 400,
-    "BackupService.7505": 400,
-    "BackupService.7506": 400,
-    "BackupService.8600": 403,
-    "BackupService.9998": 500,
-    "BackupService.9910": 500,
-    "APIGW.0301": 401,
-    "APIGW.0307": 401,
-    "APIGW.0302": 403,
-    "APIGW.0101": 404,
-    "APIGW.0308": 429,
-}
-BUSY = {
-    "BackupService.0001",
-    "BackupService.0002",
-    "BackupService.6125",
-    "BackupService.6203",
-    "BackupService.7501",
-    "BackupService.7200",
-    "BackupService.2010",
-    "BackupService.6130",
-    "BackupService.6134",
-    "BackupService.7504",
-    "BackupService.7505",
-    "BackupService.7506",
-    "BackupService.6107",
-    "BackupService.6108",
-    "BackupService.6110",
-    "BackupService.6118",
-    "BackupService.6121",
-}
-AUTH = {"APIGW.0301", "APIGW.0307", "BackupService.9998"}
-
-
-def expected(code: str) -> tuple[str, bool, bool, bool]:
-    """(kind, retryable, ambiguous, is_auth_failure) as the design states it."""
-    if code == "APIGW.0308":
-        return "throttled", True, False, False
-    if code == "BackupService.9900":
-        return "validation", False, False, False
-    if code in AUTH:
-        return "auth", False, False, True
-    if code == "BackupService.9910":
-        return "api", True, True, False
-    if code in BUSY:
-        return "api", True, False, False
-    return "api", False, False, False
+# Facts about single codes, as CBR's and the API gateway's error tables state them: the status a code
+# comes with, and what a caller should do. Written out here, independently of the table under test.
+# (code, status, (kind, retryable, ambiguous, is_auth_failure))
+KNOWN_ANSWERS = [
+    # A parameter CBR refuses: fix the request, never retry it.
+    ("BackupService.9900", 400, ("validation", False, False, False)),
+    # The vault does not exist: retrying cannot help.
+    ("BackupService.6105", 404, ("api", False, False, False)),
+    # The resource is not bound to the vault.
+    ("BackupService.6135", 400, ("api", False, False, False)),
+    # Out of snapshot quota.
+    ("BackupService.8300", 400, ("api", False, False, False)),
+    # The vault is already running a backup: a clear refusal (nothing was created), try later.
+    ("BackupService.6125", 400, ("api", True, False, False)),
+    # The resource is being restored: try later.
+    ("BackupService.2010", 400, ("api", True, False, False)),
+    # "Resources are being backed up" comes as a 500, yet it is a refusal, not a server failure.
+    ("BackupService.0002", 500, ("api", True, False, False)),
+    # Authentication failed, also as a 500: refresh the credentials.
+    ("BackupService.9998", 500, ("auth", False, False, True)),
+    ("APIGW.0301", 401, ("auth", False, False, True)),
+    ("APIGW.0307", 401, ("auth", False, False, True)),
+    # The IAM user may not call the API: permanent.
+    ("APIGW.0302", 403, ("api", False, False, False)),
+    # An unknown exception in the backup service: the create may have happened.
+    ("BackupService.9910", 500, ("api", True, True, False)),
+    # The gateway's throttle.
+    ("APIGW.0308", 429, ("throttled", True, False, False)),
+]
+ERROR_KINDS = set(get_args(ErrorKind))
 
 
 def error_body(code: str, message: str = "details", **extra: str) -> bytes:
@@ -109,20 +56,47 @@ def facts(error: CbrError) -> tuple[str, bool, bool, bool]:
     return error.info.kind, error.info.retryable, error.ambiguous, error.is_auth_failure
 
 
-def test_the_table_holds_every_documented_code() -> None:
-    assert set(DOCUMENTED) <= set(ERROR_CODES)
-
-
-@pytest.mark.parametrize(("code", "status"), sorted(DOCUMENTED.items()))
-def test_every_documented_code_is_classified_as_designed(code: str, status: int) -> None:
-    # Given the documented answer for the code
+@pytest.mark.parametrize(("code", "status", "want"), KNOWN_ANSWERS)
+def test_known_codes_are_classified_as_their_meaning_asks(
+    code: str, status: int, want: tuple[str, bool, bool, bool]
+) -> None:
+    # Given the code with the status it comes with
     error = classify_response(status, {}, error_body(code, "what went wrong"))
 
-    # Then it is classified as the design says, and the error keeps the code, status and message
-    assert facts(error) == expected(code)
+    # Then it is classified by its meaning, and the error keeps the code, status and message
+    assert facts(error) == want
     assert error.info.code == code
     assert error.info.http_status == status
     assert "what went wrong" in error.info.message
+
+
+# --- properties of the whole table ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("code", "rule"), sorted(ERROR_CODES.items()))
+def test_every_code_in_the_table_is_well_formed_and_consistent(code: str, rule: ErrorRule) -> None:
+    # A CBR or API-gateway code, with a kind and a meaning to put in messages
+    assert re.fullmatch(r"(BackupService|APIGW)\.\d{4}", code)
+    assert rule.kind in ERROR_KINDS
+    assert rule.meaning.strip()
+    # Throttling is always worth waiting for, and never leaves a create in doubt
+    if rule.kind == "throttled":
+        assert (rule.retryable, rule.ambiguous) == (True, False)
+    # A refused parameter stays refused
+    if rule.kind == "validation":
+        assert not rule.retryable
+    # Authentication failures are exactly the auth kind; the client refreshes the credentials once by
+    # itself, so they are not retryable as such
+    assert rule.auth_failure == (rule.kind == "auth")
+    if rule.auth_failure:
+        assert not rule.retryable
+    # A create that may have happened is retried under the same key: ambiguous implies retryable
+    if rule.ambiguous:
+        assert rule.retryable
+
+
+def test_the_table_covers_the_codes_a_create_meets_most() -> None:
+    assert {code for code, _, _ in KNOWN_ANSWERS} <= set(ERROR_CODES)
 
 
 @pytest.mark.parametrize("code", sorted(ERROR_CODES))

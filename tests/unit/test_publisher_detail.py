@@ -1,4 +1,4 @@
-"""How an outcome becomes the event's DetailType and Detail (DESIGN §4). Pure rendering, no I/O."""
+"""How an outcome becomes the event's DetailType and Detail. Pure rendering, no I/O."""
 
 from __future__ import annotations
 

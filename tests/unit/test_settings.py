@@ -8,7 +8,7 @@ from cbr_checkpointer.regions import CBR_REGIONS
 from cbr_checkpointer.settings import ConfigurationError, Settings
 
 
-def test_defaults_follow_the_design() -> None:
+def test_defaults_derive_the_endpoints_from_the_region() -> None:
     settings = Settings.from_env({"CBR_REGION": "cn-north-4"})
 
     assert settings.cbr_endpoint == "https://cbr.cn-north-4.myhuaweicloud.com"
