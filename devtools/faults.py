@@ -635,6 +635,8 @@ SCENARIOS: list[Scenario] = [
         _no_setup,
         Expect(outcomes=("failed",), checkpoints=0, code="APIGW.0302", check=_cbr_posts(1)),
         request={"vault_id": VAULT_ID, "project_id": OTHER_PROJECT_ID},
+        # The function may act on the project; CBR refuses the credentials for it.
+        env={"ALLOWED_PROJECT_IDS": f"{PROJECT_ID},{OTHER_PROJECT_ID}"},
     ),
     Scenario(
         "500-9998-auth-once",
@@ -847,6 +849,12 @@ SCENARIOS: list[Scenario] = [
         _no_setup,
         Expect(outcomes=("rejected",), checkpoints=0, fields=("vault_id", "incremntal"), check=_nothing_sent),
         request={"vault_id": "not-a-uuid", "incremntal": False},
+    ),
+    Scenario(
+        "project-not-allowed",
+        _no_setup,
+        Expect(outcomes=("rejected",), checkpoints=0, fields=("project_id",), check=_nothing_sent),
+        request={"vault_id": VAULT_ID, "project_id": OTHER_PROJECT_ID},
     ),
 ]
 

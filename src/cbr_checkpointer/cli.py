@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from cbr_checkpointer.aws import AwsJsonClient
     from cbr_checkpointer.domain import BackupRequest, ErrorInfo, Outcome, WorkItem
     from cbr_checkpointer.runtime import Runtime
-    from cbr_checkpointer.triggers import RequestDefaults
+    from cbr_checkpointer.triggers import RequestDefaults, RequestItem
 
 PROG = "cbr-checkpointer"
 EXIT_OK = 0
@@ -105,7 +105,7 @@ class _Group:
     """The work items of one invocation, or of one record of an SQS batch (`label` names the record)."""
 
     label: str | None
-    items: list[WorkItem]
+    items: list[RequestItem]
 
 
 def _work_items(document: Any, defaults: RequestDefaults, *, request_id: str, now: datetime) -> list[_Group]:
@@ -127,9 +127,13 @@ def _work_items(document: Any, defaults: RequestDefaults, *, request_id: str, no
 def _defaults_for_checking(project_id: str | None, default_vault_id: str | None) -> RequestDefaults:
     from cbr_checkpointer.triggers import RequestDefaults
 
+    allowed = os.environ.get("ALLOWED_PROJECT_IDS")
     return RequestDefaults(
         project_id=project_id or os.environ.get("HUAWEICLOUD_SDK_PROJECT_ID") or DEPLOYMENT_PROJECT_ID,
         default_vault_id=default_vault_id or os.environ.get("DEFAULT_VAULT_ID") or DEPLOYMENT_VAULT_ID,
+        # The deployment's own lists are not known here: any project and region unless told.
+        allowed_project_ids=frozenset(filter(None, allowed.split(","))) if allowed else None,
+        regions=None,
     )
 
 
@@ -137,20 +141,27 @@ def _shown_vault(vault_id: str | None) -> str | None:
     return "$DEFAULT_VAULT_ID" if vault_id == DEPLOYMENT_VAULT_ID else vault_id
 
 
-def _item_lines(item: WorkItem, indent: str) -> list[str]:
-    from cbr_checkpointer.domain import Rejected
-    from cbr_checkpointer.triggers import _derived_name  # the name a request without one gets
+def _item_lines(item: RequestItem, indent: str) -> list[str]:
+    from cbr_checkpointer.domain import Rejected, Selection
+    from cbr_checkpointer.triggers import derived_name  # the name a request without one gets
 
     if isinstance(item, Rejected):
         lines = [f"{indent}rejected  key={item.idempotency_key}"]
         lines += [f"{indent}  {error.field}: {error.message}" for error in item.errors]
         return lines
+    if isinstance(item, Selection):
+        selection = [
+            f"{indent}ok        key={item.idempotency_key}",
+            f"project={item.project_id}",
+            f"select={json.dumps(item.selector, ensure_ascii=False)}",
+        ]
+        return ["  ".join(selection + (["(dry run)"] if item.dry_run else []))]
     parts = [
         f"{indent}ok        key={item.idempotency_key}",
         f"project={item.project_id}",
         f"vault={_shown_vault(item.vault_id)}",
         f"name={item.name}"
-        + (" (derived from the key)" if item.name == _derived_name(item.idempotency_key) else ""),
+        + (" (derived from the key)" if item.name == derived_name(item.idempotency_key) else ""),
     ]
     if item.dry_run:
         parts.append("(dry run)")
@@ -605,7 +616,8 @@ def _cmd_send(arguments: argparse.Namespace) -> int:
     for item in items:
         for line in _item_lines(item, "  "):
             print(line, file=sys.stderr)
-    if any(item.idempotency_key.startswith(SQS_MESSAGE_ID) for item in items):
+    another_message = parse_sqs_record(record | {"messageId": f"{SQS_MESSAGE_ID}-2"}, defaults=defaults)
+    if [item.idempotency_key for item in items] != [item.idempotency_key for item in another_message]:
         print(
             "  note: no idempotency_key, so the request is keyed by the message's MessageId: sending this "
             "file again makes another checkpoint",

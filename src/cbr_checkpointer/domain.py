@@ -42,6 +42,8 @@ class BackupRequest:
     body: dict[str, Any]
     trigger: Trigger
     dry_run: bool = False
+    # The Huawei region whose CBR endpoint takes the request; None: the configured one.
+    region: str | None = None
 
     @property
     def vault_id(self) -> str:
@@ -320,3 +322,22 @@ class LedgerUnavailable(DependencyUnavailable):
 
 class QueueUnavailable(DependencyUnavailable):
     """The watch queue did not take a message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Every vault of a project that matches `selector`, each to get one whole-vault checkpoint.
+
+    `selector` holds the criteria, all of which a vault must match: `tags` (`{key: [values]}`, an
+    empty list meaning any value), `policy_id`, `object_type`, `all` (true). `parameters` is what each
+    vault's request gets: `incremental`, `auto_trigger` and, when given, `name` (rendered already)
+    and `description`.
+    """
+
+    idempotency_key: str
+    project_id: str
+    selector: dict[str, Any]
+    parameters: dict[str, Any]
+    trigger: Trigger
+    region: str | None = None
+    dry_run: bool = False

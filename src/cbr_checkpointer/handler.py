@@ -10,10 +10,16 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cbr_checkpointer.application import summary
-from cbr_checkpointer.domain import Outcome
+from cbr_checkpointer.domain import FieldError, Outcome, Rejected, Selection, WorkItem
 from cbr_checkpointer.observability import logger, metrics
 from cbr_checkpointer.runtime import Runtime, build_runtime_if_configured, get_runtime, process_observer
-from cbr_checkpointer.triggers import is_sqs_batch, parse_invocation, parse_sqs_record, parse_watch_record
+from cbr_checkpointer.triggers import (
+    RequestItem,
+    is_sqs_batch,
+    parse_invocation,
+    parse_sqs_record,
+    parse_watch_record,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -56,8 +62,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 def _handle_invocation(
     event: dict[str, Any], context: LambdaContext, runtime: Runtime, deadline: float
 ) -> dict[str, Any]:
-    items = parse_invocation(
-        event, request_id=context.aws_request_id, now=datetime.now(UTC), defaults=runtime.defaults
+    items = _runnable(
+        parse_invocation(
+            event, request_id=context.aws_request_id, now=datetime.now(UTC), defaults=runtime.defaults
+        )
     )
     result = runtime.application.run_invocation(items, deadline=deadline)
     _report(result.outcomes, result.unpublished, result.unfollowed, requeued=len(result.transient))
@@ -72,12 +80,12 @@ def _handle_sqs_batch(event: dict[str, Any], runtime: Runtime, deadline: float) 
     def handle_record(record: SQSRecord) -> None:
         logger.thread_safe_clear_keys()
         logger.thread_safe_append_keys(message_id=record.message_id)
-        watch = parse_watch_record(record.raw_event)
+        watch = parse_watch_record(record.raw_event, runtime.watch_queue_arn)
         if watch is not None:
             batch.run_watch(record.message_id, watch)
         else:
             batch.run_requests(
-                record.message_id, parse_sqs_record(record.raw_event, defaults=runtime.defaults)
+                record.message_id, _runnable(parse_sqs_record(record.raw_event, defaults=runtime.defaults))
             )
 
     # Lazy: Powertools' batch utility costs ~25 ms at import, and only SQS batches need it.
@@ -92,6 +100,23 @@ def _handle_sqs_batch(event: dict[str, Any], runtime: Runtime, deadline: float) 
         metrics.add_metric(name="CompletionChecks", unit=MetricUnit.Count, value=result.checks)
     _report(result.outcomes, result.unpublished, result.unfollowed, requeued=result.requeued)
     return result.response()
+
+
+def _runnable(items: Sequence[RequestItem]) -> list[WorkItem]:
+    """The items the service runs. A selection needs its project's vaults listed, which this handler
+    does not do: it is refused by name rather than dropped."""
+    return [
+        Rejected(
+            idempotency_key=item.idempotency_key,
+            trigger=item.trigger,
+            errors=(FieldError("select", "is not supported by this deployment of the function"),),
+            payload={"select": item.selector},
+            project_id=item.project_id,
+        )
+        if isinstance(item, Selection)
+        else item
+        for item in items
+    ]
 
 
 def _report(

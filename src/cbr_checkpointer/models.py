@@ -109,7 +109,8 @@ class CheckpointParam(_Request):
     description: Annotated[str, Field(max_length=255), AfterValidator(_check_description)] | None = None
     incremental: bool | None = None
     name: Annotated[str, AfterValidator(_check_name)] | None = None
-    resources: list[Uuid] | None = None
+    # A vault binds at most 256 resources.
+    resources: Annotated[list[Uuid], Field(max_length=256)] | None = None
     resource_details: Annotated[list[Resource], Field(max_length=256)] | None = None
     policy_id: str | None = None
     retention_duration_days: Annotated[int, AfterValidator(_check_retention_days)] | None = None

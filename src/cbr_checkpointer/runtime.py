@@ -22,7 +22,7 @@ from cbr_checkpointer.rate import AdaptiveLimiter
 from cbr_checkpointer.retry import Deadline, Retrier, RetryPolicy
 from cbr_checkpointer.service import CheckpointService
 from cbr_checkpointer.settings import ConfigurationError, Settings, get_settings
-from cbr_checkpointer.triggers import RequestDefaults
+from cbr_checkpointer.triggers import RequestDefaults, watch_queue_arn
 from cbr_checkpointer.watch_queue import SqsWatchQueue
 
 
@@ -32,6 +32,8 @@ class Runtime:
     defaults: RequestDefaults
     application: Application
     clock: Clock
+    # Records from this queue are completion checks; a watch-shaped body from any other is Rejected.
+    watch_queue_arn: str | None
     clients: tuple[CbrClient | AwsJsonClient | SecretsExtension, ...]
     # The current invocation's deadline, which bounds every retry; the handler sets it per invocation.
     deadline: Deadline
@@ -132,13 +134,28 @@ def build_runtime(settings: Settings, *, observer: Observer | None = None) -> Ru
             project_id=settings.project_id,
             default_vault_id=settings.default_vault_id,
             dry_run=settings.dry_run,
+            allowed_project_ids=settings.allowed_project_ids,
+            # Requests go to the configured region's endpoint: the only one a request may name.
+            regions=frozenset({settings.cbr_region}) if settings.cbr_region else frozenset(),
         ),
         application=application,
         clock=clock,
+        watch_queue_arn=_watch_queue_arn(settings),
         clients=(cbr, events, *credential_clients, *ledger_clients, *completion_clients),
         deadline=deadline,
         completion=completion,
     )
+
+
+def _watch_queue_arn(settings: Settings) -> str | None:
+    if not settings.watch_queue_url:
+        return None
+    arn = watch_queue_arn(settings.watch_queue_url, settings.aws_region)
+    if arn is None:
+        raise ConfigurationError(
+            "WATCH_QUEUE_URL must be an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)"
+        )
+    return arn
 
 
 def _completion(

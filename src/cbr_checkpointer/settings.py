@@ -26,6 +26,7 @@ ENVIRONMENT: dict[str, str] = {
     "CBR_READ_TIMEOUT_SECONDS": "cbr_read_timeout_seconds",
     "HUAWEICLOUD_SDK_IAM_ENDPOINT": "iam_endpoint",
     "HUAWEICLOUD_SDK_PROJECT_ID": "project_id",
+    "ALLOWED_PROJECT_IDS": "allowed_project_ids",
     "HUAWEICLOUD_SDK_AK": "huawei_ak",
     "HUAWEICLOUD_SDK_SK": "huawei_sk",
     "HUAWEICLOUD_SDK_SECURITY_TOKEN": "huawei_security_token",
@@ -71,6 +72,8 @@ class Settings(BaseModel):
     cbr_read_timeout_seconds: float = Field(default=30.0, gt=0, le=900)
     iam_endpoint: str = GLOBAL_IAM_ENDPOINT
     project_id: str | None = None
+    # The projects requests may act on; empty: the default project alone.
+    allowed_project_ids: frozenset[str] = frozenset()
     huawei_ak: SecretStr | None = None
     huawei_sk: SecretStr | None = None
     huawei_security_token: SecretStr | None = None
@@ -105,6 +108,16 @@ class Settings(BaseModel):
     @classmethod
     def _region_fits_a_host_name(cls, region: str | None) -> str | None:
         return None if region is None else _valid(check_region_id, region)
+
+    @field_validator("allowed_project_ids", mode="before")
+    @classmethod
+    def _allowed_project_ids_are_project_ids(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        project_ids = frozenset(part.strip() for part in value.split(",") if part.strip())
+        if not project_ids or not all(PROJECT_ID_PATTERN.fullmatch(project_id) for project_id in project_ids):
+            raise ValueError("must be project ids (1-64 letters, digits, '_' or '-') separated by commas")
+        return project_ids
 
     @field_validator("cbr_endpoint", "iam_endpoint")
     @classmethod

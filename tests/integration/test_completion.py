@@ -18,7 +18,7 @@ from cbr_checkpointer.handler import InvocationFailed, lambda_handler
 from cbr_emulator import Fault
 from devtools.faults import FaultProxy, Rule
 from devtools.records import sqs_record as _sqs_record
-from devtools.sandbox import PROJECT_ID, RESOURCE_ID, VAULT_ID, LocalContext, Sandbox
+from devtools.sandbox import PROJECT_ID, RESOURCE_ID, VAULT_ID, WATCH_QUEUE, LocalContext, Sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +94,7 @@ def test_a_checkpoint_that_succeeds_ends_completed_with_each_resource_backup(wat
         "project_id": PROJECT_ID,
         "checkpoint_id": checkpoint_id,
         "vault_id": VAULT_ID,
-        "idempotency_key": "nightly-1",
+        "idempotency_key": "u:nightly-1",
         "request": created["request"],
         "trigger": created["trigger"],
         "first_seen": None,
@@ -105,7 +105,7 @@ def test_a_checkpoint_that_succeeds_ends_completed_with_each_resource_backup(wat
     assert detail["outcome"] == "completed"
     assert detail["stage"] == "completion"
     assert detail["version"] == "1"
-    assert detail["idempotency_key"] == "nightly-1"
+    assert detail["idempotency_key"] == "u:nightly-1"
     assert (detail["project_id"], detail["vault_id"]) == (PROJECT_ID, VAULT_ID)
     assert detail["request"] == created["request"]
     assert detail["trigger"] == created["trigger"]
@@ -164,7 +164,7 @@ def test_a_failed_resource_ends_failed_with_the_reason_from_its_own_task(
     kind, detail = by_checkpoint[b]
     assert kind == "CBR Checkpoint Failed"
     assert (detail["outcome"], detail["stage"]) == ("failed", "completion")
-    assert detail["idempotency_key"] == "app-b"
+    assert detail["idempotency_key"] == "u:app-b"
     assert detail["checkpoint"]["status"] == "error"
     resources = {entry["resource_id"]: entry for entry in detail["resources"]}
     assert resources[SERVER_ID]["status"] == "available"
@@ -264,11 +264,11 @@ def test_with_the_dynamodb_ledger_the_end_is_one_too(sandbox: Sandbox) -> None:
     assert kind == "CBR Checkpoint Completed"
     assert detail["duplicate"] is False
     keys = sandbox.aws("dynamodb").call("Scan", {"TableName": table, "ProjectionExpression": "id"})["Items"]
-    assert {item["id"]["S"] for item in keys} >= {"dynamo-1", "dynamo-1#watch", "dynamo-1#completion"}
+    assert {item["id"]["S"] for item in keys} >= {"u:dynamo-1", "u:dynamo-1#watch", "u:dynamo-1#completion"}
 
 
 def test_a_redelivered_created_does_not_schedule_its_check_again(watched: Sandbox) -> None:
-    batch = {"Records": [sqs_record(request("queued-1"), "msg-1")]}
+    batch = {"Records": [request_record(request("queued-1"), "msg-1")]}
 
     assert lambda_handler(batch, LocalContext()) == {"batchItemFailures": []}
     assert lambda_handler(batch, LocalContext()) == {"batchItemFailures": []}
@@ -283,7 +283,7 @@ def test_a_check_that_cannot_be_scheduled_sends_the_record_back_and_its_redelive
 ) -> None:
     table = sandbox.create_ledger_table()  # outlives the runtime, as DynamoDB does
     missing_queue = f"{sandbox.moto_url}/123456789012/no-such-queue"
-    batch = {"Records": [sqs_record(request("queued-2"), "msg-2")]}
+    batch = {"Records": [request_record(request("queued-2"), "msg-2")]}
 
     with sandbox.configured(IDEMPOTENCY_TABLE=table, WATCH_QUEUE_URL=missing_queue):
         first = lambda_handler(batch, LocalContext())
@@ -538,7 +538,9 @@ def test_a_broken_watch_message_is_rejected_by_field(watched: Sandbox) -> None:
     assert detail["trigger"]["id"] == "broken-1"
 
 
-def test_without_a_watch_queue_nothing_is_scheduled_and_a_watch_message_goes_back(sandbox: Sandbox) -> None:
+def test_without_a_watch_queue_nothing_is_scheduled_and_a_watch_message_is_not_honoured(
+    sandbox: Sandbox,
+) -> None:
     with sandbox.configured(WATCH_QUEUE_URL=sandbox.watch_queue_url):
         create(sandbox, request("switched-1"))
     (scheduled,) = sandbox.watch_messages()
@@ -547,9 +549,20 @@ def test_without_a_watch_queue_nothing_is_scheduled_and_a_watch_message_goes_bac
     response = lambda_handler({"Records": [sqs_record(watch_body(scheduled), "watch-3")]}, LocalContext())
 
     assert len(sandbox.watch_messages()) == 1
-    assert response == {"batchItemFailures": [{"itemIdentifier": "watch-3"}]}
-    assert [e["detail-type"] for e in sandbox.published_events()] == ["CBR Checkpoint Created"]
+    # Without a watch queue, no queue's records are checks: the message is refused, not followed
+    assert response == {"batchItemFailures": []}
+    assert [e["detail-type"] for e in sandbox.published_events()] == [
+        "CBR Checkpoint Created",
+        "CBR Backup Request Rejected",
+    ]
+    assert [r.method for r in sandbox.emulator.requests] == ["POST", "POST"]
 
 
 def sqs_record(body: Any, message_id: str | None = None) -> dict[str, Any]:
-    return _sqs_record(body, message_id=message_id, queue="cbr-checkpointer-watch")
+    """A record of the watch queue."""
+    return _sqs_record(body, message_id=message_id, queue=WATCH_QUEUE)
+
+
+def request_record(body: Any, message_id: str | None = None) -> dict[str, Any]:
+    """A record of the request queue."""
+    return _sqs_record(body, message_id=message_id)

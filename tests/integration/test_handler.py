@@ -93,7 +93,17 @@ def test_a_retried_timer_is_served_from_the_ledger(sandbox: Sandbox) -> None:
     assert again[0]["detail"]["checkpoint"]["id"] == sandbox.emulator.created[0]["id"]
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in EVENTS.glob("*.json")))
+# Until the application layer lists a selection's vaults, the handler refuses selections by name.
+NEEDS_SELECTIONS = pytest.mark.xfail(reason="selections are not run by the handler yet", strict=True)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=NEEDS_SELECTIONS) if name == "selection.json" else name
+        for name in sorted(p.name for p in EVENTS.glob("*.json"))
+    ],
+)
 def test_every_sample_event_ends_in_events_that_match_what_cbr_received(sandbox: Sandbox, name: str) -> None:
     event = load_event(name)
 

@@ -5,9 +5,15 @@
   reaches the emulator.
 - A valid payload is never Rejected: it is Created, Failed by CBR (unknown vault, resource or project),
   or Validated (dry run), and CBR is called exactly for those that are Created or Failed.
+- A poison record (a lone surrogate or NUL in any string, nesting of any depth, a body over the SQS
+  limit, NaN) is Rejected on its own, naming its field, in an event any reader can parse; the
+  other records of its batch are untouched.
+- No request can claim another's key: a forged schedule firing for another request, a copy of a
+  derived key as an idempotency_key, or a key naming the function's own records.
 
 Payloads are generated as a valid request plus a few mutations, each of which breaks one known field.
-Between examples only the emulator's activity, the capture queue and the runtime are reset.
+Between examples only the emulator's activity, the capture queue and the runtime are reset. The
+function may act on two projects (ALLOWED_PROJECT_IDS) and one region (CBR_REGION).
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -24,6 +33,7 @@ from hypothesis import strategies as st
 
 from cbr_checkpointer.handler import lambda_handler
 from cbr_checkpointer.runtime import reset_runtime
+from cbr_checkpointer.triggers import RequestDefaults, parse_invocation
 from devtools.records import sqs_record
 from devtools.sandbox import PROJECT_ID, RESOURCE_ID, SECOND_VAULT_ID, VAULT_ID, LocalContext, Sandbox
 
@@ -43,6 +53,9 @@ REJECTED = "CBR Backup Request Rejected"
 UNKNOWN_VAULT = "0e5e7a3c-9d1b-4b8f-a2c4-6d8e0f1a3b5c"
 UNBOUND_RESOURCE = "6f1e2d3c-4b5a-4987-8a6b-5c4d3e2f1a0b"
 OTHER_PROJECT_ID = "ffffffffffffffffffffffffffffffff"
+FORBIDDEN_PROJECT_ID = "0123456789abcdef0123456789abcdef"
+CBR_REGION = "cn-north-4"
+CONFIGURATION = {"ALLOWED_PROJECT_IDS": f"{PROJECT_ID},{OTHER_PROJECT_ID}", "CBR_REGION": CBR_REGION}
 
 # -- valid requests
 
@@ -51,13 +64,18 @@ names = st.one_of(
     st.text(alphabet=st.characters(min_codepoint=0x4E00, max_codepoint=0x9FA5), min_size=1, max_size=64),
     st.sampled_from(["nightly-{time:%Y%m%d}", "run_{time:%H%M%S}", "{time:%Y}"]),
 )
+# Valid text: no lone surrogates (category Cs) and no NUL
 descriptions = st.text(
-    alphabet=st.characters(blacklist_characters="<>", blacklist_categories=("Cs",)), max_size=255
+    alphabet=st.characters(blacklist_characters="<>\x00", blacklist_categories=("Cs",)), max_size=255
 )
 resource_details = st.lists(
     st.fixed_dictionaries(
         {"id": st.just(RESOURCE_ID), "type": st.just("OS::Nova::Server")},
-        optional={"name": st.text(max_size=20)},
+        optional={
+            "name": st.text(
+                alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=20
+            )
+        },
     ),
     min_size=1,
     max_size=1,
@@ -125,8 +143,9 @@ BAD_VALUES: dict[str, list[Any]] = {
     "policy_id": [5, ["p"]],
 }
 ENVELOPE_BAD_VALUES: dict[str, list[Any]] = {
-    "project_id": ["bad id!", "", 5, "x" * 65],
-    "idempotency_key": ["", "x" * 257, "tab\tkey", 5],
+    "project_id": ["bad id!", "", 5, "x" * 65, FORBIDDEN_PROJECT_ID],
+    "region": ["eu-west-0", "cn-north-4.example.com", 4],
+    "idempotency_key": ["", "x" * 257, "tab\tkey", 5, "key#completion", "clé"],
     "scheduled_time": ["yesterday", "2024-13-01T00:00:00Z", 5],
     "schedule_arn": ["", 5],
     "dry_run": ["yes", 1],
@@ -186,6 +205,8 @@ def envelope(draw: st.DrawFn, request: dict[str, Any], prefix: str) -> tuple[lis
         request["idempotency_key"] = draw(st.uuids().map(lambda u: f"prop-{u}"))
     if draw(st.integers(0, 9)) == 0:
         request["dry_run"] = True
+    if draw(st.integers(0, 4)) == 0:
+        request["region"] = CBR_REGION
     if draw(st.booleans()):
         request["scheduled_time"] = draw(
             st.sampled_from(["2026-11-27T02:30:00Z", "2026-01-01T00:00:00+08:00"])
@@ -250,7 +271,7 @@ def _check(payload: Payload, events: list[dict[str, Any]], where: str) -> int:
     assert len(rejected) == sum(1 for broken in items if broken), (shown, [d.get("errors") for d in rejected])
     for detail in rejected:
         fields = {error["field"] for error in detail["errors"]}
-        index = int(detail["idempotency_key"].rsplit("#", 1)[1]) if payload.items else 0
+        index = _item_index(fields) if payload.items else 0
         for wanted in items[index]:
             assert _named(fields, _path(where, wanted)), (shown, wanted, fields)
     for detail in others:
@@ -265,6 +286,13 @@ def _check(payload: Payload, events: list[dict[str, Any]], where: str) -> int:
         else:
             assert detail["outcome"] == ("validated" if payload.dry_run else "created"), (shown, detail)
     return sum(1 for d in others if d["outcome"] in ("created", "failed") and not d.get("duplicate"))
+
+
+def _item_index(fields: set[str]) -> int:
+    """Which item of a many-request a rejection is about: every field it names is inside that item."""
+    indexes = {int(match[1]) for field in fields if (match := re.search(r"requests\[(\d+)\]", field))}
+    assert len(indexes) == 1, fields
+    return indexes.pop()
 
 
 def _only_creates(sandbox: Sandbox, expected: int) -> None:
@@ -284,9 +312,19 @@ def _fresh(sandbox: Sandbox) -> None:
 # -- the properties
 
 
+@pytest.fixture
+def configured(sandbox: Sandbox) -> Iterator[Sandbox]:
+    """The sandbox, with the function allowed two projects and one region."""
+    with sandbox.configured(**CONFIGURATION):
+        yield sandbox
+
+
 @SETTINGS
 @given(payload=payloads())
-def test_any_invocation_payload_ends_in_events_and_never_raises(sandbox: Sandbox, payload: Payload) -> None:
+def test_any_invocation_payload_ends_in_events_and_never_raises(
+    configured: Sandbox, payload: Payload
+) -> None:
+    sandbox = configured
     _fresh(sandbox)
     event(f"invoke {'valid' if payload.valid else 'broken'}")
 
@@ -356,8 +394,9 @@ def _is_json(text: str) -> bool:
 @SETTINGS
 @given(cases=st.lists(sqs_bodies(), min_size=1, max_size=BATCH_MAX))
 def test_any_sqs_batch_ends_in_events_and_nothing_is_returned(
-    sandbox: Sandbox, cases: list[tuple[str, Payload, str]]
+    configured: Sandbox, cases: list[tuple[str, Payload, str]]
 ) -> None:
+    sandbox = configured
     _fresh(sandbox)
     cases = [
         (wrapper, replace(payload, document=_own_key(payload.document, index)), where)
@@ -378,3 +417,168 @@ def test_any_sqs_batch_ends_in_events_and_nothing_is_returned(
         answered += _check(payload, mine, where=where)
     assert sum(1 for event in events if event["detail"]["trigger"]["kind"] != "sqs") == 0
     _only_creates(sandbox, answered)
+
+
+# -- poison records: every limit broken, one record at a time ------------------------------------------
+
+POISONED_FIELDS = ["name", "description", "schedule_arn", "idempotency_key", "policy_id"]
+MAX_BODY_BYTES = 256 * 1024
+MARK = "POISON-MARK"
+
+
+@dataclass
+class Poison:
+    """An SQS body that breaks one limit, and the field its rejection must name."""
+
+    body: str
+    field: str
+    kind: str
+
+
+@st.composite
+def poisons(draw: st.DrawFn) -> Poison:
+    kind = draw(st.sampled_from(["surrogate", "nul", "surrogate-name", "deep", "oversized", "nan"]))
+    wrapper = draw(st.sampled_from(["plain", "eventbridge", "sns"]))
+    inner = {"plain": "", "eventbridge": "detail.", "sns": "Message."}[wrapper]
+    whole = "Message" if wrapper == "sns" else "body"
+    request: dict[str, Any] = {
+        "vault_id": VAULT_ID,
+        "idempotency_key": draw(st.uuids().map(lambda u: f"p-{u}")),
+    }
+    name = draw(st.sampled_from(POISONED_FIELDS))
+    if kind in ("surrogate", "nul"):
+        code = 0 if kind == "nul" else draw(st.integers(0xD800, 0xDFFF))
+        request[name] = draw(st.text(alphabet="abc-", max_size=5)) + MARK
+        raw, field = f"\\u{code:04x}", inner + name
+    elif kind == "surrogate-name":
+        request[f"{name}{MARK}"] = "x"
+        raw, field = f"\\u{draw(st.integers(0xD800, 0xDFFF)):04x}", inner + "'" + name
+    elif kind == "deep":
+        depth = draw(st.sampled_from([33, 100, 1_000, 20_000]))
+        request[name] = MARK
+        raw, field = f'"{"[" * depth}{"]" * depth}"', whole
+    elif kind == "nan":
+        request["retention_duration_days"] = MARK
+        raw, field = f'"{draw(st.sampled_from(["NaN", "Infinity", "-Infinity"]))}"', whole
+    else:
+        request["description"] = MARK
+        raw, field = "x" * (MAX_BODY_BYTES + draw(st.integers(0, 4096))), "body"
+    text = _body(wrapper, request)
+    # The mark sits inside a JSON string (inside another one for SNS): swap it for the raw text there.
+    if kind in ("deep", "nan"):
+        quoted = '\\"' + MARK + '\\"' if wrapper == "sns" else f'"{MARK}"'
+        text = text.replace(quoted, raw.strip('"'))
+    else:
+        text = text.replace(MARK, raw.replace("\\", "\\\\") if wrapper == "sns" else raw)
+    return Poison(text, field, f"{kind} {wrapper}")
+
+
+def _readable(event: dict[str, Any]) -> None:
+    """The event is what any strict JSON reader accepts: UTF-8, no NaN, no lone surrogate."""
+
+    def refuse(name: str) -> Any:
+        raise AssertionError(f"{name} in an event")
+
+    text = json.dumps(event, ensure_ascii=False, allow_nan=False)
+    json.loads(text.encode("utf-8"), parse_constant=refuse)
+
+
+@settings(SETTINGS, max_examples=max(50, EXAMPLES // 5))
+@given(poisoned=st.lists(poisons(), min_size=1, max_size=3), good=st.integers(0, 2))
+def test_a_poison_record_is_rejected_on_its_own_and_its_batch_goes_on(
+    configured: Sandbox, poisoned: list[Poison], good: int
+) -> None:
+    sandbox = configured
+    _fresh(sandbox)
+    for poison in poisoned:
+        event(poison.kind)
+    healthy = [
+        json.dumps({"vault_id": VAULT_ID, "idempotency_key": f"good-{index}"}) for index in range(good)
+    ]
+    records = [sqs_record(poison.body) for poison in poisoned] + [sqs_record(body) for body in healthy]
+
+    response = lambda_handler({"Records": records}, LocalContext())
+
+    # Nothing goes back to the queue: every record ended in exactly one event
+    assert response == {"batchItemFailures": []}
+    events = sandbox.published_events()
+    assert len(events) == len(records)
+    for poison, record in zip(poisoned, records, strict=False):
+        [mine] = [item for item in events if item["detail"]["trigger"]["id"] == record["messageId"]]
+        _readable(mine)
+        assert mine["detail-type"] == REJECTED, (poison.kind, mine["detail"])
+        fields = [error["field"] for error in mine["detail"]["errors"]]
+        if poison.kind.startswith("surrogate-name"):
+            # The field is named with its surrogate escaped, under the same path
+            [field] = fields
+            assert field.startswith(poison.field), (field, poison.field)
+            assert "\\ud" in field, field
+        else:
+            assert fields == [poison.field], (poison.kind, fields)
+    created = [item for item in events if item["detail-type"] != REJECTED]
+    assert [item["detail"]["outcome"] for item in created] == ["created"] * good
+    _only_creates(sandbox, good)
+
+
+# -- keys: nobody claims another request's key ---------------------------------------------------------
+
+SCHEDULE_ARN = "arn:aws:scheduler:us-east-1:123456789012:schedule/default/nightly"
+FORGERIES = [
+    "other vault",
+    "other resources",
+    "derived key as own key",
+    "derived digest as own key",
+    "internal",
+]
+
+
+def _firing_key(firing: dict[str, Any]) -> str:
+    """The key anyone can work out for a schedule firing: the scheme is public."""
+    defaults = RequestDefaults(project_id=PROJECT_ID, default_vault_id=None)
+    [item] = parse_invocation(firing, request_id="any", now=datetime.now(UTC), defaults=defaults)
+    return item.idempotency_key
+
+
+@settings(SETTINGS, max_examples=max(25, EXAMPLES // 10))
+@given(
+    forgery=st.sampled_from(FORGERIES),
+    fired_at=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2030, 1, 1)).map(
+        lambda time: time.replace(microsecond=0, tzinfo=UTC).isoformat()
+    ),
+)
+def test_no_sender_can_claim_a_schedule_firing_s_key(
+    configured: Sandbox, forgery: str, fired_at: str
+) -> None:
+    sandbox = configured
+    _fresh(sandbox)
+    event(forgery)
+    firing = {"schedule_arn": SCHEDULE_ARN, "scheduled_time": fired_at, "vault_id": VAULT_ID}
+    key = _firing_key(firing)
+    forged: dict[str, Any] = {
+        "other vault": firing | {"vault_id": SECOND_VAULT_ID},
+        "other resources": firing | {"resources": [RESOURCE_ID]},
+        "derived key as own key": {"vault_id": SECOND_VAULT_ID, "idempotency_key": key},
+        "derived digest as own key": {"vault_id": SECOND_VAULT_ID, "idempotency_key": key.removeprefix("d:")},
+        "internal": {"vault_id": SECOND_VAULT_ID, "idempotency_key": f"{key.removeprefix('d:')}#completion"},
+    }[forgery]
+
+    # Given a queue sender who gets in first with a forged request
+    assert lambda_handler({"Records": [sqs_record(json.dumps(forged))]}, LocalContext()) == {
+        "batchItemFailures": []
+    }
+    [first] = sandbox.published_events()
+
+    # When the schedule really fires
+    lambda_handler(firing, LocalContext())
+
+    # Then the firing makes its own checkpoint under its own key, and the forgery had another
+    [real] = sandbox.published_events()
+    assert (real["detail"]["outcome"], real["detail"]["duplicate"]) == ("created", False)
+    assert (real["detail"]["idempotency_key"], real["detail"]["vault_id"]) == (key, VAULT_ID)
+    assert first["detail"]["idempotency_key"] != key
+    if forgery == "internal":
+        assert [error["field"] for error in first["detail"]["errors"]] == ["idempotency_key"]
+        _only_creates(sandbox, 1)
+    else:
+        assert first["detail"]["outcome"] == "created"
+        _only_creates(sandbox, 2)

@@ -127,9 +127,10 @@ def test_a_thousand_requests_with_one_percent_faults(sandbox: Sandbox, harness: 
     elapsed = time.monotonic() - started
 
     created = sandbox.emulator.created
+    # Each message is its own request: keyed from its messageId, which is its trigger's id
     by_key: dict[str, list[dict[str, Any]]] = {}
     for event in events:
-        by_key.setdefault(event["detail"]["idempotency_key"], []).append(event)
+        by_key.setdefault(event["detail"]["trigger"]["id"], []).append(event)
     kinds = Counter(event["detail-type"] for event in events)
     duplicates = sum(1 for event in events if event["detail"].get("duplicate"))
     print(
@@ -141,6 +142,7 @@ def test_a_thousand_requests_with_one_percent_faults(sandbox: Sandbox, harness: 
     # Nothing lost: every request ended, as Created (every fault was transient), within the rounds
     assert pending == [], f"{len(pending)} requests still being returned after {MAX_ROUNDS} deliveries"
     assert set(by_key) == set(bodies)
+    assert len({event["detail"]["idempotency_key"] for event in events}) == len(bodies)
     assert set(kinds) == {"CBR Checkpoint Created"}
     assert sum(injected.values()) > 0
     # At most one checkpoint per key, and each key reports exactly one checkpoint, its own

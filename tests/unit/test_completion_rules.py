@@ -5,7 +5,6 @@ CBR, the watch queue and the clock are the fakes of tests/fakes.py; the ledger i
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,7 +26,6 @@ from cbr_checkpointer.domain import (
     Outcome,
     OutcomeKind,
     QueueUnavailable,
-    Rejected,
     ResourceError,
     ResourceResult,
     StoredOutcome,
@@ -37,8 +35,6 @@ from cbr_checkpointer.domain import (
 )
 from cbr_checkpointer.ports import MAX_DELAY_SECONDS
 from cbr_checkpointer.publisher import detail_type, event_detail
-from cbr_checkpointer.triggers import parse_sqs_record, parse_watch_record, watch_message
-from devtools.records import sqs_record
 
 PROJECT = "4229d7a4e1b64c4f9e7a2b1c3d5e6f70"
 VAULT = "3b5816b5-f29c-4172-9d9a-76c719a659ce"
@@ -81,74 +77,6 @@ def test_ledger_keys_are_derived_from_the_request_key() -> None:
     assert scheduled_key("k") == "k#watch"
     assert check_key("k", 3) == "k#watch#3"
     assert completion_key("k") == "k#completion"
-
-
-# -- the watch message ----------------------------------------------------------------------------------
-
-
-def test_a_watch_message_reads_back_as_the_check_it_schedules() -> None:
-    check = make_check(attempt=4)
-
-    body = watch_message(check)
-    parsed = parse_watch_record(sqs_record(body, message_id="msg-1"))
-
-    assert set(body) == {"watch"}
-    assert body["watch"]["version"] == 1
-    assert body["watch"]["attempt"] == 4
-    assert body["watch"]["first_seen"] == "2026-11-27T02:00:00+00:00"
-    assert parsed == check
-
-
-def test_bodies_that_are_not_watch_messages_are_left_to_the_request_parser() -> None:
-    assert parse_watch_record(sqs_record({"vault_id": VAULT}, message_id="msg-1")) is None
-    assert parse_watch_record(sqs_record('not json at all, but mentions "watch"', message_id="msg-1")) is None
-    assert parse_watch_record({"messageId": "m", "body": None}) is None
-    # "watch" beside request fields is a request with an unknown field, named by the request parser
-    body = {"watch": watch_message(make_check())["watch"], "vault_id": VAULT}
-    assert parse_watch_record(sqs_record(body, message_id="msg-1")) is None
-    (item,) = parse_sqs_record(sqs_record(body, message_id="msg-1"), defaults=_defaults())
-    assert isinstance(item, Rejected)
-    assert [error.field for error in item.errors] == ["watch"]
-
-
-@pytest.mark.parametrize(
-    ("change", "field"),
-    [
-        pytest.param(lambda w: w.pop("checkpoint_id"), "watch.checkpoint_id", id="missing checkpoint"),
-        pytest.param(
-            lambda w: w.update(checkpoint_id="../../vaults"), "watch.checkpoint_id", id="not a UUID"
-        ),
-        pytest.param(lambda w: w.update(project_id="a/b"), "watch.project_id", id="project in a path"),
-        pytest.param(lambda w: w.update(version=2), "watch.version", id="unknown version"),
-        pytest.param(lambda w: w.update(attempt=0), "watch.attempt", id="attempt 0"),
-        pytest.param(lambda w: w.update(attempt=True), "watch.attempt", id="attempt bool"),
-        pytest.param(lambda w: w.update(first_seen="yesterday"), "watch.first_seen", id="bad time"),
-        pytest.param(lambda w: w.update(trigger={"kind": "fax", "id": "x"}), "watch.trigger", id="trigger"),
-        pytest.param(lambda w: w.update(request=[]), "watch.request", id="request not an object"),
-    ],
-)
-def test_a_broken_watch_message_is_rejected_by_field(
-    change: Callable[[dict[str, Any]], Any], field: str
-) -> None:
-    watch = watch_message(make_check())["watch"]
-    change(watch)
-
-    item = parse_watch_record(sqs_record({"watch": watch}, message_id="msg-7"))
-
-    assert isinstance(item, Rejected)
-    assert [error.field for error in item.errors] == [field]
-    assert item.trigger.kind == "sqs"
-    assert item.trigger.id == "msg-7"
-    assert item.payload == {"watch": watch}
-
-
-@pytest.mark.parametrize("watch", [{}, [], "x"])
-def test_an_empty_or_non_object_watch_is_rejected_with_reasons(watch: Any) -> None:
-    item = parse_watch_record(sqs_record({"watch": watch}, message_id="msg-1"))
-
-    assert isinstance(item, Rejected)
-    assert item.errors
-    assert item.idempotency_key == "msg-1"
 
 
 # -- the world of one check ----------------------------------------------------------------------------
@@ -379,8 +307,8 @@ def test_a_backup_deleted_after_it_finished_is_completed_and_says_so(
     assert outcome.kind == "completed"
     assert outcome.error is None
     ((resource),) = outcome.resources or ()
-    assert resource["status"] == backup_status
-    assert resource["note"] == "deleted after the backup finished"
+    assert resource.status == backup_status
+    assert resource.note == "deleted after the backup finished"
     assert detail_type(outcome) == "CBR Checkpoint Completed"
     assert not [call for call in world.cbr.calls if call[0] == "logs"]
 
@@ -402,7 +330,7 @@ def test_a_backup_being_restored_right_after_it_finished_is_completed(
     assert outcome is not None
     assert (outcome.kind, outcome.error) == ("completed", None)
     assert detail_type(outcome) == "CBR Checkpoint Completed"
-    assert [entry["status"] for entry in outcome.resources or ()] == [backup_status]
+    assert [entry.status for entry in outcome.resources or ()] == [backup_status]
 
 
 @pytest.mark.parametrize("backup_status", ["archiving", None])
@@ -414,14 +342,14 @@ def test_a_backup_in_an_unknown_status_is_followed_until_the_maximum_age(backup_
 
     # Then it is looked at again, like a running one
     assert world.check(make_check()) is None
-    assert [watch["attempt"] for watch, _ in world.sqs.bodies()] == [2]
+    assert [attempt for attempt, _ in world.scheduled()] == [2]
 
     # And past the maximum age it times out, showing the status as CBR gave it
     world.clock.advance(3600)
     outcome = world.check(make_check(attempt=2))
     assert outcome is not None
     assert outcome.kind == "timed_out"
-    assert [entry["status"] for entry in outcome.resources or ()] == [backup_status]
+    assert [entry.status for entry in outcome.resources or ()] == [backup_status]
 
 
 def test_a_backup_listed_without_its_checkpoint_or_names_still_counts() -> None:
@@ -439,7 +367,9 @@ def test_a_backup_listed_without_its_checkpoint_or_names_still_counts() -> None:
     # Then the backup is this checkpoint's (the list was asked for it), and it completed
     assert outcome is not None
     assert outcome.kind == "completed"
-    assert outcome.resources == ({"resource_id": SERVER, "backup_id": None, "status": "available"},)
+    assert [entry.to_detail() for entry in outcome.resources or ()] == [
+        {"resource_id": SERVER, "backup_id": None, "status": "available"}
+    ]
 
 
 def test_not_found_right_after_the_create_is_looked_at_again_and_later_is_a_failure() -> None:
@@ -640,12 +570,6 @@ def test_a_duplicate_created_schedules_only_when_the_first_delivery_could_not() 
     assert world.service.follow([created(duplicate=True)], deadline=world.clock.now() + 60) == []
     assert world.service.follow([created(duplicate=True)], deadline=world.clock.now() + 60) == []
     assert len(world.queue.sent) == 1
-
-
-def _defaults() -> Any:
-    from cbr_checkpointer.triggers import RequestDefaults
-
-    return RequestDefaults(project_id=PROJECT, default_vault_id=VAULT)
 
 
 # -- configuration --------------------------------------------------------------------------------------

@@ -180,3 +180,38 @@ def test_an_unsafe_endpoint_is_refused_naming_its_variable_and_not_echoed(
     with pytest.raises(ConfigurationError, match=rf"{variable}:? .*{problem}") as raised:
         Settings.from_env({"CBR_REGION": "cn-north-4", variable: url})
     assert "hunter2" not in str(raised.value)
+
+
+def test_allowed_project_ids_are_a_comma_separated_list_of_project_ids() -> None:
+    base = {"CBR_REGION": "cn-north-4", "HUAWEICLOUD_SDK_PROJECT_ID": "p0"}
+
+    assert Settings.from_env(base).allowed_project_ids == frozenset()
+    listed = Settings.from_env(base | {"ALLOWED_PROJECT_IDS": "p0, p1,,p2"})
+    assert listed.allowed_project_ids == frozenset({"p0", "p1", "p2"})
+    for bad in (",", "p0,../v3", "p 1"):
+        with pytest.raises(ConfigurationError, match="ALLOWED_PROJECT_IDS"):
+            Settings.from_env(base | {"ALLOWED_PROJECT_IDS": bad})
+
+
+def test_the_runtime_hands_the_allowed_projects_and_the_region_to_the_request_parser() -> None:
+    from cbr_checkpointer.runtime import build_runtime
+
+    base = {
+        "CBR_REGION": "cn-north-4",
+        "HUAWEICLOUD_SDK_PROJECT_ID": "p0",
+        "HUAWEICLOUD_SDK_AK": "AK",
+        "HUAWEICLOUD_SDK_SK": "SK",
+        "AWS_ACCESS_KEY_ID": "AKIA",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+        "DRY_RUN": "true",
+    }
+    runtime = build_runtime(Settings.from_env(base | {"ALLOWED_PROJECT_IDS": "p1"}))
+    try:
+        defaults = runtime.defaults
+        assert (defaults.project_id, defaults.dry_run) == ("p0", True)
+        assert defaults.allowed_project_ids == frozenset({"p1"})
+        assert defaults.regions == frozenset({"cn-north-4"})
+        assert defaults.allows_project("p1")
+        assert not defaults.allows_project("p0")
+    finally:
+        runtime.close()

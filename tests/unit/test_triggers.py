@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cbr_checkpointer.domain import BackupRequest, Rejected, WorkItem
+from cbr_checkpointer.domain import BackupRequest, Rejected, Selection
 from cbr_checkpointer.models import NAME_PATTERN
 from cbr_checkpointer.triggers import (
     MAX_ERRORS,
     RequestDefaults,
+    RequestItem,
     is_sqs_batch,
     parse_invocation,
     parse_sqs_record,
@@ -31,11 +33,18 @@ OTHER_VAULT = "7d2c9a10-5e3b-4f6a-8c1d-2e4f6a8b0c12"
 SERVER = "94eba8b2-acc9-4d82-badc-127144cc5526"
 SCHEDULE_ARN = "arn:aws:scheduler:eu-west-1:123456789012:schedule/default/nightly"
 NOW = datetime(2024, 5, 1, 2, 0, 7, tzinfo=UTC)
-DEFAULTS = RequestDefaults(project_id=PROJECT, default_vault_id=VAULT)
-NO_DEFAULTS = RequestDefaults(project_id=None, default_vault_id=None)
+DEFAULTS = RequestDefaults(
+    project_id=PROJECT, default_vault_id=VAULT, allowed_project_ids=frozenset({PROJECT, OTHER_PROJECT})
+)
+NO_DEFAULTS = RequestDefaults(
+    project_id=None, default_vault_id=None, allowed_project_ids=frozenset({PROJECT})
+)
+DERIVED = re.compile(r"d:[0-9a-f]{64}")
 
 
-def invoke(event: Any, *, defaults: RequestDefaults = DEFAULTS, request_id: str = "req-1") -> list[WorkItem]:
+def invoke(
+    event: Any, *, defaults: RequestDefaults = DEFAULTS, request_id: str = "req-1"
+) -> list[RequestItem]:
     return parse_invocation(event, request_id=request_id, now=NOW, defaults=defaults)
 
 
@@ -72,17 +81,21 @@ def sqs_record(body: str, *, message_id: str = "msg-1", sent: str | None = "1714
     )
 
 
-def backup_requests(items: list[WorkItem]) -> list[BackupRequest]:
+def backup_requests(items: list[RequestItem]) -> list[BackupRequest]:
     assert all(isinstance(item, BackupRequest) for item in items), items
     return [item for item in items if isinstance(item, BackupRequest)]
 
 
-def rejections(items: list[WorkItem]) -> list[Rejected]:
+def rejections(items: list[RequestItem]) -> list[Rejected]:
     assert all(isinstance(item, Rejected) for item in items), items
     return [item for item in items if isinstance(item, Rejected)]
 
 
-def only(items: list[WorkItem]) -> WorkItem:
+def is_derived(key: str) -> bool:
+    return DERIVED.fullmatch(key) is not None
+
+
+def only(items: list[RequestItem]) -> RequestItem:
     assert len(items) == 1
     return items[0]
 
@@ -102,7 +115,8 @@ def test_shorthand_becomes_the_native_body_with_explicit_defaults() -> None:
         }
     }
     assert NAME_PATTERN.fullmatch(parameters(item)["name"])
-    assert (item.idempotency_key, item.project_id, item.dry_run) == ("req-1", PROJECT, False)
+    assert is_derived(item.idempotency_key)
+    assert (item.project_id, item.region, item.dry_run) == (PROJECT, None, False)
     assert (item.trigger.kind, item.trigger.id, item.trigger.time) == ("direct", "req-1", NOW)
 
 
@@ -185,9 +199,15 @@ def test_project_id_that_could_bend_the_url_is_rejected(project_id: object) -> N
 
 @pytest.mark.parametrize(
     ("request_dry_run", "default_dry_run", "expected"),
-    [(None, False, False), (None, True, True), (True, False, True), (False, True, False)],
+    [
+        (None, False, False),
+        (None, True, True),
+        (True, False, True),
+        (False, True, True),
+        (False, False, False),
+    ],
 )
-def test_dry_run_comes_from_the_request_else_the_defaults(
+def test_a_request_can_ask_for_a_dry_run_but_never_lower_the_configured_one(
     request_dry_run: bool | None, default_dry_run: bool, expected: bool
 ) -> None:
     event: dict[str, Any] = {"vault_id": VAULT} | (
@@ -259,8 +279,8 @@ def test_rejected_carries_payload_key_trigger_project_and_vault() -> None:
     event = {"vault_id": VAULT, "project_id": OTHER_PROJECT, "idempotency_key": "k-9", "name": "a b"}
     item = rejected(event)
     assert item.payload == event
-    assert (item.idempotency_key, item.project_id, item.vault_id) == ("k-9", OTHER_PROJECT, VAULT)
-    assert (item.trigger.kind, item.trigger.id) == ("direct", "k-9")
+    assert (item.idempotency_key, item.project_id, item.vault_id) == ("u:k-9", OTHER_PROJECT, VAULT)
+    assert (item.trigger.kind, item.trigger.id) == ("direct", "u:k-9")
 
 
 def test_rejected_leaves_out_a_vault_id_that_is_not_a_uuid() -> None:
@@ -269,7 +289,7 @@ def test_rejected_leaves_out_a_vault_id_that_is_not_a_uuid() -> None:
 
 def test_error_messages_and_paths_never_echo_huge_inputs() -> None:
     # Given a payload with a huge value and a huge unknown field name
-    event = {"vault_id": "v" * 100_000, "name": "n" * 100_000, "y" * 100_000: 1}
+    event = {"vault_id": "v" * 50_000, "name": "n" * 50_000, "y" * 50_000: 1}
 
     # When rejected
     item = rejected(event)
@@ -297,11 +317,8 @@ def test_a_schedule_firing_is_keyed_by_arn_time_and_request() -> None:
     # Given a Scheduler input with the schedule's arn and time
     item = accepted(scheduled({"vault_id": VAULT}))
 
-    # Then the key names the firing, and the trigger is the schedule at its scheduled time
-    arn_and_time, digest = item.idempotency_key.rsplit("#", 1)
-    assert arn_and_time == f"{SCHEDULE_ARN}@2024-05-01T02:00:00Z"
-    assert len(digest) == 16
-    assert int(digest, 16) >= 0
+    # Then the key is derived from the firing, and the trigger is the schedule at its scheduled time
+    assert is_derived(item.idempotency_key)
     assert (item.trigger.kind, item.trigger.id) == ("schedule", item.idempotency_key)
     assert item.trigger.time == datetime(2024, 5, 1, 2, 0, tzinfo=UTC)
 
@@ -317,18 +334,26 @@ def test_another_time_or_another_request_gets_another_key() -> None:
     base = accepted(scheduled({"vault_id": VAULT})).idempotency_key
     later = accepted(scheduled({"vault_id": VAULT}, time="2024-05-02T02:00:00Z")).idempotency_key
     other_vault = accepted(scheduled({"vault_id": OTHER_VAULT})).idempotency_key
-    assert len({base, later, other_vault}) == 3
+    other_resources = accepted(scheduled({"vault_id": VAULT, "resources": [SERVER]})).idempotency_key
+    other_schedule = accepted(
+        scheduled({"vault_id": VAULT, "schedule_arn": f"{SCHEDULE_ARN}-2"})
+    ).idempotency_key
+    assert len({base, later, other_vault, other_resources, other_schedule}) == 5
 
 
 def test_an_explicit_idempotency_key_always_wins() -> None:
     item = accepted(scheduled({"vault_id": VAULT, "idempotency_key": "nightly-2024-05-01"}))
-    assert item.idempotency_key == "nightly-2024-05-01"
-    assert (item.trigger.kind, item.trigger.id) == ("schedule", "nightly-2024-05-01")
+    assert item.idempotency_key == "u:nightly-2024-05-01"
+    assert (item.trigger.kind, item.trigger.id) == ("schedule", "u:nightly-2024-05-01")
 
 
-def test_without_key_or_schedule_time_the_lambda_request_id_is_the_key() -> None:
-    item = accepted({"vault_id": VAULT, "schedule_arn": SCHEDULE_ARN}, request_id="c0ffee")
-    assert item.idempotency_key == "c0ffee"
+def test_without_key_or_schedule_time_the_key_is_derived_from_the_lambda_request_id() -> None:
+    event = {"vault_id": VAULT, "schedule_arn": SCHEDULE_ARN}
+    item = accepted(event, request_id="c0ffee")
+    retried = accepted(event, request_id="c0ffee")
+    another = accepted(event, request_id="beef")
+    assert is_derived(item.idempotency_key)
+    assert item.idempotency_key == retried.idempotency_key != another.idempotency_key
     assert (item.trigger.kind, item.trigger.id, item.trigger.time) == ("schedule", "c0ffee", NOW)
 
 
@@ -351,14 +376,18 @@ def test_scheduled_time_is_iso_8601_and_utc_when_no_offset(written: str, expecte
 def test_a_bad_scheduled_time_is_rejected(value: object) -> None:
     item = rejected(scheduled({"vault_id": VAULT}, time=value))
     assert fields(item) == ["scheduled_time"]
-    assert item.idempotency_key == "req-1"
+    assert is_derived(item.idempotency_key)
+    assert item.trigger.id == "req-1"
 
 
-@pytest.mark.parametrize("value", [42, "", "k" * 257, "tab\there"])
-def test_a_bad_idempotency_key_is_rejected_under_the_fallback_key(value: object) -> None:
+@pytest.mark.parametrize(
+    "value", [42, "", "k" * 257, "tab\there", "with space", "nightly#watch", "ключ", "k\x00", "k\udc00"]
+)
+def test_a_bad_idempotency_key_is_rejected_under_a_derived_key(value: object) -> None:
     item = rejected({"vault_id": VAULT, "idempotency_key": value})
     assert fields(item) == ["idempotency_key"]
-    assert item.idempotency_key == "req-1"
+    assert is_derived(item.idempotency_key)
+    assert item.trigger.id == "req-1"
 
 
 # --- many -------------------------------------------------------------------------------------------------
@@ -382,26 +411,21 @@ def test_many_requests_fan_out_with_indexed_keys_and_inherited_envelope() -> Non
     # Then each item is its own request, inheriting what it does not override
     assert isinstance(first, BackupRequest)
     assert isinstance(second, BackupRequest)
-    assert (first.idempotency_key, first.vault_id, first.project_id, first.dry_run) == (
-        "batch-7#0",
-        VAULT,
-        OTHER_PROJECT,
-        True,
-    )
-    assert (second.idempotency_key, second.vault_id, second.project_id, second.dry_run) == (
-        "batch-7#1",
-        OTHER_VAULT,
-        PROJECT,
-        False,
-    )
+    assert (first.vault_id, first.project_id, first.dry_run) == (VAULT, OTHER_PROJECT, True)
+    assert (second.vault_id, second.project_id, second.dry_run) == (OTHER_VAULT, PROJECT, False)
+    assert is_derived(first.idempotency_key)
+    assert is_derived(second.idempotency_key)
+    assert first.idempotency_key != second.idempotency_key
     assert first.trigger == second.trigger
+    assert (first.trigger.kind, first.trigger.id) == ("direct", "u:batch-7")
     assert parameters(first)["name"] != parameters(second)["name"]
 
 
 def test_an_item_with_its_own_idempotency_key_keeps_it() -> None:
     event = {"requests": [{"vault_id": VAULT, "idempotency_key": "mine"}, {"vault_id": VAULT}]}
     keys = [item.idempotency_key for item in invoke(event)]
-    assert keys == ["mine", "req-1#1"]
+    assert keys[0] == "u:mine"
+    assert is_derived(keys[1])
 
 
 def test_a_bad_item_does_not_spoil_the_others() -> None:
@@ -416,22 +440,23 @@ def test_a_bad_item_does_not_spoil_the_others() -> None:
     ]
     assert isinstance(items[1], Rejected)
     assert isinstance(items[2], Rejected)
-    assert (fields(items[1]), items[1].idempotency_key) == (["requests[1]"], "req-1#1")
-    assert (fields(items[2]), items[2].idempotency_key) == (["requests[2].vault_id"], "req-1#2")
+    assert (fields(items[1]), fields(items[2])) == (["requests[1]"], ["requests[2].vault_id"])
+    assert len({item.idempotency_key for item in items}) == 4
+    assert all(is_derived(item.idempotency_key) for item in items)
 
 
 @pytest.mark.parametrize("requests", [[], [{"vault_id": VAULT}] * 101, "all", {"vault_id": VAULT}, None])
 def test_requests_must_hold_1_to_100_requests(requests: object) -> None:
     item = rejected({"requests": requests})
     assert fields(item) == ["requests"]
-    assert item.idempotency_key == "req-1"
+    assert item.trigger.id == "req-1"
 
 
 def test_100_requests_are_accepted() -> None:
     items = invoke({"requests": [{"vault_id": VAULT}] * 100})
     assert len(items) == 100
     assert all(isinstance(item, BackupRequest) for item in items)
-    assert items[99].idempotency_key == "req-1#99"
+    assert len({item.idempotency_key for item in items}) == 100
 
 
 def test_request_fields_beside_requests_are_rejected() -> None:
@@ -451,9 +476,9 @@ def test_fanout_of_a_schedule_is_keyed_by_the_firing_and_index() -> None:
     retry = invoke(event, request_id="req-2")
     keys = [item.idempotency_key for item in first]
     assert keys == [item.idempotency_key for item in retry]
-    assert keys[0].endswith("#0")
-    assert keys[1].endswith("#1")
-    assert keys[0].startswith(f"{event['schedule_arn']}@{event['scheduled_time']}#")
+    assert len(set(keys)) == 2
+    later = invoke(event | {"scheduled_time": "2024-05-02T03:00:00Z"})
+    assert not set(keys) & {item.idempotency_key for item in later}
 
 
 # --- name templates -----------------------------------------------------------------------------------
@@ -533,7 +558,7 @@ def test_scheduled_rule_with_empty_detail_uses_the_default_vault() -> None:
     event = load("scheduled-rule.json")
     item = accepted(event)
     assert item.vault_id == VAULT
-    assert item.idempotency_key == event["id"]
+    assert is_derived(item.idempotency_key)
     assert (item.trigger.kind, item.trigger.id) == ("rule", event["id"])
     assert item.trigger.time == datetime(2024, 5, 1, 2, 0, tzinfo=UTC)
 
@@ -556,11 +581,8 @@ def test_scheduled_rule_with_a_detail_uses_it() -> None:
 def test_eventbridge_event_carries_the_request_in_its_detail() -> None:
     event = load("eventbridge.json")
     item = accepted(event, defaults=NO_DEFAULTS)
-    assert (item.trigger.kind, item.trigger.id, item.idempotency_key) == (
-        "eventbridge",
-        event["id"],
-        event["id"],
-    )
+    assert (item.trigger.kind, item.trigger.id) == ("eventbridge", event["id"])
+    assert is_derived(item.idempotency_key)
     assert (item.vault_id, item.project_id, item.name) == (OTHER_VAULT, PROJECT, "pre-release-20240501")
     assert parameters(item)["incremental"] is False
 
@@ -581,7 +603,7 @@ def test_idempotency_key_in_an_event_detail_wins_but_the_trigger_stays_the_event
     event = load("eventbridge.json")
     event["detail"]["idempotency_key"] = "release-42"
     item = accepted(event)
-    assert (item.idempotency_key, item.trigger.id) == ("release-42", event["id"])
+    assert (item.idempotency_key, item.trigger.id) == ("u:release-42", event["id"])
 
 
 # --- SQS ----------------------------------------------------------------------------------------------------
@@ -594,8 +616,9 @@ def test_sqs_batch_sample_yields_one_request_per_record() -> None:
     # When each record is parsed
     items = backup_requests([only(parse_sqs_record(record, defaults=DEFAULTS)) for record in records])
 
-    # Then each is a request keyed by its message id, at its sent time
-    assert [item.idempotency_key for item in items] == [record["messageId"] for record in records]
+    # Then each is a request identified by its message id, at its sent time
+    assert [item.trigger.id for item in items] == [record["messageId"] for record in records]
+    assert len({item.idempotency_key for item in items}) == 3
     assert [item.trigger.kind for item in items] == ["sqs"] * 3
     assert [item.vault_id for item in items] == [VAULT, OTHER_VAULT, VAULT]
     assert items[0].trigger.time == datetime(2024, 5, 1, 2, 0, tzinfo=UTC)
@@ -606,7 +629,7 @@ def test_sqs_body_not_json_is_rejected_as_body() -> None:
     item = only(parse_sqs_record(sqs_record("vault_id=abc"), defaults=DEFAULTS))
     assert isinstance(item, Rejected)
     assert fields(item) == ["body"]
-    assert (item.idempotency_key, item.trigger.kind, item.payload) == ("msg-1", "sqs", "vault_id=abc")
+    assert (item.trigger.id, item.trigger.kind, item.payload) == ("msg-1", "sqs", "vault_id=abc")
 
 
 @pytest.mark.parametrize("body", ["[1]", '"text"', "null", "3"])
@@ -619,7 +642,9 @@ def test_sqs_body_must_be_an_object(body: str) -> None:
 def test_sqs_body_nested_too_deeply_is_rejected() -> None:
     item = only(parse_sqs_record(sqs_record("[" * 100_000 + "]" * 100_000), defaults=DEFAULTS))
     assert isinstance(item, Rejected)
-    assert [(error.field, error.message) for error in item.errors] == [("body", "is nested too deeply")]
+    assert [(error.field, error.message) for error in item.errors] == [
+        ("body", "is nested more than 32 levels deep")
+    ]
 
 
 def test_sqs_record_without_a_string_body_is_rejected() -> None:
@@ -650,7 +675,7 @@ def test_eventbridge_wrapped_errors_are_named_inside_detail() -> None:
     body = json.dumps({"detail-type": "CBR Backup Requested", "source": "x", "detail": {"vault_id": "nope"}})
     item = only(parse_sqs_record(sqs_record(body, message_id="m-7"), defaults=DEFAULTS))
     assert isinstance(item, Rejected)
-    assert (fields(item), item.idempotency_key) == (["detail.vault_id"], "m-7")
+    assert (fields(item), item.trigger.id) == (["detail.vault_id"], "m-7")
 
 
 def test_sqs_without_sent_timestamp_uses_the_current_time() -> None:
@@ -669,7 +694,7 @@ def test_sqs_message_from_a_schedule_is_keyed_by_the_firing() -> None:
 
     # Then both get the firing's key, so only one checkpoint is made, while each trigger is its message
     assert first.idempotency_key == second.idempotency_key
-    assert first.idempotency_key.startswith(f"{SCHEDULE_ARN}@")
+    assert first.idempotency_key == accepted(scheduled({"vault_id": VAULT})).idempotency_key
     assert (first.trigger.id, second.trigger.id) == ("m-1", "m-2")
 
 
@@ -710,7 +735,7 @@ def test_schedule_sample() -> None:
 
 def test_direct_native_sample() -> None:
     item = accepted(load("direct-native.json"), defaults=NO_DEFAULTS)
-    assert (item.trigger.kind, item.idempotency_key) == ("direct", "manual-ecs-1-2024-05-01")
+    assert (item.trigger.kind, item.idempotency_key) == ("direct", "u:manual-ecs-1-2024-05-01")
     assert item.body == {"checkpoint": load("direct-native.json")["checkpoint"]}
 
 
@@ -727,7 +752,7 @@ def test_every_sample_parses_to_work_items(name: str) -> None:
         items = [item for record in event["Records"] for item in parse_sqs_record(record, defaults=DEFAULTS)]
     else:
         items = invoke(event)
-    expected = Rejected if name.startswith("invalid-") else BackupRequest
+    expected = Rejected if name.startswith("invalid-") else BackupRequest | Selection
     assert items
     assert all(isinstance(item, expected) for item in items)
 

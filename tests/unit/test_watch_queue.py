@@ -21,7 +21,7 @@ T0 = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
 
 def make_check(key: str, attempt: int = 1) -> WatchCheck:
     return WatchCheck(
-        idempotency_key=key,
+        idempotency_key=f"u:{key}",
         project_id="4229d7a4e1b64c4f9e7a2b1c3d5e6f70",
         vault_id="3b5816b5-f29c-4172-9d9a-76c719a659ce",
         checkpoint_id="8b0851a8-adf3-4f4c-a914-dead08bf9664",
@@ -45,7 +45,8 @@ def test_checks_go_ten_a_call_and_read_back_as_the_checks_sent() -> None:
     assert [operation for operation, _ in sqs.sent] == ["SendMessageBatch", "SendMessageBatch"]
     assert [len(payload["Entries"]) for _, payload in sqs.sent] == [10, 2]
     entry = sqs.sent[0][1]["Entries"][0]
-    assert parse_watch_record(sqs_record(json.loads(entry["MessageBody"]), message_id="m")) == checks[0][0]
+    record = sqs_record(json.loads(entry["MessageBody"]), message_id="m", queue="watch")
+    assert parse_watch_record(record, "arn:aws:sqs:us-east-1:123456789012:watch") == checks[0][0]
 
 
 def test_a_delay_is_held_to_what_sqs_allows() -> None:
@@ -66,7 +67,7 @@ def test_a_batch_entry_refused_by_sqs_is_retried_then_reported() -> None:
     (_, first), (_, retry) = sqs.sent
     assert [entry["Id"] for entry in first["Entries"]] == ["0", "1"]
     assert [entry["Id"] for entry in retry["Entries"]] == ["0"]  # Ids number the entries of each call
-    assert json.loads(retry["Entries"][0]["MessageBody"])["watch"]["idempotency_key"] == "b"
+    assert json.loads(retry["Entries"][0]["MessageBody"])["watch"]["idempotency_key"] == "u:b"
 
 
 def test_a_batch_entry_refused_for_good_is_reported_at_once() -> None:
