@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from benchmarks.workloads import BENCH_BUS, HANDLERS, OURS, REFERENCE, SCHEDULE  # noqa: E402
 from benchmarks.lambda_env import BENCH_PYTHON, REFERENCE_TASK, function_environment  # noqa: E402
+from benchmarks.workloads import BENCH_BUS, HANDLERS, OURS, REFERENCE, SCHEDULE  # noqa: E402
 from devtools.sandbox import REGION, Sandbox  # noqa: E402
 
 OURS_TASK = ROOT / "build" / "package-x86_64"  # what `make package ARCH=x86_64` zips
