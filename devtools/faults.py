@@ -591,8 +591,8 @@ def _setup_reconcile_list_refused(world: World) -> None:
 
 
 def _setup_reconcile_show_fails(world: World) -> None:
-    # Right after a create, ShowCheckpoint may not know the checkpoint yet (research §2.5: "404 6217 right
-    # after create -> retry a few times").
+    # Right after a create, ShowCheckpoint may not know the checkpoint yet: CBR answers 404
+    # BackupService.6217 for a little while.
     world.fault(drop="after")
     world.cbr.rules.append(
         Rule(
