@@ -976,7 +976,7 @@ SCENARIOS: list[Scenario] = [
         Expect(outcomes=("created", "created"), checkpoints=2, returns=1, check=_expanded(2)),
         request=SELECTION,
         keys=2,
-        timeout=2.5,
+        timeout=NO_TIME_TO_RETRY,
         abandon_first=True,
     ),
     Scenario(

@@ -39,7 +39,7 @@ from devtools.sandbox import REGION, Sandbox
 ROOT = Path(__file__).resolve().parent.parent
 SECTION_BEGIN = "<!-- scale:begin -->"
 SECTION_END = "<!-- scale:end -->"
-REQUEST_QUEUE = "cbr-checkpointer-requests"
+REQUEST_QUEUE = "cbr-checkpointer-scale-requests"
 REQUEST_DEAD_LETTER_QUEUE = "cbr-checkpointer-requests-dlq"
 MAX_RECEIVES = 5  # the template's maxReceiveCount for the request queue
 CREATED = "CBR Checkpoint Created"
