@@ -631,10 +631,15 @@ def _setup_listing_throttled(world: World) -> None:
 
 
 def _setup_second_listing_fails(world: World) -> None:
-    # The tag query answers; ListVault, the second criterion's listing, fails once.
+    # The tag query answers; ListVault, the second criterion's listing, fails once, held back until the
+    # safety margin begins so that the failure goes back to the trigger however fast the machine is.
     _add_fleet(world)
     world.fault(
-        method="GET", path_suffix="/vaults", status=500, body=cbr_error("BackupService.9910", "unknown")
+        method="GET",
+        path_suffix="/vaults",
+        status=500,
+        body=cbr_error("BackupService.9910", "unknown"),
+        delay=AT_THE_MARGIN,
     )
 
 
