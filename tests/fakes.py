@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -335,3 +336,10 @@ class FlakyLedger:
             self.fail_next[operation] -= 1
         if operation in self.down or failing:
             raise LedgerUnavailable("InternalServerError", f"{operation} failed", http_status=500)
+
+
+class HighestJitter(random.Random):
+    """Jitter that always picks the top of its range, so a retry policy's bound itself is seen."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b

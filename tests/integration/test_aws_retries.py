@@ -6,10 +6,10 @@ itself and forwards everything else, so the retry that succeeds really writes to
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 
 import pytest
+from tests.fakes import FakeClock, HighestJitter
 
 from cbr_checkpointer.aws import AwsError, AwsJsonClient, aws_json_client
 from cbr_checkpointer.retry import Deadline, Retrier, RetryPolicy
@@ -27,26 +27,6 @@ THROTTLED = {
 POLICY = RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=8.0, safety_margin=5.0)
 
 
-class Highest(random.Random):
-    def uniform(self, a: float, b: float) -> float:
-        return b
-
-
-class FakeTime:
-    """A clock that moves only when slept on: no test waits for real."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
 def proxy(moto: str) -> Iterator[FaultProxy]:
     started = FaultProxy("aws-retry-proxy").start(moto)
@@ -55,8 +35,8 @@ def proxy(moto: str) -> Iterator[FaultProxy]:
 
 
 @pytest.fixture
-def fake_time() -> FakeTime:
-    return FakeTime()
+def fake_time() -> FakeClock:
+    return FakeClock(NOW)
 
 
 @pytest.fixture
@@ -65,8 +45,10 @@ def deadline() -> Deadline:
 
 
 @pytest.fixture
-def dynamodb(proxy: FaultProxy, fake_time: FakeTime, deadline: Deadline) -> Iterator[AwsJsonClient]:
-    retry = Retrier(POLICY, deadline=deadline, clock=fake_time.clock, sleep=fake_time.sleep, rng=Highest())
+def dynamodb(proxy: FaultProxy, fake_time: FakeClock, deadline: Deadline) -> Iterator[AwsJsonClient]:
+    retry = Retrier(
+        POLICY, deadline=deadline, clock=fake_time.now, sleep=fake_time.sleep, rng=HighestJitter()
+    )
     client = aws_json_client("dynamodb", proxy.url, REGION, AWS_TEST_CREDENTIALS, retry=retry)
     client.call(
         "CreateTable",
@@ -91,7 +73,7 @@ def stored(client: AwsJsonClient, key: str) -> bool:
 
 
 def test_a_throttled_write_is_retried_until_it_goes_through(
-    dynamodb: AwsJsonClient, proxy: FaultProxy, fake_time: FakeTime
+    dynamodb: AwsJsonClient, proxy: FaultProxy, fake_time: FakeClock
 ) -> None:
     proxy.rules.append(Rule(target=".PutItem", status=400, body=THROTTLED, times=2))
 
@@ -99,11 +81,11 @@ def test_a_throttled_write_is_retried_until_it_goes_through(
 
     assert proxy.count(target=".PutItem") == 3
     assert stored(dynamodb, "key-1")
-    assert fake_time.sleeps == [1.0, 2.0]  # full jitter's bound, doubling
+    assert fake_time.slept == [1.0, 2.0]  # full jitter's bound, doubling
 
 
 def test_a_validation_error_is_not_retried(
-    dynamodb: AwsJsonClient, proxy: FaultProxy, fake_time: FakeTime
+    dynamodb: AwsJsonClient, proxy: FaultProxy, fake_time: FakeClock
 ) -> None:
     with pytest.raises(AwsError) as raised:
         dynamodb.call("PutItem", {"TableName": TABLE, "Item": {"id": {"N": "not-a-number"}}})
@@ -111,7 +93,7 @@ def test_a_validation_error_is_not_retried(
     assert raised.value.code == "ValidationException"
     assert raised.value.retryable is False
     assert proxy.count(target=".PutItem") == 1
-    assert fake_time.sleeps == []
+    assert fake_time.slept == []
 
 
 @pytest.mark.parametrize(
@@ -136,7 +118,7 @@ def test_server_errors_and_throttles_are_retried_once_each(
 
 
 def test_retries_stop_where_the_deadline_leaves_no_room(
-    dynamodb: AwsJsonClient, proxy: FaultProxy, fake_time: FakeTime, deadline: Deadline
+    dynamodb: AwsJsonClient, proxy: FaultProxy, fake_time: FakeClock, deadline: Deadline
 ) -> None:
     # 3.5 s before the safety margin: pauses of 1 s and 2 s fit, the next (4 s) does not.
     deadline.set(NOW + POLICY.safety_margin + 3.5)
@@ -148,12 +130,12 @@ def test_retries_stop_where_the_deadline_leaves_no_room(
     assert raised.value.code == "ProvisionedThroughputExceededException"
     assert raised.value.retryable is True
     assert proxy.count(target=".PutItem") == 3
-    assert fake_time.sleeps == [1.0, 2.0]
+    assert fake_time.slept == [1.0, 2.0]
     assert not stored(dynamodb, "key-3")
 
 
 def test_attempts_are_bounded_without_a_deadline(
-    dynamodb: AwsJsonClient, proxy: FaultProxy, fake_time: FakeTime
+    dynamodb: AwsJsonClient, proxy: FaultProxy, fake_time: FakeClock
 ) -> None:
     server_error = {"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": "x"}
     proxy.rules.append(Rule(target=".PutItem", status=500, body=server_error, times=10))
@@ -163,20 +145,20 @@ def test_attempts_are_bounded_without_a_deadline(
 
     assert raised.value.http_status == 500
     assert proxy.count(target=".PutItem") == POLICY.max_attempts
-    assert len(fake_time.sleeps) == POLICY.max_attempts - 1
+    assert len(fake_time.slept) == POLICY.max_attempts - 1
 
 
-def test_retry_after_is_waited_for(dynamodb: AwsJsonClient, proxy: FaultProxy, fake_time: FakeTime) -> None:
+def test_retry_after_is_waited_for(dynamodb: AwsJsonClient, proxy: FaultProxy, fake_time: FakeClock) -> None:
     proxy.rules.append(Rule(target=".PutItem", status=503, body=b"", headers={"Retry-After": "6"}))
 
     dynamodb.call("PutItem", put("key-5"))
 
     assert proxy.count(target=".PutItem") == 2
-    assert fake_time.sleeps == [6.0]
+    assert fake_time.slept == [6.0]
 
 
 def test_a_retry_after_past_the_deadline_is_not_waited_for(
-    dynamodb: AwsJsonClient, proxy: FaultProxy, fake_time: FakeTime, deadline: Deadline
+    dynamodb: AwsJsonClient, proxy: FaultProxy, fake_time: FakeClock, deadline: Deadline
 ) -> None:
     deadline.set(NOW + POLICY.safety_margin + 10.0)
     proxy.rules.append(Rule(target=".PutItem", status=503, body=b"", headers={"Retry-After": "60"}))
@@ -185,4 +167,4 @@ def test_a_retry_after_past_the_deadline_is_not_waited_for(
         dynamodb.call("PutItem", put("key-6"))
 
     assert proxy.count(target=".PutItem") == 1
-    assert fake_time.sleeps == []
+    assert fake_time.slept == []

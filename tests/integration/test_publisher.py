@@ -12,6 +12,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 from pydantic import SecretStr
+from tests.fakes import HighestJitter
 
 from cbr_checkpointer.aws import AwsCredentials, AwsJsonClient, aws_json_client
 from cbr_checkpointer.domain import (
@@ -310,11 +311,6 @@ def call_fails(status: int, code: str) -> Callable[[list[dict[str, Any]]], httpx
     return lambda _: httpx.Response(status, json={"__type": code, "message": "scripted"})
 
 
-class Highest(random.Random):
-    def uniform(self, a: float, b: float) -> float:
-        return b
-
-
 class Sleeps(list[float]):
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
@@ -348,7 +344,7 @@ def test_a_throttled_entry_is_retried_alone_after_a_jittered_pause() -> None:
     assert script.calls[1] == [script.calls[0][1]]
     assert json.loads(script.calls[1][0]["Detail"])["idempotency_key"] == "key-1"
     assert len(sleeps) == 1
-    assert 0.0 <= sleeps[0] <= POLICY.delay(1, None, Highest())
+    assert 0.0 <= sleeps[0] <= POLICY.delay(1, None, HighestJitter())
 
 
 def test_an_access_denied_entry_is_returned_without_retry() -> None:
@@ -407,7 +403,7 @@ def test_backoff_grows_to_the_cap() -> None:
     sleeps = Sleeps()
 
     policy = RetryPolicy(max_attempts=8, base_delay=0.5, max_delay=8.0)
-    scripted_publisher(script, sleeps, policy=policy, rng=Highest()).publish([make_outcome("created")])
+    scripted_publisher(script, sleeps, policy=policy, rng=HighestJitter()).publish([make_outcome("created")])
 
     assert len(script.calls) == 8
     assert sleeps == pytest.approx([1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0])

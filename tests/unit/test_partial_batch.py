@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx2 as httpx
 import pytest
 from pydantic import SecretStr
+from tests.fakes import FakeClock, HighestJitter
 
 from cbr_checkpointer.aws import AwsCredentials, AwsError, AwsJsonClient, aws_json_client
 from cbr_checkpointer.aws.partial_batch import (
@@ -25,24 +25,6 @@ NOW = 1_800_000_000.0
 THROTTLED = EntryFailure("ThrottlingException", "Rate exceeded", retryable=True)
 DENIED = EntryFailure("AccessDeniedException", "no", retryable=False)
 POLICY = RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=8.0, safety_margin=5.0)
-
-
-class Highest(random.Random):
-    def uniform(self, a: float, b: float) -> float:
-        return b
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = NOW
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 class ScriptedCalls:
@@ -66,13 +48,15 @@ def failing(results: dict[str, EntryFailure]) -> Callable[[str], EntryResult]:
 
 def sender(
     calls: ScriptedCalls,
-    time: FakeTime,
+    time: FakeClock,
     *,
     deadline: float | None = None,
     max_entries: int = 10,
     max_bytes: int | None = None,
 ) -> PartialBatchSender[str]:
-    retry = Retrier(POLICY, deadline=Deadline(deadline), clock=time.clock, sleep=time.sleep, rng=Highest())
+    retry = Retrier(
+        POLICY, deadline=Deadline(deadline), clock=time.now, sleep=time.sleep, rng=HighestJitter()
+    )
     size: Callable[[str], int] | None = len if max_bytes is not None else None
     return PartialBatchSender(calls, retry=retry, max_entries=max_entries, max_bytes=max_bytes, size=size)
 
@@ -81,7 +65,7 @@ def test_entries_go_at_most_max_entries_a_call() -> None:
     calls = ScriptedCalls()
     entries = [f"e{index}" for index in range(23)]
 
-    results = sender(calls, FakeTime()).send(entries)
+    results = sender(calls, FakeClock(NOW)).send(entries)
 
     assert results == [None] * 23
     assert [len(call) for call in calls.calls] == [10, 10, 3]
@@ -91,47 +75,47 @@ def test_entries_go_at_most_max_entries_a_call() -> None:
 def test_entries_go_at_most_max_bytes_a_call() -> None:
     calls = ScriptedCalls()
 
-    sender(calls, FakeTime(), max_bytes=10).send(["aaaa", "bbbb", "cccc", "dddddddddd", "e"])
+    sender(calls, FakeClock(NOW), max_bytes=10).send(["aaaa", "bbbb", "cccc", "dddddddddd", "e"])
 
     assert calls.calls == [["aaaa", "bbbb"], ["cccc"], ["dddddddddd"], ["e"]]
 
 
 def test_only_the_retryable_failures_are_sent_again_after_a_pause() -> None:
-    time = FakeTime()
+    time = FakeClock(NOW)
     calls = ScriptedCalls(failing({"b": THROTTLED, "c": DENIED}))
 
     results = sender(calls, time).send(["a", "b", "c", "d"])
 
     assert calls.calls == [["a", "b", "c", "d"], ["b"]]
     assert results == [None, None, DENIED, None]
-    assert time.sleeps == [1.0]
+    assert time.slept == [1.0]
 
 
 def test_an_entry_failing_every_attempt_ends_with_its_last_failure() -> None:
-    time = FakeTime()
+    time = FakeClock(NOW)
     calls = ScriptedCalls(*[failing({"b": THROTTLED})] * POLICY.max_attempts)
 
     results = sender(calls, time).send(["a", "b"])
 
     assert results == [None, THROTTLED]
     assert len(calls.calls) == POLICY.max_attempts
-    assert time.sleeps == [1.0, 2.0, 4.0]
+    assert time.slept == [1.0, 2.0, 4.0]
 
 
 def test_retries_of_entries_respect_the_deadline() -> None:
-    time = FakeTime()
+    time = FakeClock(NOW)
     calls = ScriptedCalls(*[failing({"a": THROTTLED})] * POLICY.max_attempts)
 
     results = sender(calls, time, deadline=NOW + POLICY.safety_margin + 1.5).send(["a"])
 
     assert results == [THROTTLED]
     assert calls.calls == [["a"], ["a"]]
-    assert time.sleeps == [1.0]
+    assert time.slept == [1.0]
 
 
 def test_a_whole_call_failure_ends_its_entries_without_another_call() -> None:
     # The AWS client already retried the call as far as the policy allows.
-    time = FakeTime()
+    time = FakeClock(NOW)
     refused = AwsError("ThrottlingException", "Rate exceeded", http_status=400, retryable=True)
     calls = ScriptedCalls(refused)
 
@@ -139,7 +123,7 @@ def test_a_whole_call_failure_ends_its_entries_without_another_call() -> None:
 
     assert calls.calls == [["a", "b"], ["c"]]
     assert results == [EntryFailure("ThrottlingException", "Rate exceeded", True, 400)] * 2 + [None]
-    assert time.sleeps == []
+    assert time.slept == []
 
 
 @pytest.mark.parametrize(

@@ -5,17 +5,11 @@ from __future__ import annotations
 import random
 
 import pytest
+from tests.fakes import FakeClock, HighestJitter
 
 from cbr_checkpointer.retry import Deadline, Retrier, RetryPolicy
 
 NOW = 1_800_000_000.0
-
-
-class Highest(random.Random):
-    """Jitter that always picks the top of its range, so the bound itself is seen."""
-
-    def uniform(self, a: float, b: float) -> float:
-        return b
 
 
 class Lowest(random.Random):
@@ -23,25 +17,10 @@ class Lowest(random.Random):
         return a
 
 
-class FakeTime:
-    """A clock that only moves when slept on."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def test_the_bound_doubles_from_the_base_up_to_the_cap() -> None:
     policy = RetryPolicy(max_attempts=10, base_delay=0.5, max_delay=8.0)
 
-    delays = [policy.delay(attempt, None, Highest()) for attempt in range(1, 7)]
+    delays = [policy.delay(attempt, None, HighestJitter()) for attempt in range(1, 7)]
 
     assert delays == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
 
@@ -62,7 +41,7 @@ def test_retry_after_longer_than_the_jitter_wins() -> None:
     policy = RetryPolicy(base_delay=0.5, max_delay=8.0)
 
     assert policy.delay(1, 3.0, Lowest()) == 3.0
-    assert policy.delay(1, 0.1, Highest()) == 1.0
+    assert policy.delay(1, 0.1, HighestJitter()) == 1.0
 
 
 def test_next_delay_gives_up_once_every_attempt_is_spent() -> None:
@@ -80,8 +59,8 @@ def test_next_delay_never_reaches_into_the_safety_margin() -> None:
     policy = RetryPolicy(max_attempts=10, base_delay=1.0, max_delay=8.0, safety_margin=5.0)
     deadline = NOW + 7.0  # 2 s of room before the margin
 
-    fits = policy.next_delay(1, retry_after=None, now=NOW, deadline=deadline, rng=Highest())
-    too_long = policy.next_delay(2, retry_after=None, now=NOW, deadline=deadline, rng=Highest())
+    fits = policy.next_delay(1, retry_after=None, now=NOW, deadline=deadline, rng=HighestJitter())
+    too_long = policy.next_delay(2, retry_after=None, now=NOW, deadline=deadline, rng=HighestJitter())
     retry_after_too_long = policy.next_delay(1, retry_after=2.5, now=NOW, deadline=deadline, rng=Lowest())
 
     assert fits == 2.0
@@ -110,39 +89,39 @@ def test_a_bad_field_is_refused_by_name(fields: dict[str, float], named: str) ->
 
 
 def test_a_retrier_sleeps_the_pause_and_stops_at_the_attempt_bound() -> None:
-    time = FakeTime()
-    retrier = Retrier(RetryPolicy(max_attempts=4), clock=time.clock, sleep=time.sleep, rng=Highest())
+    time = FakeClock(NOW)
+    retrier = Retrier(RetryPolicy(max_attempts=4), clock=time.now, sleep=time.sleep, rng=HighestJitter())
 
     answers = [retrier.pause(attempt) for attempt in (1, 2, 3, 4)]
 
     assert answers == [True, True, True, False]
-    assert time.sleeps == [1.0, 2.0, 4.0]
+    assert time.slept == [1.0, 2.0, 4.0]
 
 
 def test_a_retrier_reads_the_deadline_as_it_is_now() -> None:
-    time = FakeTime()
+    time = FakeClock(NOW)
     deadline = Deadline()
     retrier = Retrier(
         RetryPolicy(max_attempts=10, base_delay=0.5, safety_margin=5.0),
         deadline=deadline,
-        clock=time.clock,
+        clock=time.now,
         sleep=time.sleep,
-        rng=Highest(),
+        rng=HighestJitter(),
     )
 
     deadline.set(NOW + 10.0)  # an invocation with 5 s to spend on pauses
     spent = [retrier.pause(attempt) for attempt in (1, 2, 3)]
     assert spent == [True, True, False]  # 1 s and 2 s fit; 4 s more would end 2 s inside the margin
-    assert time.sleeps == [1.0, 2.0]
+    assert time.slept == [1.0, 2.0]
 
-    deadline.set(time.now + 100.0)  # the next invocation of the same environment
+    deadline.set(time.now() + 100.0)  # the next invocation of the same environment
     assert retrier.pause(3) is True
 
 
 def test_without_a_deadline_attempts_alone_bound_the_retries() -> None:
-    time = FakeTime()
-    retrier = Retrier(RetryPolicy(max_attempts=2), clock=time.clock, sleep=time.sleep, rng=Lowest())
+    time = FakeClock(NOW)
+    retrier = Retrier(RetryPolicy(max_attempts=2), clock=time.now, sleep=time.sleep, rng=Lowest())
 
     assert retrier.pause(1, retry_after=600.0) is True
-    assert time.sleeps == [600.0]
+    assert time.slept == [600.0]
     assert retrier.pause(2) is False
