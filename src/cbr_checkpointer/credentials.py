@@ -18,6 +18,7 @@ from cbr_checkpointer.cbr.credentials import control_character_in
 from cbr_checkpointer.domain import ErrorInfo
 from cbr_checkpointer.observability import SERVICE
 from cbr_checkpointer.retry import Retrier, RetryPolicy
+from cbr_checkpointer.tls import tls_context_for
 
 logger = Logger(service=SERVICE, child=True)
 
@@ -166,6 +167,7 @@ class SecretsExtension:
                     timeout=httpx.Timeout(2.0, connect=0.2),
                     limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
                     trust_env=False,
+                    verify=tls_context_for(self._base_url),
                     transport=self._transport,
                 )
             return self._client

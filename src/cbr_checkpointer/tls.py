@@ -1,14 +1,18 @@
-"""The one TLS context every HTTP client of the function shares.
+"""The TLS contexts of the function's HTTP clients: certificates and host names are always checked.
 
-Loading the CA bundle costs ~14 ms per context, and a cold invocation builds up to five clients
-(CBR, IAM, EventBridge, DynamoDB, Secrets Manager). Verification is always on, against the operating
-system's CA bundle.
+Every client of an https endpoint shares one context with the operating system's CA bundle. Parsing
+that bundle is the largest single cost of a cold start (~140 certificates), so it is done once, and
+only when some endpoint speaks TLS. A plain-http endpoint (the local emulator, a moto server, the
+secrets extension on localhost) never negotiates TLS: its client gets a context that still demands a
+verified certificate but trusts no authority, so no bundle is parsed for it and it could never
+complete a handshake with anyone.
 """
 
 from __future__ import annotations
 
 import ssl
 from functools import cache
+from urllib.parse import urlsplit
 
 import httpx2 as httpx
 
@@ -16,3 +20,16 @@ import httpx2 as httpx
 @cache
 def verified_tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context(verify=True, trust_env=False)
+
+
+@cache
+def trusting_no_one() -> ssl.SSLContext:
+    # PROTOCOL_TLS_CLIENT requires a certificate and checks the host name; no CA is ever loaded.
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+def tls_context_for(endpoint: str) -> ssl.SSLContext:
+    """The context for a client whose requests all go to `endpoint` (redirects are never followed)."""
+    if urlsplit(endpoint).scheme.lower() == "http":
+        return trusting_no_one()
+    return verified_tls_context()

@@ -78,25 +78,30 @@ LAMBDA_ENVIRONMENT = {
 }
 
 
-def test_in_a_complete_environment_the_import_builds_the_runtime_for_init() -> None:
-    # Given the environment Lambda gives the function
+@pytest.mark.parametrize(("scheme", "bundles_loaded"), [("https", 1), ("http", 0)])
+def test_in_a_complete_environment_the_import_builds_the_runtime_for_init(
+    scheme: str, bundles_loaded: int
+) -> None:
+    # Given the environment Lambda gives the function, its endpoints speaking TLS or not
+    endpoints = {name: f"{scheme}://127.0.0.1:9" for name in ("AWS_ENDPOINT_URL", "CBR_ENDPOINT")}
     completed = subprocess.run(
         [sys.executable, "-c", INIT_PROBE],
         capture_output=True,
         text=True,
-        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"} | LAMBDA_ENVIRONMENT,
+        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"} | LAMBDA_ENVIRONMENT | endpoints,
         timeout=60,
         check=False,
     )
 
-    # Then importing the handler (Lambda's init) built the runtime, its HTTP stack and TLS context and
-    # the body validators, so the first invocation does not; still without boto3
+    # Then importing the handler (Lambda's init) built the runtime, its HTTP stack, the body validators
+    # and, when some endpoint speaks TLS, the verified TLS context, so the first invocation does not;
+    # still without boto3
     assert completed.returncode == 0, completed.stderr
     facts = json.loads(completed.stdout.strip().splitlines()[-1])
     assert facts == {
         "runtime_built": True,
         "clients": ["cbr", "dynamodb", "events"],
-        "tls_context_loaded": 1,
+        "tls_context_loaded": bundles_loaded,
         "http_stack_imported": True,
         "validators_built": [True, True, True],
         "boto3": False,

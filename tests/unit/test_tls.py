@@ -1,10 +1,13 @@
-"""The TLS context every HTTP client shares: certificates and host names are always checked."""
+"""The TLS contexts of the HTTP clients: certificates and host names are always checked, and the CA
+bundle is parsed only for endpoints that speak TLS."""
 
 from __future__ import annotations
 
 import ssl
 
-from cbr_checkpointer.tls import verified_tls_context
+import pytest
+
+from cbr_checkpointer.tls import tls_context_for, trusting_no_one, verified_tls_context
 
 
 def test_the_shared_context_verifies_peers_against_loaded_certificate_authorities() -> None:
@@ -13,3 +16,20 @@ def test_the_shared_context_verifies_peers_against_loaded_certificate_authoritie
     assert (context.verify_mode, context.check_hostname) == (ssl.CERT_REQUIRED, True)
     assert context.cert_store_stats()["x509_ca"] > 0
     assert verified_tls_context() is context
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    ["https://cbr.ap-southeast-1.myhuaweicloud.com", "HTTPS://iam.example.com/v3", "cbr.example.com"],
+)
+def test_an_endpoint_that_may_speak_tls_gets_the_verified_context(endpoint: str) -> None:
+    assert tls_context_for(endpoint) is verified_tls_context()
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:4566", "HTTP://localhost:2773/"])
+def test_a_plain_http_endpoint_gets_a_context_that_verifies_and_trusts_no_one(endpoint: str) -> None:
+    context = tls_context_for(endpoint)
+
+    assert context is trusting_no_one()
+    assert (context.verify_mode, context.check_hostname) == (ssl.CERT_REQUIRED, True)
+    assert context.cert_store_stats()["x509_ca"] == 0

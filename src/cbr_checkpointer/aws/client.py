@@ -14,7 +14,7 @@ from cbr_checkpointer.aws.retryable import is_retryable_error, is_retryable_tran
 from cbr_checkpointer.aws.sigv4 import AwsCredentials, SigV4Auth
 from cbr_checkpointer.observability import SERVICE
 from cbr_checkpointer.retry import Retrier, parse_retry_after
-from cbr_checkpointer.tls import verified_tls_context
+from cbr_checkpointer.tls import tls_context_for
 
 logger = Logger(service=SERVICE, child=True)
 
@@ -130,7 +130,7 @@ class AwsJsonClient:
                     limits=self._limits,
                     timeout=self._timeout,
                     transport=self._transport,
-                    verify=verified_tls_context(),
+                    verify=tls_context_for(self._url),
                 )
             return self._http
 

@@ -30,7 +30,7 @@ from cbr_checkpointer.models import (
 )
 from cbr_checkpointer.observability import SERVICE
 from cbr_checkpointer.rate import AdaptiveLimiter, Verdict
-from cbr_checkpointer.tls import verified_tls_context
+from cbr_checkpointer.tls import tls_context_for
 
 logger = Logger(service=SERVICE, child=True)
 
@@ -317,7 +317,7 @@ class CbrClient:
                         max_keepalive_connections=self._max_connections,
                         keepalive_expiry=KEEPALIVE_SECONDS,
                     ),
-                    verify=verified_tls_context(),
+                    verify=tls_context_for(self._endpoint),
                     follow_redirects=False,
                     # Endpoints, proxies and CA bundles come from configuration, not the environment.
                     trust_env=False,

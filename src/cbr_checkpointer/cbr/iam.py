@@ -23,7 +23,7 @@ from cbr_checkpointer.cbr.errors import (
 from cbr_checkpointer.domain import ErrorInfo
 from cbr_checkpointer.observability import SERVICE
 from cbr_checkpointer.redaction import redact, remember
-from cbr_checkpointer.tls import verified_tls_context
+from cbr_checkpointer.tls import tls_context_for
 
 logger = Logger(service=SERVICE, child=True)
 
@@ -190,7 +190,7 @@ class TokenIssuer:
                     base_url=self._iam_endpoint,
                     timeout=self._timeout,
                     limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
-                    verify=verified_tls_context(),
+                    verify=tls_context_for(self._iam_endpoint),
                     follow_redirects=False,
                     trust_env=False,
                     transport=self._transport,
