@@ -8,11 +8,11 @@ resource: `completed`, `failed` or `timed_out`.
 Everything here is a function of the answers it is given (and of the age it is told): asking CBR,
 counting checks, scheduling the next one and recording the end are the completion chain's.
 
-- A running checkpoint, one in a status the table does not know, or one whose backups are not all
-  ended, is pending; so is a checkpoint CBR does not find yet, within NOT_FOUND_GRACE_SECONDS of
-  its create.
-- An ended checkpoint is completed when every backup it should have finished (a backup restored or
-  deleted after it finished counts as finished, with a note) and no resource was skipped.
+- A running checkpoint, one in a status the table does not know, or one not in error whose backups
+  have not all ended, is pending; so is a checkpoint CBR does not find yet, within
+  NOT_FOUND_GRACE_SECONDS of its create.
+- An ended checkpoint completed when each of its backups finished (one restored or deleted since
+  counts as finished, with a note) and every resource has a backup.
 - It failed when it ended in error, a backup failed, a resource has no backup (skipped by CBR, or
   named by the request and absent), or it was deleted before its backups finished. Each resource
   that did not complete carries its own reason, from its backup task when there is one.
