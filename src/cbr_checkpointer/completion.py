@@ -4,7 +4,8 @@ A 200 from the create only means the backup started (`protecting`); backups can 
 Lambda lives 15 minutes at most. So each Created schedules a check on the watch queue, an SQS
 message with `DelaySeconds`; each check looks once (ShowCheckpoint, then ListBackups and, for the
 reasons of a failure, the operation logs) and either schedules the next check, later, or ends in one
-final outcome: `completed`, `failed` (`"stage": "completion"`) or `timed_out`.
+final outcome: `completed`, `failed` (`"stage": "completion"`) or `timed_out`. What CBR's answers
+mean is judged in `checkpoint_verdict`; this module asks, schedules and records.
 
 The ledger keeps the chain single and the end unique, although SQS delivers at least once:
 
@@ -21,11 +22,21 @@ The ledger keeps the chain single and the end unique, although SQS delivers at l
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
+from cbr_checkpointer.checkpoint_verdict import (
+    UnexplainedFailure,
+    Verdict,
+    backups_unlisted,
+    checkpoint_unreadable,
+    explain,
+    judge_backups,
+    judge_checkpoint,
+    timed_out,
+)
 from cbr_checkpointer.domain import (
     BackupRequest,
     Busy,
@@ -36,8 +47,6 @@ from cbr_checkpointer.domain import (
     LedgerUnavailable,
     Outcome,
     QueueUnavailable,
-    ResourceError,
-    ResourceResult,
     StepDone,
     StoredOutcome,
     StoredResult,
@@ -46,16 +55,10 @@ from cbr_checkpointer.domain import (
 )
 from cbr_checkpointer.observability import logger
 from cbr_checkpointer.ports import MAX_DELAY_SECONDS, Cbr, Clock, Ledger, SystemClock, WatchQueue
-from cbr_checkpointer.statuses import Phase, backup_phase, checkpoint_phase
 
 T = TypeVar("T")
 
 FIRST_CHECK_SECONDS = 30
-# ShowCheckpoint may not know a checkpoint for a little while after the create answered.
-NOT_FOUND_GRACE_SECONDS = 120
-NOT_FOUND_CODES = frozenset({"BackupService.6217"})
-_NOT_ENDED = (Phase.RUNNING, Phase.UNKNOWN)
-MAX_ERROR_MESSAGE = 1024
 # A checkpoint's backup tasks are read from this long before it was first seen created (clock skew).
 TASKS_SKEW_SECONDS = 300
 
@@ -77,17 +80,6 @@ def check_key(idempotency_key: str, attempt: int) -> str:
 
 def completion_key(idempotency_key: str) -> str:
     return f"{idempotency_key}#completion"
-
-
-@dataclass(frozen=True, slots=True)
-class _Verdict:
-    """What one look at a checkpoint found: still running, or a final result."""
-
-    kind: Literal["pending", "completed", "failed", "timed_out"]
-    reason: str = ""
-    checkpoint: dict[str, Any] | None = None
-    resources: tuple[ResourceResult, ...] = ()
-    error: ErrorInfo | None = None
 
 
 class _LookFailed(Exception):
@@ -195,7 +187,7 @@ class CompletionService:
             if age < self._max_age:
                 self._release(this_check, now)
                 raise TransientFailure(check, failure.info) from None
-            verdict = _Verdict("pending", reason=f"CBR did not answer: {failure.info.message}")
+            verdict = Verdict("pending", reason=f"CBR did not answer: {failure.info.message}")
         if verdict.kind == "pending":
             remaining = self._max_age - age
             if remaining > 0:
@@ -228,7 +220,7 @@ class CompletionService:
 
     # -- looking at CBR -------------------------------------------------------------------------------
 
-    def _look(self, check: WatchCheck, age: float) -> _Verdict:
+    def _look(self, check: WatchCheck, age: float) -> Verdict:
         try:
             checkpoint = self._cbr.show_checkpoint(
                 check.project_id, check.checkpoint_id, region=check.region
@@ -236,26 +228,18 @@ class CompletionService:
         except CbrCallFailed as error:
             if error.info.retryable:
                 raise _LookFailed(error.info) from None
-            if _is_not_found(error):
-                if age < NOT_FOUND_GRACE_SECONDS:
-                    return _Verdict(
-                        "pending", reason="not found yet (CBR may not list it right after the create)"
-                    )
-                message = f"the checkpoint no longer exists: {error.info.message}"
-                return _Verdict("failed", error=replace(error.info, message=message, retryable=False))
-            # Refused for good (no permission to read it, ...): say so rather than follow forever.
-            message = f"cannot follow the checkpoint: {error.info.message}"
-            return _Verdict("failed", error=replace(error.info, message=message))
-        status = str(checkpoint.get("status") or "")
-        phase = checkpoint_phase(status)
-        if phase is Phase.RUNNING:
-            return _Verdict("pending", reason=status, checkpoint=checkpoint)
-        if phase is not Phase.UNKNOWN:
-            return self._backups_verdict(check, checkpoint, status)
-        logger.warning("unknown checkpoint status; looking again later", extra=_check_extra(check, status))
-        return _Verdict("pending", reason=f"unknown status {status!r}", checkpoint=checkpoint)
+            return checkpoint_unreadable(error.info, age)
+        verdict = judge_checkpoint(checkpoint)
+        if verdict is None:
+            return self._backups_verdict(check, checkpoint)
+        if verdict.unknown_status:
+            logger.warning(
+                "unknown checkpoint status; looking again later",
+                extra=_check_extra(check, verdict.checkpoint_status),
+            )
+        return verdict
 
-    def _backups_verdict(self, check: WatchCheck, checkpoint: dict[str, Any], status: str) -> _Verdict:
+    def _backups_verdict(self, check: WatchCheck, checkpoint: dict[str, Any]) -> Verdict:
         try:
             backups = self._cbr.list_backups(
                 check.project_id, region=check.region, checkpoint_id=check.checkpoint_id
@@ -263,39 +247,20 @@ class CompletionService:
         except CbrCallFailed as error:
             if error.info.retryable:
                 raise _LookFailed(error.info) from None
-            message = f"cannot list the checkpoint's backups: {error.info.message}"
-            return _Verdict("failed", checkpoint=checkpoint, error=replace(error.info, message=message))
-        resources = [_resource(backup) for backup in backups if _of_checkpoint(backup, check)]
-        phase = checkpoint_phase(status)
-        if phase is Phase.DELETED and not _all_ended_well(resources):
-            info = ErrorInfo("api", f"the checkpoint is {status}: it was deleted", code="CheckpointDeleted")
-            return _Verdict("failed", checkpoint=checkpoint, resources=tuple(resources), error=info)
-        listed = {entry.resource_id for entry in resources}
-        # A backup in a status the table does not know is followed like a running one.
-        running = [entry for entry in resources if backup_phase(entry.status) in _NOT_ENDED]
-        if running and phase is not Phase.FAILED:
-            return _Verdict(
-                "pending", reason=f"{len(running)} backup(s) still running", checkpoint=checkpoint
-            )
-        resources.extend(_skipped(check.request, checkpoint, listed))
-        failed = [entry for entry in resources if _did_not_complete(entry)]
-        if phase is not Phase.FAILED and not failed:
-            return _Verdict("completed", checkpoint=checkpoint, resources=tuple(resources))
-        resources = self._with_reasons(check, resources)
-        return _Verdict(
-            "failed",
-            checkpoint=checkpoint,
-            resources=tuple(resources),
-            error=_failure_summary(resources, status),
-        )
+            return backups_unlisted(checkpoint, error.info)
+        judged = judge_backups(checkpoint, backups, checkpoint_id=check.checkpoint_id, request=check.request)
+        if isinstance(judged, UnexplainedFailure):
+            return explain(judged, self._backup_tasks(check), checkpoint_id=check.checkpoint_id)
+        return judged
 
-    def _with_reasons(self, check: WatchCheck, resources: list[ResourceResult]) -> list[ResourceResult]:
-        """The resources, failed ones with `error` from this checkpoint's backup tasks (operation logs)."""
+    def _backup_tasks(self, check: WatchCheck) -> list[dict[str, Any]]:
+        """The vault's backup tasks (operation logs) that may be this checkpoint's; none when CBR
+        refuses them for good (the failure is then published without its reasons)."""
         try:
             # From a little before the checkpoint was seen created, so that a busy vault's newer tasks
             # cannot push this checkpoint's out of the pages read.
             since = check.first_seen - timedelta(seconds=TASKS_SKEW_SECONDS)
-            logs = self._cbr.list_operation_logs(
+            return self._cbr.list_operation_logs(
                 check.project_id,
                 region=check.region,
                 vault_id=check.vault_id,
@@ -309,29 +274,9 @@ class CompletionService:
                 "operation logs unavailable; failures published without their reasons",
                 extra=_check_extra(check, error.info.code or error.info.message),
             )
-            logs = []
-        ours = [log for log in logs if log.get("checkpoint_id") == check.checkpoint_id]
-        by_resource: dict[str, dict[str, Any]] = {}
-        for log in ours:
-            resource = _mapping(_mapping(log.get("extra_info")).get("resource"))
-            resource_id = resource.get("id")
-            if isinstance(resource_id, str) and (
-                log.get("status") != "success" or resource_id not in by_resource
-            ):
-                by_resource[resource_id] = log
-        known = {entry.resource_id for entry in resources}
-        for resource_id, log in by_resource.items():
-            # The checkpoint failed before ListBackups showed a backup of this resource.
-            if resource_id not in known and log.get("status") in ("failed", "timeout"):
-                resources.append(_resource_from_log(log))
-        return [
-            replace(entry, error=_log_error(by_resource.get(entry.resource_id or "")))
-            if _did_not_complete(entry) and entry.error is None
-            else entry
-            for entry in resources
-        ]
+            return []
 
-    def _timed_out(self, check: WatchCheck, age: float, last: _Verdict) -> _Verdict:
+    def _timed_out(self, check: WatchCheck, age: float, last: Verdict) -> Verdict:
         """Followed past WATCH_MAX_AGE_SECONDS: the end, with each resource's backup as it stands."""
         try:
             backups = self._cbr.list_backups(
@@ -339,19 +284,11 @@ class CompletionService:
             )
         except CbrCallFailed:
             backups = []
-        status = (last.checkpoint or {}).get("status") or "unknown"
-        info = ErrorInfo(
-            "timeout",
-            f"the checkpoint was still {status} after {age:.0f} s ({last.reason}); followed for at most "
-            f"{self._max_age:.0f} s (WATCH_MAX_AGE_SECONDS)",
-            code="CompletionTimedOut",
-        )
-        resources = tuple(_resource(backup) for backup in backups if _of_checkpoint(backup, check))
-        return _Verdict("timed_out", checkpoint=last.checkpoint, resources=resources, error=info)
+        return timed_out(last, backups, checkpoint_id=check.checkpoint_id, age=age, max_age=self._max_age)
 
     # -- the end --------------------------------------------------------------------------------------
 
-    def _finish(self, check: WatchCheck, verdict: _Verdict, deadline: float) -> Outcome:
+    def _finish(self, check: WatchCheck, verdict: Verdict, deadline: float) -> Outcome:
         """Record the final result (first one wins) and return it for publishing."""
         if verdict.kind == "pending":
             raise ValueError("a pending verdict is not an end")
@@ -395,7 +332,7 @@ class CompletionService:
         self._release(key, now)  # the stored end expired: nothing left to republish
         return None
 
-    # -- helpers --------------------------------------------------------------------------------------
+    # -- the first check, the stored end, log fields -------------------------------------------------------
 
     def _ledger_call(self, check: WatchCheck, call: Callable[[], T]) -> T:
         try:
@@ -418,7 +355,7 @@ class CompletionService:
             logger.warning("ledger write failed", extra={"error_code": error.code, "key": key})
 
 
-# -- pure functions -----------------------------------------------------------------------------------
+# -- the first check, the stored end, log fields ------------------------------------------------------
 
 
 def _first_check(outcome: Outcome, now: float) -> WatchCheck | None:
@@ -449,121 +386,6 @@ def _stored_end(check: WatchCheck, result: StoredResult) -> Outcome:
             f"the ledger holds a step, not an end, under {completion_key(check.idempotency_key)!r}"
         )
     return result.replayed(check)
-
-
-def _is_not_found(error: CbrCallFailed) -> bool:
-    return error.info.code in NOT_FOUND_CODES or error.info.http_status == 404
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _resource(backup: Mapping[str, Any]) -> ResourceResult:
-    status = backup.get("status")
-    return ResourceResult(
-        resource_id=backup.get("resource_id"),
-        status=status,
-        backup_id=backup.get("id"),
-        resource_name=backup.get("resource_name"),
-        resource_type=backup.get("resource_type"),
-        note="deleted after the backup finished" if backup_phase(status) is Phase.DELETED else None,
-    )
-
-
-def _of_checkpoint(backup: Mapping[str, Any], check: WatchCheck) -> bool:
-    """Listed for this checkpoint (the list was asked for its backups; one that does not name its
-    checkpoint is taken to be one)."""
-    return backup.get("checkpoint_id") in (None, check.checkpoint_id)
-
-
-def _all_ended_well(resources: Sequence[ResourceResult]) -> bool:
-    """Every backup listed finished (and may have been deleted since), and there is at least one."""
-    return bool(resources) and all(
-        backup_phase(entry.status) in (Phase.FINISHED, Phase.DELETED) for entry in resources
-    )
-
-
-def _did_not_complete(entry: ResourceResult) -> bool:
-    return entry.status == "skipped" or backup_phase(entry.status) is Phase.FAILED
-
-
-def _resource_from_log(log: Mapping[str, Any]) -> ResourceResult:
-    extra = _mapping(log.get("extra_info"))
-    resource = _mapping(extra.get("resource"))
-    return ResourceResult(
-        resource_id=resource.get("id"),
-        status="error",
-        backup_id=_mapping(extra.get("backup")).get("backup_id") or None,
-        resource_name=resource.get("name"),
-        resource_type=resource.get("type"),
-    )
-
-
-def _log_error(log: Mapping[str, Any] | None) -> ResourceError:
-    if log is None:
-        return ResourceError(None, "the backup ended in error; no backup task of this checkpoint explains it")
-    info = _mapping(log.get("error_info"))
-    message = info.get("message") or f"the backup task ended {log.get('status')} without a reason"
-    return ResourceError(info.get("code") or None, _clip(str(message)))
-
-
-def _failure_summary(resources: Sequence[ResourceResult], status: str) -> ErrorInfo:
-    failed = [entry for entry in resources if _did_not_complete(entry)]
-    if not failed:
-        return ErrorInfo(
-            "api", f"the checkpoint ended {status}; no backup of it reports why", code="CheckpointError"
-        )
-    parts = []
-    for entry in failed:
-        name = entry.resource_name or entry.resource_id
-        reason = (
-            ""
-            if entry.error is None
-            else ": ".join(part for part in (entry.error.code, entry.error.message) if part)
-        )
-        parts.append(f"{name} ({entry.resource_id}) {entry.status}: {reason}")
-    first_code = None if failed[0].error is None else failed[0].error.code
-    message = f"{len(failed)} of {len(resources)} backup(s) did not complete: " + "; ".join(parts)
-    return ErrorInfo("api", _clip(message), code=first_code or "BackupFailed")
-
-
-def _skipped(
-    request: Mapping[str, Any], checkpoint: Mapping[str, Any], listed: set[str | None]
-) -> list[ResourceResult]:
-    """Resources with no backup in this checkpoint: skipped by CBR at the create (a busy resource),
-    as ShowCheckpoint's `vault.skipped_resources` says, or named by the request and absent."""
-    reasons: dict[str, ResourceError] = {}
-    for skipped in _mapping(checkpoint.get("vault")).get("skipped_resources") or ():
-        if isinstance(skipped, Mapping) and isinstance(skipped.get("id"), str):
-            reasons[skipped["id"]] = ResourceError(
-                skipped.get("code") or "Skipped", skipped.get("reason") or "skipped by CBR at the create"
-            )
-    for resource_id in _requested_resources(request):
-        reasons.setdefault(
-            resource_id,
-            ResourceError("NoBackup", "the request named this resource but CBR made no backup of it"),
-        )
-    return [
-        ResourceResult(resource_id=resource_id, status="skipped", error=error)
-        for resource_id, error in reasons.items()
-        if resource_id not in listed
-    ]
-
-
-def _requested_resources(request: Mapping[str, Any]) -> list[str]:
-    parameters = _mapping(_mapping(request.get("checkpoint")).get("parameters"))
-    ids = [value for value in parameters.get("resources") or () if isinstance(value, str)]
-    ids.extend(
-        detail["id"]
-        for detail in parameters.get("resource_details") or ()
-        if isinstance(detail, Mapping) and isinstance(detail.get("id"), str)
-    )
-    return list(dict.fromkeys(ids))
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_ERROR_MESSAGE else text[: MAX_ERROR_MESSAGE - 1] + "…"
 
 
 def _unavailable_extra(error: DependencyUnavailable, check: WatchCheck) -> dict[str, Any]:

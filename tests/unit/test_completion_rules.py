@@ -1,10 +1,13 @@
-"""Completion without sockets: the delay schedule, the watch message, and the rules of one check.
+"""Completion without sockets: the delay schedule, the ledger keys, and the chain of checks.
 
 CBR, the watch queue and the clock are the fakes of tests/fakes.py; the ledger is the real MemoryLedger.
+What CBR's answers mean (completed, failed and why, skipped, deleted, timed out) is tested on its own
+in test_checkpoint_verdict.py; here, that each check asks for it, acts on it and ends once.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -201,28 +204,22 @@ def test_an_available_checkpoint_with_backups_still_running_is_looked_at_again()
     assert world.scheduled() == [(2, 60)]
 
 
-def test_a_failed_backup_is_failed_with_the_reason_of_its_own_task() -> None:
+def test_a_failed_backup_reads_the_backup_tasks_from_before_the_create_for_its_reason() -> None:
     world = World()
     world.cbr.status = "error"
     world.cbr.backups = [backup(SERVER, "available", "b-1"), backup(VOLUME, "error", "b-2")]
-    world.cbr.logs = [
-        task(VOLUME, "failed", "BackupService.0000", "another checkpoint's failure", checkpoint="other"),
-        task(VOLUME, "failed", "BackupService.7003", "The disk status does not allow backup."),
-        task(SERVER, "success"),
-    ]
+    world.cbr.logs = [task(VOLUME, "failed", "BackupService.7003", "The disk status does not allow backup.")]
 
     outcome = world.check(make_check())
 
     assert outcome is not None
     assert outcome.kind == "failed"
     by_id = {entry.resource_id: entry for entry in outcome.resources or ()}
-    assert by_id[SERVER].error is None
     assert by_id[VOLUME].error == ResourceError(
         "BackupService.7003", "The disk status does not allow backup."
     )
     assert outcome.error is not None
     assert outcome.error.code == "BackupService.7003"
-    assert VOLUME in outcome.error.message
     # Tasks are read from 5 minutes before the checkpoint was seen created: a busy vault's newer ones
     # cannot push this checkpoint's out of the pages read.
     since = {"start_time": "2026-11-27T01:55:00Z"}
@@ -233,6 +230,34 @@ def test_a_failed_backup_is_failed_with_the_reason_of_its_own_task() -> None:
     assert TASKS_SKEW_SECONDS == 300
     assert detail_type(outcome) == "CBR Checkpoint Failed"
     assert event_detail(outcome)["stage"] == "completion"
+
+
+def test_a_checkpoint_deleted_before_it_finished_fails_without_reading_backup_tasks() -> None:
+    world = World()
+    world.cbr.status = "deleted"
+    world.cbr.backups = [backup(SERVER, "protecting")]
+
+    outcome = world.check(make_check())
+
+    assert outcome is not None
+    assert outcome.error is not None
+    assert (outcome.kind, outcome.error.code) == ("failed", "CheckpointDeleted")
+    assert world.cbr.names() == ["show", "backups"]
+
+
+def test_a_checkpoint_in_an_unknown_status_is_looked_at_again_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = World()
+    world.cbr.status = "frozen"
+
+    assert world.check(make_check()) is None
+
+    assert world.scheduled() == [(2, 60)]
+    assert world.cbr.names() == ["show"]
+    (warning,) = [record for record in caplog.records if record.levelno == logging.WARNING]
+    assert warning.getMessage() == "unknown checkpoint status; looking again later"
+    assert (vars(warning)["checkpoint_id"], vars(warning)["state"]) == (CHECKPOINT, "frozen")
 
 
 def test_a_check_looks_at_the_checkpoint_in_its_own_region_and_the_next_check_keeps_it() -> None:
@@ -257,35 +282,6 @@ def test_a_check_looks_at_the_checkpoint_in_its_own_region_and_the_next_check_ke
     assert following.region == "ap-southeast-1"
 
 
-def test_a_resource_skipped_at_the_create_fails_the_completion() -> None:
-    world = World()
-    world.cbr.status = "available"
-    world.cbr.backups = []  # the request named SERVER; CBR made no backup of it
-
-    outcome = world.check(make_check())
-
-    assert outcome is not None
-    assert outcome.kind == "failed"
-    assert outcome.resources == (
-        ResourceResult(
-            SERVER,
-            "skipped",
-            error=ResourceError("NoBackup", "the request named this resource but CBR made no backup of it"),
-        ),
-    )
-    assert event_detail(outcome)["resources"] == [
-        {
-            "resource_id": SERVER,
-            "backup_id": None,
-            "status": "skipped",
-            "error": {
-                "code": "NoBackup",
-                "message": "the request named this resource but CBR made no backup of it",
-            },
-        }
-    ]
-
-
 def test_failure_reasons_that_cannot_be_read_leave_the_failure_unexplained() -> None:
     world = World()
     world.cbr.status = "error"
@@ -300,107 +296,6 @@ def test_failure_reasons_that_cannot_be_read_leave_the_failure_unexplained() -> 
     error = outcome.resources[0].error
     assert error is not None
     assert error.code is None
-
-
-@pytest.mark.parametrize("status", ["deleted", "deleting", "error-deleting"])
-@pytest.mark.parametrize("backups", [[], [backup(SERVER, "protecting")]], ids=["no backup", "unfinished"])
-def test_a_checkpoint_deleted_before_it_finished_is_a_clear_failure(
-    status: str, backups: list[dict[str, Any]]
-) -> None:
-    world = World()
-    world.cbr.status = status
-    world.cbr.backups = backups
-
-    outcome = world.check(make_check())
-
-    assert outcome is not None
-    assert outcome.kind == "failed"
-    assert outcome.error is not None
-    assert outcome.error.code == "CheckpointDeleted"
-    assert status in outcome.error.message
-    assert [name for name, _ in world.cbr.calls] == ["show", "backups"]
-
-
-@pytest.mark.parametrize("checkpoint_status", ["deleted", "deleting", "available"])
-@pytest.mark.parametrize("backup_status", ["deleting", "waiting_delete"])
-def test_a_backup_deleted_after_it_finished_is_completed_and_says_so(
-    checkpoint_status: str, backup_status: str
-) -> None:
-    # Given a checkpoint whose only backup finished and is now being deleted
-    world = World()
-    world.cbr.status = checkpoint_status
-    world.cbr.backups = [backup(SERVER, backup_status, "b-1")]
-
-    outcome = world.check(make_check())
-
-    # Then that is no failure: Completed, with CBR's status and a note on the resource
-    assert outcome is not None
-    assert outcome.kind == "completed"
-    assert outcome.error is None
-    ((resource),) = outcome.resources or ()
-    assert resource.status == backup_status
-    assert resource.note == "deleted after the backup finished"
-    assert detail_type(outcome) == "CBR Checkpoint Completed"
-    assert not [call for call in world.cbr.calls if call[0] == "logs"]
-
-
-@pytest.mark.parametrize("checkpoint_status", ["available", "restoring"])
-@pytest.mark.parametrize("backup_status", ["restoring", "waiting_restore"])
-def test_a_backup_being_restored_right_after_it_finished_is_completed(
-    checkpoint_status: str, backup_status: str
-) -> None:
-    # Given a finished checkpoint whose backup is already being restored from
-    world = World()
-    world.cbr.status = checkpoint_status
-    world.cbr.backups = [backup(SERVER, backup_status, "b-1")]
-    world.cbr.logs = [task(SERVER, "success")]
-
-    outcome = world.check(make_check())
-
-    # Then the backup finished: Completed, not "Failed: restoring"
-    assert outcome is not None
-    assert (outcome.kind, outcome.error) == ("completed", None)
-    assert detail_type(outcome) == "CBR Checkpoint Completed"
-    assert [entry.status for entry in outcome.resources or ()] == [backup_status]
-
-
-@pytest.mark.parametrize("backup_status", ["archiving", None])
-def test_a_backup_in_an_unknown_status_is_followed_until_the_maximum_age(backup_status: str | None) -> None:
-    # Given a finished checkpoint whose backup is in a status no table lists (or none at all)
-    world = World(max_age=3600)
-    world.cbr.status = "available"
-    world.cbr.backups = [backup(SERVER, "available") | {"status": backup_status}]
-
-    # Then it is looked at again, like a running one
-    assert world.check(make_check()) is None
-    assert [attempt for attempt, _ in world.scheduled()] == [2]
-
-    # And past the maximum age it times out, showing the status as CBR gave it
-    world.clock.advance(3600)
-    outcome = world.check(make_check(attempt=2))
-    assert outcome is not None
-    assert outcome.kind == "timed_out"
-    assert [entry.status for entry in outcome.resources or ()] == [backup_status]
-
-
-def test_a_backup_listed_without_its_checkpoint_or_names_still_counts() -> None:
-    # Given the backups of this checkpoint, listed with every optional field null
-    world = World()
-    world.cbr.status = "available"
-    world.cbr.backups = [
-        dict.fromkeys(("checkpoint_id", "resource_name", "resource_type", "id"))
-        | {"resource_id": SERVER}
-        | {"status": "available"},
-    ]
-
-    outcome = world.check(make_check())
-
-    # Then the backup is this checkpoint's (the list was asked for it), and it completed
-    assert outcome is not None
-    assert outcome.kind == "completed"
-    assert [entry.to_detail() for entry in outcome.resources or ()] == [
-        {"resource_id": SERVER, "backup_id": None, "status": "available"}
-    ]
 
 
 def test_not_found_right_after_the_create_is_looked_at_again_and_later_is_a_failure() -> None:

@@ -135,9 +135,17 @@ RULES = {
     "cbr_checkpointer.fanout",
 }
 CORE = {"cbr_checkpointer.domain", "cbr_checkpointer.ports", "cbr_checkpointer.retry"}
+# Judgements: pure functions of CBR's answers, which the rules ask for and act on. They know the domain's
+# values and the status table, and nothing that calls, logs or reads a clock.
+JUDGEMENTS = {"cbr_checkpointer.checkpoint_verdict"}
+JUDGEMENTS_MAY_USE = {"cbr_checkpointer.domain", "cbr_checkpointer.statuses"}
+JUDGEMENTS_STANDARD_LIBRARY = {"__future__", "collections.abc", "dataclasses", "typing"}
 # The status table is knowledge of CBR's vocabulary, not an adapter: the rules read it.
 RULES_MAY_USE = (
-    CORE | RULES | {"cbr_checkpointer.observability", "cbr_checkpointer.models", "cbr_checkpointer.statuses"}
+    CORE
+    | RULES
+    | JUDGEMENTS
+    | {"cbr_checkpointer.observability", "cbr_checkpointer.models", "cbr_checkpointer.statuses"}
 )
 CORE_MAY_USE = CORE | {"cbr_checkpointer.models"}
 # The fan-out builds each vault's request with the trigger parsers' own key scheme, so that a vault's key
@@ -200,6 +208,36 @@ def test_the_rules_know_only_ports_and_the_domain() -> None:
     assert reaching_out == []
     assert core_reaching_out == []
     assert graph["cbr_checkpointer.domain"] == set()
+
+
+def test_a_judgement_is_pure_it_knows_values_and_the_status_table_only() -> None:
+    graph = import_graph()
+
+    reaching_out = [
+        f"{module} imports {target}" for module in JUDGEMENTS for target in graph[module] - JUDGEMENTS_MAY_USE
+    ]
+    # No port, logger, clock, socket or environment through the standard library either.
+    outside_the_standard_allowance = [
+        f"{module} imports {name}"
+        for module in JUDGEMENTS
+        for name in every_import_of(PACKAGE.joinpath(*module.split(".")[1:]).with_suffix(".py"))
+        if not name.startswith("cbr_checkpointer") and name not in JUDGEMENTS_STANDARD_LIBRARY
+    ]
+
+    assert reaching_out == []
+    assert outside_the_standard_allowance == []
+    assert graph["cbr_checkpointer.checkpoint_verdict"] == JUDGEMENTS_MAY_USE
+
+
+def every_import_of(path: Path) -> list[str]:
+    """Every module `path` imports, of the package or not."""
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+        elif isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+    return names
 
 
 def test_the_import_graph_has_no_cycle() -> None:
