@@ -10,9 +10,10 @@ from tests.fakes import FakeSqs
 
 from cbr_checkpointer.aws import AwsError
 from cbr_checkpointer.domain import BackupRequest, Selection, Trigger
+from cbr_checkpointer.expansion import expand_selection
 from cbr_checkpointer.request_queue import SqsRequestQueue
 from cbr_checkpointer.retry import Retrier
-from cbr_checkpointer.triggers import RequestDefaults, expand_selection, parse_sqs_record
+from cbr_checkpointer.triggers import RequestDefaults, parse_sqs_record
 from devtools.records import sqs_record
 
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/requests"
