@@ -29,10 +29,10 @@ from cbr_checkpointer.domain import (
     TransientFailure,
     WorkItem,
 )
+from cbr_checkpointer.expansion import expand_selection
 from cbr_checkpointer.observability import logger
 from cbr_checkpointer.ports import Clock, RequestQueue, SystemClock, Vaults
 from cbr_checkpointer.retry import RetryPolicy
-from cbr_checkpointer.triggers import expand_selection
 
 # Messages sent between two looks at the clock (ten SendMessageBatch calls).
 SEND_CHUNK = 100

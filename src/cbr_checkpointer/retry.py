@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+
+from cbr_checkpointer.ports import Clock, SystemClock
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +81,7 @@ class Deadline:
 
 
 class Retrier:
-    """The policy bound to a deadline, a clock, a sleep and a source of jitter.
+    """The policy bound to a deadline, a clock (what time it is, and how to wait) and a source of jitter.
 
     `pause(attempt, retry_after)` is what a retry loop calls after a failed attempt: it sleeps and answers
     True when another attempt may be made, else answers False at once.
@@ -91,20 +92,18 @@ class Retrier:
         policy: RetryPolicy | None = None,
         *,
         deadline: Deadline | None = None,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.policy = policy or RetryPolicy()
         self.deadline = deadline or Deadline()
-        self._clock = clock
-        self._sleep = sleep
+        self._clock = clock or SystemClock()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
 
     def next_delay(self, attempt: int, retry_after: float | None = None) -> float | None:
         """The pause the policy allows after failed attempt number `attempt` now, or None to give up."""
         return self.policy.next_delay(
-            attempt, retry_after=retry_after, now=self._clock(), deadline=self.deadline.at, rng=self._rng
+            attempt, retry_after=retry_after, now=self._clock.now(), deadline=self.deadline.at, rng=self._rng
         )
 
     def pause(self, attempt: int, retry_after: float | None = None) -> bool:
@@ -112,7 +111,7 @@ class Retrier:
         delay = self.next_delay(attempt, retry_after)
         if delay is None:
             return False
-        self._sleep(delay)
+        self._clock.sleep(delay)
         return True
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from pydantic import SecretStr
+from tests.fakes import FakeClock
 
 from cbr_checkpointer.aws import AwsCredentials, AwsError, AwsJsonClient, aws_json_client
 from cbr_checkpointer.retry import Retrier, RetryPolicy
@@ -15,6 +16,7 @@ from cbr_checkpointer.retry import Retrier, RetryPolicy
 pytestmark = pytest.mark.integration
 
 REGION = "us-east-1"
+NOW = 1_800_000_000.0
 CREDENTIALS = AwsCredentials(
     "AKIAIOSFODNN7EXAMPLE", SecretStr("moto-secret"), SecretStr("moto-session-token")
 )
@@ -141,7 +143,7 @@ def test_an_unreachable_endpoint_is_a_retryable_transport_error() -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         port = listener.getsockname()[1]
-    pauses: list[float] = []
+    clock = FakeClock(NOW)
     policy = RetryPolicy(max_attempts=3)
     client = aws_json_client(
         "events",
@@ -149,7 +151,7 @@ def test_an_unreachable_endpoint_is_a_retryable_transport_error() -> None:
         REGION,
         CREDENTIALS,
         timeout=2.0,
-        retry=Retrier(policy, sleep=pauses.append),
+        retry=Retrier(policy, clock=clock),
     )
 
     with pytest.raises(AwsError) as raised:
@@ -158,5 +160,5 @@ def test_an_unreachable_endpoint_is_a_retryable_transport_error() -> None:
     assert raised.value.code == "ConnectError"
     assert raised.value.http_status is None
     assert raised.value.retryable is True
-    assert len(pauses) == policy.max_attempts - 1  # tried again, as far as the policy allows
+    assert len(clock.slept) == policy.max_attempts - 1  # tried again, as far as the policy allows
     client.close()

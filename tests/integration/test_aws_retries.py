@@ -46,9 +46,7 @@ def deadline() -> Deadline:
 
 @pytest.fixture
 def dynamodb(proxy: FaultProxy, fake_time: FakeClock, deadline: Deadline) -> Iterator[AwsJsonClient]:
-    retry = Retrier(
-        POLICY, deadline=deadline, clock=fake_time.now, sleep=fake_time.sleep, rng=HighestJitter()
-    )
+    retry = Retrier(POLICY, deadline=deadline, clock=fake_time, rng=HighestJitter())
     client = aws_json_client("dynamodb", proxy.url, REGION, AWS_TEST_CREDENTIALS, retry=retry)
     client.call(
         "CreateTable",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 from pydantic import SecretStr
-from tests.fakes import HighestJitter
+from tests.fakes import FakeClock, HighestJitter
 
 from cbr_checkpointer.aws import AwsCredentials, AwsJsonClient, aws_json_client
 from cbr_checkpointer.domain import (
@@ -27,6 +26,7 @@ from cbr_checkpointer.domain import (
     Trigger,
     WatchCheck,
 )
+from cbr_checkpointer.ports import SystemClock
 from cbr_checkpointer.publisher import MAX_ENTRY_BYTES, RESOURCE_LISTS, EventPublisher, event_detail
 from cbr_checkpointer.retry import Deadline, Retrier, RetryPolicy
 
@@ -39,6 +39,7 @@ SOURCE = "cbr.checkpointer"
 PROJECT_ID = "4229d7a4e1b64c4f9e7a2b1c3d5e6f70"
 VAULT_ID = "3b5816b5-f29c-4172-9d9a-76c719a659ce"
 TRIGGER = Trigger(kind="sqs", id="msg-1", time=datetime(2026, 11, 27, 2, 0, tzinfo=UTC))
+NOW = 1_800_000_000.0
 KINDS: tuple[OutcomeKind, ...] = ("created", "failed", "rejected", "validated")
 
 
@@ -104,7 +105,7 @@ class Bus:
         self.transport.put_events_calls = 0
 
     def publisher(self) -> EventPublisher:
-        return EventPublisher(self.events, source=SOURCE, bus_name=BUS, retry=Retrier(sleep=no_sleep))
+        return EventPublisher(self.events, source=SOURCE, bus_name=BUS, retry=Retrier(clock=NeverSleeps()))
 
     def received(self) -> list[dict[str, Any]]:
         envelopes: list[dict[str, Any]] = []
@@ -123,8 +124,11 @@ class Bus:
         self.sqs.close()
 
 
-def no_sleep(seconds: float) -> None:
-    raise AssertionError(f"no retry expected, yet asked to sleep {seconds}s")
+class NeverSleeps(SystemClock):
+    """The machine's time, for a publish that expects no retry: asked to sleep, it fails the test."""
+
+    def sleep(self, seconds: float) -> None:
+        raise AssertionError(f"no retry expected, yet asked to sleep {seconds}s")
 
 
 @pytest.fixture
@@ -258,7 +262,7 @@ def test_a_missing_bus_leaves_every_outcome_unpublished(moto: str) -> None:
     outcomes = [make_outcome("created", f"key-{index}") for index in range(3)]
 
     unpublished = EventPublisher(
-        events, source=SOURCE, bus_name="no-such-bus", retry=Retrier(sleep=no_sleep)
+        events, source=SOURCE, bus_name="no-such-bus", retry=Retrier(clock=NeverSleeps())
     ).publish(outcomes)
 
     assert unpublished == outcomes
@@ -311,65 +315,60 @@ def call_fails(status: int, code: str) -> Callable[[list[dict[str, Any]]], httpx
     return lambda _: httpx.Response(status, json={"__type": code, "message": "scripted"})
 
 
-class Sleeps(list[float]):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
 POLICY = RetryPolicy()
 
 
 def scripted_publisher(
     script: ScriptedPutEvents,
-    sleeps: Sleeps,
+    clock: FakeClock,
     *,
     policy: RetryPolicy = POLICY,
     rng: random.Random | None = None,
     deadline: float | None = None,
 ) -> EventPublisher:
     """A publisher whose client and partial-batch retries share one retrier, as the runtime builds them."""
-    retry = Retrier(policy, deadline=Deadline(deadline), sleep=sleeps, rng=rng)
+    retry = Retrier(policy, deadline=Deadline(deadline), clock=clock, rng=rng)
     return EventPublisher(script.client(retry), source=SOURCE, bus_name=BUS, retry=retry)
 
 
 def test_a_throttled_entry_is_retried_alone_after_a_jittered_pause() -> None:
     script = ScriptedPutEvents(entry_fails(1, "ThrottlingException"), all_accepted)
-    sleeps = Sleeps()
+    clock = FakeClock(NOW)
     outcomes = [make_outcome("created", f"key-{index}") for index in range(3)]
 
-    unpublished = scripted_publisher(script, sleeps).publish(outcomes)
+    unpublished = scripted_publisher(script, clock).publish(outcomes)
 
     assert unpublished == []
     assert len(script.calls) == 2
     assert script.calls[1] == [script.calls[0][1]]
     assert json.loads(script.calls[1][0]["Detail"])["idempotency_key"] == "key-1"
-    assert len(sleeps) == 1
-    assert 0.0 <= sleeps[0] <= POLICY.delay(1, None, HighestJitter())
+    assert len(clock.slept) == 1
+    assert 0.0 <= clock.slept[0] <= POLICY.delay(1, None, HighestJitter())
 
 
 def test_an_access_denied_entry_is_returned_without_retry() -> None:
     script = ScriptedPutEvents(entry_fails(0, "AccessDeniedException"))
-    sleeps = Sleeps()
+    clock = FakeClock(NOW)
     outcomes = [make_outcome("failed", "denied"), make_outcome("created", "fine")]
 
-    unpublished = scripted_publisher(script, sleeps).publish(outcomes)
+    unpublished = scripted_publisher(script, clock).publish(outcomes)
 
     assert unpublished == [outcomes[0]]
     assert len(script.calls) == 1
-    assert sleeps == []
+    assert clock.slept == []
 
 
 def test_entries_still_failing_after_every_attempt_are_returned(caplog: pytest.LogCaptureFixture) -> None:
     script = ScriptedPutEvents(*[entry_fails(0, "InternalFailure")] * 4)
-    sleeps = Sleeps()
+    clock = FakeClock(NOW)
     outcome = make_outcome("rejected", "stuck", payload={"secret_looking": "do-not-log-me"})
 
-    unpublished = scripted_publisher(script, sleeps, policy=RetryPolicy(max_attempts=4)).publish([outcome])
+    unpublished = scripted_publisher(script, clock, policy=RetryPolicy(max_attempts=4)).publish([outcome])
 
     assert unpublished == [outcome]
     assert len(script.calls) == 4
-    assert len(sleeps) == 3
-    assert all(0.0 <= pause <= limit for pause, limit in zip(sleeps, [1.0, 2.0, 4.0], strict=True))
+    assert len(clock.slept) == 3
+    assert all(0.0 <= pause <= limit for pause, limit in zip(clock.slept, [1.0, 2.0, 4.0], strict=True))
     assert "InternalFailure" in caplog.text
     assert "stuck" in caplog.text
     assert "do-not-log-me" not in caplog.text
@@ -377,60 +376,60 @@ def test_entries_still_failing_after_every_attempt_are_returned(caplog: pytest.L
 
 def test_a_whole_call_server_error_is_retried() -> None:
     script = ScriptedPutEvents(call_fails(500, "InternalFailure"), all_accepted)
-    sleeps = Sleeps()
+    clock = FakeClock(NOW)
     outcomes = [make_outcome("created", f"key-{index}") for index in range(2)]
 
-    assert scripted_publisher(script, sleeps).publish(outcomes) == []
+    assert scripted_publisher(script, clock).publish(outcomes) == []
 
     assert len(script.calls) == 2
     assert script.calls[0] == script.calls[1]
-    assert len(sleeps) == 1
+    assert len(clock.slept) == 1
 
 
 def test_a_whole_call_refusal_is_not_retried() -> None:
     script = ScriptedPutEvents(call_fails(400, "AccessDeniedException"))
-    sleeps = Sleeps()
+    clock = FakeClock(NOW)
     outcomes = [make_outcome("created", f"key-{index}") for index in range(2)]
 
-    assert scripted_publisher(script, sleeps).publish(outcomes) == outcomes
+    assert scripted_publisher(script, clock).publish(outcomes) == outcomes
 
     assert len(script.calls) == 1
-    assert sleeps == []
+    assert clock.slept == []
 
 
 def test_backoff_grows_to_the_cap() -> None:
     script = ScriptedPutEvents(*[call_fails(503, "ServiceUnavailable")] * 8)
-    sleeps = Sleeps()
+    clock = FakeClock(NOW)
 
     policy = RetryPolicy(max_attempts=8, base_delay=0.5, max_delay=8.0)
-    scripted_publisher(script, sleeps, policy=policy, rng=HighestJitter()).publish([make_outcome("created")])
+    scripted_publisher(script, clock, policy=policy, rng=HighestJitter()).publish([make_outcome("created")])
 
     assert len(script.calls) == 8
-    assert sleeps == pytest.approx([1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0])
+    assert clock.slept == pytest.approx([1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0])
 
 
 def test_a_whole_call_retried_by_the_client_is_not_retried_again_by_the_publisher() -> None:
     script = ScriptedPutEvents(*[call_fails(500, "InternalFailure")] * POLICY.max_attempts)
-    sleeps = Sleeps()
+    clock = FakeClock(NOW)
     outcomes = [make_outcome("created", f"key-{index}") for index in range(2)]
 
-    assert scripted_publisher(script, sleeps).publish(outcomes) == outcomes
+    assert scripted_publisher(script, clock).publish(outcomes) == outcomes
 
     assert len(script.calls) == POLICY.max_attempts
-    assert len(sleeps) == POLICY.max_attempts - 1
+    assert len(clock.slept) == POLICY.max_attempts - 1
 
 
 def test_a_throttled_entry_is_not_retried_past_the_deadline() -> None:
     script = ScriptedPutEvents(entry_fails(0, "ThrottlingException"), all_accepted)
-    sleeps = Sleeps()
+    clock = FakeClock(NOW)
     outcome = make_outcome("created")
 
     # The invocation is already inside its safety margin: no pause fits.
-    publisher = scripted_publisher(script, sleeps, deadline=time.time() + POLICY.safety_margin / 2)
+    publisher = scripted_publisher(script, clock, deadline=NOW + POLICY.safety_margin / 2)
 
     assert publisher.publish([outcome]) == [outcome]
     assert len(script.calls) == 1
-    assert sleeps == []
+    assert clock.slept == []
 
 
 def test_an_entry_too_large_even_without_payload_is_never_sent() -> None:
@@ -442,7 +441,7 @@ def test_an_entry_too_large_even_without_payload_is_never_sent() -> None:
     )
     small = make_outcome("created", "small")
 
-    unpublished = scripted_publisher(script, Sleeps()).publish([huge, small])
+    unpublished = scripted_publisher(script, FakeClock(NOW)).publish([huge, small])
 
     assert unpublished == [huge]
     assert [json.loads(entry["Detail"])["idempotency_key"] for entry in script.calls[0]] == ["small"]
@@ -462,7 +461,7 @@ def test_a_rejected_entry_over_the_size_limit_gives_up_more_of_its_payload() -> 
         len(json.dumps(event_detail(outcome, payload_limit_bytes=0), separators=(",", ":"))) < MAX_ENTRY_BYTES
     )
 
-    unpublished = scripted_publisher(script, Sleeps()).publish([outcome])
+    unpublished = scripted_publisher(script, FakeClock(NOW)).publish([outcome])
 
     assert unpublished == []
     (entry,) = script.calls[0]
@@ -477,7 +476,7 @@ def test_a_rejected_entry_over_the_size_limit_gives_up_more_of_its_payload() -> 
 def test_each_entry_names_bus_source_and_type() -> None:
     script = ScriptedPutEvents(all_accepted)
 
-    scripted_publisher(script, Sleeps()).publish([make_outcome("validated")])
+    scripted_publisher(script, FakeClock(NOW)).publish([make_outcome("validated")])
 
     (entry,) = script.calls[0]
     assert entry["Source"] == SOURCE
@@ -568,7 +567,7 @@ def test_an_event_listing_many_resources_is_trimmed_to_fit_and_says_how_many_it_
     outcome = many_resources_outcome(kind)
     untrimmed = json.dumps(event_detail(outcome), separators=(",", ":"), ensure_ascii=False)
 
-    unpublished = scripted_publisher(script, Sleeps()).publish([outcome])
+    unpublished = scripted_publisher(script, FakeClock(NOW)).publish([outcome])
 
     assert unpublished == []
     (entry,) = script.calls[0]

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx2 as httpx
 import pytest
 from pydantic import SecretStr
+from tests.fakes import FakeClock
 
 from cbr_checkpointer.aws import AwsJsonClient, aws_json_client
 from cbr_checkpointer.cbr import AkSkCredentials, PasswordCredentials
@@ -35,6 +36,7 @@ from devtools.sandbox import AWS_TEST_CREDENTIALS, IAM_USER, REGION, SECOND_VAUL
 
 SECRET_ID = "cbr-checkpointer/huawei"
 SESSION_TOKEN = "session-token-never-logged"
+NOW = 1_800_000_000.0
 FROM_EXTENSION = {"ak": "AK-FROM-EXTENSION", "sk": "sk-from-extension-never-logged"}
 FROM_API = {"ak": "AK-FROM-API", "sk": "sk-from-api-never-logged"}
 
@@ -134,11 +136,11 @@ def api(moto: str, api_transport: CountingTransport) -> Iterator[AwsJsonClient]:
 
 
 def extension(
-    port: int, token: str | None = SESSION_TOKEN, *, pauses: list[float] | None = None
+    port: int, token: str | None = SESSION_TOKEN, *, clock: FakeClock | None = None
 ) -> tuple[SecretsExtension, CountingTransport]:
     transport = CountingTransport()
     secret_token = None if token is None else SecretStr(token)
-    retry = Retrier(EXTENSION_RETRY, sleep=(pauses if pauses is not None else []).append)
+    retry = Retrier(EXTENSION_RETRY, clock=clock or FakeClock(NOW))
     return SecretsExtension(port, secret_token, retry=retry, transport=transport), transport
 
 
@@ -196,13 +198,13 @@ def test_a_400_from_a_starting_extension_is_retried_once(
     fake: FakeExtension, api: AwsJsonClient, api_transport: CountingTransport
 ) -> None:
     fake.failures = [400]
-    pauses: list[float] = []
-    ext, _ = extension(fake.port, pauses=pauses)
+    clock = FakeClock(NOW)
+    ext, _ = extension(fake.port, clock=clock)
 
     assert ak_of(SecretCredentials(api, SECRET_ID, extension=ext).get()) == FROM_EXTENSION["ak"]
     assert len(fake.requests) == 2
     assert api_transport.calls == 0
-    (pause,) = pauses
+    (pause,) = clock.slept
     assert 0.0 <= pause <= EXTENSION_RETRY.max_delay
 
 
@@ -210,13 +212,13 @@ def test_an_extension_failing_twice_falls_back_to_the_api_for_that_read_only(
     fake: FakeExtension, api: AwsJsonClient, api_transport: CountingTransport
 ) -> None:
     fake.failures = [503, 500]
-    pauses: list[float] = []
-    ext, _ = extension(fake.port, pauses=pauses)
+    clock = FakeClock(NOW)
+    ext, _ = extension(fake.port, clock=clock)
     credentials = SecretCredentials(api, SECRET_ID, extension=ext)
 
     assert ak_of(credentials.get()) == FROM_API["ak"]
     assert (len(fake.requests), api_transport.calls) == (2, 1)
-    assert len(pauses) == EXTENSION_RETRY.max_attempts - 1
+    assert len(clock.slept) == EXTENSION_RETRY.max_attempts - 1
 
     credentials.refresh()
     assert ak_of(credentials.get()) == FROM_EXTENSION["ak"]
@@ -252,7 +254,7 @@ def test_nothing_secret_reaches_logs_or_errors(fake: FakeExtension, caplog: pyte
         f"http://127.0.0.1:{closed_port()}",
         REGION,
         AWS_TEST_CREDENTIALS,
-        retry=Retrier(sleep=lambda _: None),
+        retry=Retrier(clock=FakeClock(NOW)),
     )
     errors = []
 

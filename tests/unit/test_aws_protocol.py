@@ -8,11 +8,13 @@ from collections.abc import Callable
 import httpx2 as httpx
 import pytest
 from pydantic import SecretStr
+from tests.fakes import FakeClock
 
 from cbr_checkpointer.aws import AwsCredentials, AwsError, AwsJsonClient, aws_json_client
 from cbr_checkpointer.retry import Retrier, RetryPolicy
 
 CREDENTIALS = AwsCredentials("AKIAIOSFODNN7EXAMPLE", SecretStr("secret"), None)
+NOW = 1_800_000_000.0
 
 
 # One attempt: most tests here read how a single answer is classified, not how it is retried.
@@ -166,36 +168,36 @@ def test_close_then_call_builds_a_fresh_connection_pool() -> None:
 
 def test_connection_failures_are_retried_until_an_answer_comes() -> None:
     sent: list[httpx.Request] = []
-    pauses: list[float] = []
+    clock = FakeClock(NOW)
 
     def refuse_twice(request: httpx.Request) -> httpx.Response:
         if len(sent) <= 2:
             raise httpx.ConnectError("connection refused", request=request)
         return httpx.Response(200, json={"ok": True})
 
-    client = client_answering("sqs", refuse_twice, sent, retry=Retrier(RetryPolicy(), sleep=pauses.append))
+    client = client_answering("sqs", refuse_twice, sent, retry=Retrier(RetryPolicy(), clock=clock))
 
     assert client.call("SendMessage", {}) == {"ok": True}
     assert len(sent) == 3
-    assert len(pauses) == 2
+    assert len(clock.slept) == 2
     # The same signed body each time.
     assert len({request.content for request in sent}) == 1
 
 
 def test_a_request_that_cannot_be_made_is_not_retried() -> None:
     sent: list[httpx.Request] = []
-    pauses: list[float] = []
+    clock = FakeClock(NOW)
 
     def unsupported(request: httpx.Request) -> httpx.Response:
         raise httpx.UnsupportedProtocol("Request URL has an unsupported protocol", request=request)
 
-    client = client_answering("sqs", unsupported, sent, retry=Retrier(RetryPolicy(), sleep=pauses.append))
+    client = client_answering("sqs", unsupported, sent, retry=Retrier(RetryPolicy(), clock=clock))
 
     with pytest.raises(AwsError) as raised:
         client.call("SendMessage", {})
 
     assert (raised.value.code, raised.value.retryable) == ("UnsupportedProtocol", False)
-    assert (len(sent), pauses) == (1, [])
+    assert (len(sent), clock.slept) == (1, [])
 
 
 def test_retry_after_is_read_from_the_error_answer() -> None:

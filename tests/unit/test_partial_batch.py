@@ -54,9 +54,7 @@ def sender(
     max_entries: int = 10,
     max_bytes: int | None = None,
 ) -> PartialBatchSender[str]:
-    retry = Retrier(
-        POLICY, deadline=Deadline(deadline), clock=time.now, sleep=time.sleep, rng=HighestJitter()
-    )
+    retry = Retrier(POLICY, deadline=Deadline(deadline), clock=time, rng=HighestJitter())
     size: Callable[[str], int] | None = len if max_bytes is not None else None
     return PartialBatchSender(calls, retry=retry, max_entries=max_entries, max_bytes=max_bytes, size=size)
 

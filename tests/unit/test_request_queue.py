@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from tests.fakes import FakeSqs
+from tests.fakes import FakeClock, FakeSqs
 
 from cbr_checkpointer.aws import AwsError
 from cbr_checkpointer.domain import BackupRequest, Selection, Trigger
+from cbr_checkpointer.expansion import expand_selection
 from cbr_checkpointer.request_queue import SqsRequestQueue
 from cbr_checkpointer.retry import Retrier
-from cbr_checkpointer.triggers import RequestDefaults, expand_selection, parse_sqs_record
+from cbr_checkpointer.triggers import RequestDefaults, parse_sqs_record
 from devtools.records import sqs_record
 
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/requests"
+NOW = 1_800_000_000.0
 PROJECT = "4229d7a4e1b64c4f9e7a2b1c3d5e6f70"
 DEFAULTS = RequestDefaults(project_id=PROJECT, default_vault_id=None)
 SELECTION = Selection(
@@ -32,7 +34,7 @@ def vaults(count: int) -> list[str]:
 
 
 def queue(sqs: FakeSqs) -> SqsRequestQueue:
-    return SqsRequestQueue(sqs, QUEUE_URL, retry=Retrier(sleep=lambda _: None))
+    return SqsRequestQueue(sqs, QUEUE_URL, retry=Retrier(clock=FakeClock(NOW)))
 
 
 def test_vaults_go_ten_a_call_and_read_back_as_the_requests_the_selection_makes() -> None:

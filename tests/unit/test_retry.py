@@ -90,7 +90,7 @@ def test_a_bad_field_is_refused_by_name(fields: dict[str, float], named: str) ->
 
 def test_a_retrier_sleeps_the_pause_and_stops_at_the_attempt_bound() -> None:
     time = FakeClock(NOW)
-    retrier = Retrier(RetryPolicy(max_attempts=4), clock=time.now, sleep=time.sleep, rng=HighestJitter())
+    retrier = Retrier(RetryPolicy(max_attempts=4), clock=time, rng=HighestJitter())
 
     answers = [retrier.pause(attempt) for attempt in (1, 2, 3, 4)]
 
@@ -104,8 +104,7 @@ def test_a_retrier_reads_the_deadline_as_it_is_now() -> None:
     retrier = Retrier(
         RetryPolicy(max_attempts=10, base_delay=0.5, safety_margin=5.0),
         deadline=deadline,
-        clock=time.now,
-        sleep=time.sleep,
+        clock=time,
         rng=HighestJitter(),
     )
 
@@ -120,7 +119,7 @@ def test_a_retrier_reads_the_deadline_as_it_is_now() -> None:
 
 def test_without_a_deadline_attempts_alone_bound_the_retries() -> None:
     time = FakeClock(NOW)
-    retrier = Retrier(RetryPolicy(max_attempts=2), clock=time.now, sleep=time.sleep, rng=Lowest())
+    retrier = Retrier(RetryPolicy(max_attempts=2), clock=time, rng=Lowest())
 
     assert retrier.pause(1, retry_after=600.0) is True
     assert time.slept == [600.0]

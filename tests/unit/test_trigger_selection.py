@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,11 +11,12 @@ from typing import Any
 import pytest
 
 from cbr_checkpointer.domain import BackupRequest, Rejected, Selection
+from cbr_checkpointer.expansion import expand_selection
 from cbr_checkpointer.models import NAME_PATTERN, VaultBackupReq
 from cbr_checkpointer.triggers import (
     RequestDefaults,
     RequestItem,
-    expand_selection,
+    fanout_message,
     parse_invocation,
     parse_sqs_record,
 )
@@ -202,6 +204,42 @@ def test_a_retried_trigger_re_expands_to_the_same_keys() -> None:
     assert retried[VAULT] == keys[VAULT]
     assert retried[OTHER_VAULT] == keys[OTHER_VAULT]
     assert retried[THIRD_VAULT] not in keys.values()
+
+
+def test_a_vault_s_key_under_a_sender_s_key_is_stable_across_releases_and_paths() -> None:
+    # Given a selection under a key its sender chose, expanded inline and through a fan-out message
+    item = selection(
+        {
+            "select": {"tags": {"backup": "nightly"}},
+            "idempotency_key": "fleet-2024-05-01",
+            "region": "cn-north-4",
+            "description": "fleet",
+        }
+    )
+    (inline,) = expand_selection(item, [VAULT])
+    (queued,) = parse_sqs_record(sqs_record(fanout_message(item, VAULT), message_id="m-1"), defaults=DEFAULTS)
+
+    # Then the vault's key is the documented derivation, computed here on its own: "d:" and the SHA-256
+    # of the canonical JSON of ["vault", the selection's key, the vault] and the vault's request
+    # (project, region, parameters); a redelivery after a deployment finds the record it claimed
+    assert item.idempotency_key == "u:fleet-2024-05-01"
+    material = json.dumps(
+        [
+            ["vault", "u:fleet-2024-05-01", VAULT],
+            [PROJECT, "cn-north-4", {"incremental": True, "auto_trigger": False, "description": "fleet"}],
+        ],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
+    expected = "d:" + hashlib.sha256(material.encode("ascii")).hexdigest()
+    assert expected == "d:09d1892e5b07f4f2676da515fc5b973158b07995b3910cea9d253448a7124683"
+    assert isinstance(inline, BackupRequest)
+    assert isinstance(queued, BackupRequest)
+    assert inline.idempotency_key == queued.idempotency_key == expected
+    # And the name it gets is derived from that key alike
+    name = "cbr-" + hashlib.sha256(expected.encode("utf-8")).hexdigest()[:20]
+    assert inline.name == queued.name == name
 
 
 def test_another_selection_or_firing_expands_to_other_keys() -> None:

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from tests.fakes import FakeSqs
+from tests.fakes import FakeClock, FakeSqs
 
 from cbr_checkpointer.aws import AwsError
 from cbr_checkpointer.domain import QueueUnavailable, Trigger, WatchCheck
@@ -16,6 +16,7 @@ from cbr_checkpointer.watch_queue import SqsWatchQueue
 from devtools.records import sqs_record
 
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/watch"
+NOW = 1_800_000_000.0
 T0 = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
 
 
@@ -33,7 +34,7 @@ def make_check(key: str, attempt: int = 1) -> WatchCheck:
 
 
 def queue(sqs: FakeSqs) -> SqsWatchQueue:
-    return SqsWatchQueue(sqs, QUEUE_URL, retry=Retrier(sleep=lambda _: None))
+    return SqsWatchQueue(sqs, QUEUE_URL, retry=Retrier(clock=FakeClock(NOW)))
 
 
 def test_checks_go_ten_a_call_and_read_back_as_the_checks_sent() -> None:

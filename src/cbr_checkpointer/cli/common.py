@@ -132,7 +132,7 @@ def defaults_for_checking(project_id: str | None, default_vault_id: str | None) 
 def item_lines(item: RequestItem, indent: str) -> list[str]:
     """One work item as a person reads it: what would be sent, or each error with its field."""
     from cbr_checkpointer.domain import Rejected, Selection
-    from cbr_checkpointer.triggers import derived_name  # the name a request without one gets
+    from cbr_checkpointer.idempotency_keys import derived_name  # the name a request without one gets
 
     if isinstance(item, Rejected):
         lines = [f"{indent}rejected  key={item.idempotency_key}"]

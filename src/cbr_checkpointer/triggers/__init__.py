@@ -4,9 +4,8 @@
   event, SQS record) and where its request is;
 - `requests`: the request forms (native, shorthand, many, selection) → BackupRequest, Selection
   or Rejected, within what the function's configuration allows (`RequestDefaults`);
-- `selection`: a selection's criteria, and its expansion into one request per vault;
+- `selection`: a selection's criteria;
 - `fanout`: the request-queue message that carries one vault of a large selection;
-- `keys`: idempotency keys, in namespaces no request can cross, and the names derived from them;
 - `watch`: the completion check the function sends itself on its watch queue;
 - `limits`: sizes, depths, Unicode and numbers, checked before any field is read.
 
@@ -16,17 +15,13 @@ Bad input never raises: it becomes a Rejected that names the field at fault.
 from cbr_checkpointer.domain import RequestItem
 from cbr_checkpointer.triggers.envelopes import is_sqs_batch, parse_invocation, parse_sqs_record
 from cbr_checkpointer.triggers.fanout import fanout_message
-from cbr_checkpointer.triggers.keys import derived_name
 from cbr_checkpointer.triggers.requests import MAX_ERRORS, RequestDefaults
-from cbr_checkpointer.triggers.selection import expand_selection
 from cbr_checkpointer.triggers.watch import parse_watch_record, watch_message, watch_queue_arn
 
 __all__ = [
     "MAX_ERRORS",
     "RequestDefaults",
     "RequestItem",
-    "derived_name",
-    "expand_selection",
     "fanout_message",
     "is_sqs_batch",
     "parse_invocation",

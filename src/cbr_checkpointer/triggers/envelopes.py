@@ -25,9 +25,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cbr_checkpointer.domain import FieldError, RequestItem
+from cbr_checkpointer.field_paths import join
 from cbr_checkpointer.triggers.fanout import is_fanout_message, parse_fanout_message
 from cbr_checkpointer.triggers.limits import check_document, load_json, quotable, string_problem
-from cbr_checkpointer.triggers.paths import join
 from cbr_checkpointer.triggers.requests import (
     Origin,
     RequestDefaults,

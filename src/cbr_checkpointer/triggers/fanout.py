@@ -21,9 +21,10 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from cbr_checkpointer.domain import FieldError, Selection, Trigger, WorkItem
+from cbr_checkpointer.expansion import expand_selection
+from cbr_checkpointer.field_paths import join
+from cbr_checkpointer.idempotency_keys import KEY_PATTERN
 from cbr_checkpointer.models import PROJECT_ID_PATTERN, UUID_PATTERN, CheckpointParam
-from cbr_checkpointer.triggers.keys import KEY_PATTERN
-from cbr_checkpointer.triggers.paths import join
 from cbr_checkpointer.triggers.requests import (
     MAX_ERRORS,
     REGION_PATTERN,
@@ -32,7 +33,7 @@ from cbr_checkpointer.triggers.requests import (
     RequestDefaults,
     reject,
 )
-from cbr_checkpointer.triggers.selection import expand_selection, read_selector
+from cbr_checkpointer.triggers.selection import read_selector
 
 FANOUT_VERSION = 1
 _MAX_TRIGGER_ID_LENGTH = 1024

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cbr_checkpointer.domain import FieldError
-from cbr_checkpointer.triggers.paths import join
+from cbr_checkpointer.field_paths import join
 
 MAX_DOCUMENT_BYTES = 256 * 1024
 MAX_DEPTH = 32

@@ -35,6 +35,14 @@ from cbr_checkpointer.domain import (
     Trigger,
     TriggerKind,
 )
+from cbr_checkpointer.field_paths import join, show
+from cbr_checkpointer.idempotency_keys import (
+    USER_KEY_PATTERN,
+    USER_KEY_RULE,
+    derived_key,
+    derived_name,
+    user_key,
+)
 from cbr_checkpointer.models import (
     NAME_PATTERN,
     NAME_RULE,
@@ -47,14 +55,6 @@ from cbr_checkpointer.models import (
     VaultBackup,
     VaultBackupReq,
 )
-from cbr_checkpointer.triggers.keys import (
-    USER_KEY_PATTERN,
-    USER_KEY_RULE,
-    derived_key,
-    derived_name,
-    user_key,
-)
-from cbr_checkpointer.triggers.paths import join, show
 from cbr_checkpointer.triggers.selection import CRITERIA, read_selector
 
 ENVELOPE_FIELDS = frozenset(

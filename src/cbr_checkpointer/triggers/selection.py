@@ -11,20 +11,19 @@
 - `object_type`: vaults protecting this kind of resource (`OBJECT_TYPES`).
 - `all`: `true`, every vault; useful alone, redundant beside other criteria.
 
-A selection is expanded, once its vaults are listed, by `expand_selection`: one whole-vault request
-per vault, each keyed from the selection's key and the vault's id, so that a retried trigger that
-lists the same vaults makes the same requests.
+A selection is expanded, once its vaults are listed, by `expansion.expand_selection`: one whole-vault
+request per vault, each keyed from the selection's key and the vault's id, so that a retried trigger
+that lists the same vaults makes the same requests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from cbr_checkpointer.domain import BackupRequest, FieldError, Rejected, Selection, WorkItem
+from cbr_checkpointer.domain import FieldError
+from cbr_checkpointer.field_paths import join, show
 from cbr_checkpointer.models import UUID_PATTERN
-from cbr_checkpointer.triggers.keys import derived_key, derived_name
-from cbr_checkpointer.triggers.paths import join, show
 
 CRITERIA = ("tags", "policy_id", "object_type", "all")
 # The vault filter of ListVaults.
@@ -117,45 +116,3 @@ def _tag_text_problem(text: str, max_length: int, *, allow_empty: bool) -> str |
     if not text.isprintable():
         return f"holds a control character: {show(text)}"
     return None
-
-
-def expand_selection(selection: Selection, vault_ids: Iterable[str]) -> list[WorkItem]:
-    """One whole-vault request per listed vault (each vault once, in the order listed).
-
-    Each request is keyed from the selection's key, the vault's id and what the request asks for (its
-    project, region and parameters: a fan-out message naming a selection's key can claim only the key
-    of the very request it asks for), and gets the selection's parameters; without a name each gets
-    the one derived from its own key. A vault id that is not a UUID (CBR lists none such) is Rejected
-    rather than sent.
-    """
-    items: list[WorkItem] = []
-    for vault_id in dict.fromkeys(vault_ids):
-        key = derived_key(
-            "vault",
-            selection.idempotency_key,
-            vault_id,
-            content=[selection.project_id, selection.region, selection.parameters],
-        )
-        if not UUID_PATTERN.fullmatch(vault_id):
-            items.append(
-                Rejected(
-                    idempotency_key=key,
-                    trigger=selection.trigger,
-                    errors=(FieldError("vault_id", f"must be a UUID, the vault listed is {show(vault_id)}"),),
-                    payload={"select": selection.selector, "vault_id": show(vault_id)},
-                    project_id=selection.project_id,
-                )
-            )
-            continue
-        parameters = {"name": derived_name(key)} | selection.parameters
-        items.append(
-            BackupRequest(
-                idempotency_key=key,
-                project_id=selection.project_id,
-                body={"checkpoint": {"vault_id": vault_id, "parameters": parameters}},
-                trigger=selection.trigger,
-                dry_run=selection.dry_run,
-                region=selection.region,
-            )
-        )
-    return items

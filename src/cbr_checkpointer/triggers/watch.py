@@ -27,11 +27,11 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from cbr_checkpointer.domain import FieldError, Rejected, Trigger, WatchCheck
+from cbr_checkpointer.field_paths import join
+from cbr_checkpointer.idempotency_keys import KEY_PATTERN, derived_key
 from cbr_checkpointer.models import PROJECT_ID_PATTERN, UUID_PATTERN
 from cbr_checkpointer.triggers.envelopes import message_id, sent_time
-from cbr_checkpointer.triggers.keys import KEY_PATTERN, derived_key
 from cbr_checkpointer.triggers.limits import load_json, quotable
-from cbr_checkpointer.triggers.paths import join
 from cbr_checkpointer.triggers.requests import MAX_ERRORS, REGION_PATTERN, RequestDefaults
 
 WATCH_VERSION = 1
