@@ -66,7 +66,7 @@ from devtools.sandbox import (
 Mode = Literal["timer", "sqs"]
 MODES: tuple[Mode, ...] = ("timer", "sqs")
 MAX_REDELIVERIES = 3
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # A Lambda timeout just long enough to start a request (the service's safety margin and one call's
 # shortest wait), and a failure held back until the safety margin begins (AT_THE_MARGIN seconds into the
 # invocation): that failure goes straight back to the trigger instead of being retried within the
@@ -1576,7 +1576,3 @@ def main(argv: Sequence[str] = ()) -> int:
         return 1
     os.unlink(log.name)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
