@@ -83,6 +83,7 @@ class Invocation:
     environment: int
     started: float  # time.time() when the batch was received
     seconds: float  # the handler's duration
+    message_ids: tuple[str, ...]  # the SQS message id of each record
     receive_counts: tuple[int, ...]  # ApproximateReceiveCount of each record
     handed_back: int  # records left on the queue: listed in batchItemFailures, or all if it raised
     not_deleted: int = 0  # records the handler was done with but DeleteMessageBatch did not delete
@@ -111,6 +112,11 @@ class MappingReport:
     @property
     def handed_back(self) -> int:
         return sum(invocation.handed_back for invocation in self.invocations)
+
+    @property
+    def messages(self) -> set[str]:
+        """The distinct messages handed to the handler."""
+        return {message_id for invocation in self.invocations for message_id in invocation.message_ids}
 
     @property
     def redelivered(self) -> int:
@@ -354,6 +360,7 @@ def _invoke(
         environment=index,
         started=started,
         seconds=seconds,
+        message_ids=tuple(m["MessageId"] for m in received),
         receive_counts=tuple(
             int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")) for m in received
         ),

@@ -57,9 +57,11 @@ def test_a_fleet_gives_every_vault_exactly_one_checkpoint_under_a_create_rate_li
     assert result.creates_sent == result.checkpoints + result.throttled
     # At most every attempt of every delivery throttled: the retry policy bounds the retries
     assert result.throttled <= RetryPolicy().max_attempts * mapping.records
-    # The mapping: each message delivered once as new, again only after a hand-back (or a visibility
-    # timeout that ran out), in batches of at most 10, by both environments
-    assert mapping.records - mapping.redelivered == VAULTS
+    # The mapping: every message delivered, again only after a hand-back or a visibility timeout that ran
+    # out (a receive whose answer was lost and retried counts as a receive, as in SQS, so a message can
+    # reach the handler first with a receive count of 2), in batches of at most 10, by both environments
+    assert len(mapping.messages) == VAULTS
+    assert mapping.records - mapping.redelivered <= VAULTS
     assert mapping.redelivered >= mapping.handed_back
     assert all(invocation.records <= BATCH_SIZE for invocation in mapping.invocations)
     assert all(max(invocation.receive_counts) <= MAX_RECEIVES for invocation in mapping.invocations)

@@ -43,7 +43,14 @@ def _result(**changes: Any) -> ScaleResult:
             drained=True,
             seconds=3.5,
             invocations=[
-                Invocation(environment=0, started=0.0, seconds=1.0, receive_counts=(1, 1, 1), handed_back=0)
+                Invocation(
+                    environment=0,
+                    started=0.0,
+                    seconds=1.0,
+                    message_ids=("m1", "m2", "m3"),
+                    receive_counts=(1, 1, 1),
+                    handed_back=0,
+                )
             ],
         ),
         "enqueue_seconds": 0.1,
@@ -114,10 +121,22 @@ def test_an_event_other_than_created_is_a_problem() -> None:
 
 def test_failed_invocations_and_undeleted_records_are_problems() -> None:
     invocation = Invocation(
-        environment=0, started=0.0, seconds=1.0, receive_counts=(1, 1, 1), handed_back=3, error="boom"
+        environment=0,
+        started=0.0,
+        seconds=1.0,
+        message_ids=("m1", "m2", "m3"),
+        receive_counts=(1, 1, 1),
+        handed_back=3,
+        error="boom",
     )
     leftover = Invocation(
-        environment=1, started=0.0, seconds=1.0, receive_counts=(2,), handed_back=0, not_deleted=1
+        environment=1,
+        started=0.0,
+        seconds=1.0,
+        message_ids=("m1",),
+        receive_counts=(2,),
+        handed_back=0,
+        not_deleted=1,
     )
     result = _result(mapping=MappingReport(drained=True, seconds=3.0, invocations=[invocation, leftover]))
     assert result.check() == [
@@ -125,6 +144,7 @@ def test_failed_invocations_and_undeleted_records_are_problems() -> None:
         "1 finished record(s) could not be deleted",
     ]
     assert (result.mapping.records, result.mapping.handed_back, result.mapping.redelivered) == (4, 3, 1)
+    assert result.mapping.messages == {"m1", "m2", "m3"}
 
 
 @pytest.mark.parametrize(
