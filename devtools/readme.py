@@ -14,10 +14,11 @@ environment (no AWS or Huawei credentials of the person running it); `show` pick
 default) or `stderr` (`2>&1` in `run` shows both, in the order they were written); `exit` (default 0)
 is the exit status it must end with, and an `$ echo $?` line shows it when it is not 0; `until` (a
 regular expression) is for one command that runs until stopped, a server: once a line of the shown
-output matches, it gets Ctrl-C (SIGINT), and what it printed until it ended is the sample; `shown`
-replaces the command in the `$` line when the command run differs from what a reader types (a
-redirection, say). What changes from run to run
-(loopback ports, checkpoint and message ids, the clock) is replaced by stable placeholders.
+output matches, it gets Ctrl-C (SIGINT), and what it printed until it ended is the sample (the interrupt
+follows that line at once, so the server must print it from inside its Ctrl-C handling, its `try:`,
+never just before); `shown` replaces the command in the `$` line when the command run differs from what
+a reader types (a redirection, say). What changes from run to run (loopback ports, checkpoint and
+message ids, the clock) is replaced by stable placeholders.
 
     python -m devtools.readme --check   # exit 1 and a diff when README.md differs from fresh output
     python -m devtools.readme --write   # rewrite the samples in README.md (make readme)
@@ -116,7 +117,10 @@ def command_environment() -> dict[str, str]:
 
 def _run_until_interrupted(sample: Sample, pattern: str) -> subprocess.CompletedProcess[str]:
     """Run a command that serves until stopped: Ctrl-C (SIGINT, to its whole process group) once a line
-    of the shown output matches `pattern`, then everything it printed until it ended."""
+    of the shown output matches `pattern`, then everything it printed until it ended.
+
+    The line is the command's word that Ctrl-C now stops it cleanly; one printed before the command
+    handles Ctrl-C races the interrupt, and the command then ends as an interrupted one (130, say)."""
     process = subprocess.Popen(
         # exec: the shell becomes the command, so that Ctrl-C reaches the command alone, as in a terminal
         f"exec {sample.run}",

@@ -1,5 +1,9 @@
 """Shared fixtures. The sandbox (emulator + moto on loopback) is started once per session, reset per test.
 
+Every test masks only the secrets it made itself (`own_secret_registry`): the registry of secrets is
+process-wide by design, so without this a secret another test remembered (or a module remembered at
+import, when its credentials constant was built) would mask words in this test's log lines.
+
 Every test that uses the sandbox is also scanned for secrets (`secret_scan`): what it printed (fd level,
 so child processes too), every line the function's log handler wrote, every record any other logger
 let through, what escaped the handler, and every event it published must hold none of the sandbox's
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 import pytest
 
+from cbr_checkpointer import redaction
 from cbr_checkpointer.ports import NoObserver
 
 # Whatever in the test process is still written as `import httpx` gets httpx2's classes, so its
@@ -26,6 +31,12 @@ httpx2.alias_httpx()
 
 if TYPE_CHECKING:
     from devtools.sandbox import Sandbox
+
+
+@pytest.fixture(autouse=True)
+def own_secret_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty registry of secrets for the test, the process's own put back afterwards."""
+    monkeypatch.setattr(redaction, "_registry", redaction.SecretRegistry())
 
 
 @pytest.fixture(scope="session")

@@ -87,10 +87,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     for vault_id in arguments.vault:
         emulator.add_vault(vault_id)
-    with emulator:
+    with emulator, contextlib.suppress(KeyboardInterrupt):
+        # The URL tells whoever waits for it that Ctrl-C now stops the emulator cleanly: it is printed
+        # from inside that handling, so an interrupt sent the moment it appears is not an error.
         print(emulator.base_url, flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+        threading.Event().wait()
 
 
 if __name__ == "__main__":

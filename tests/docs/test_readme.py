@@ -73,11 +73,11 @@ def test_a_command_that_ends_otherwise_than_the_readme_says_fails() -> None:
 
 
 def test_a_server_sample_is_stopped_with_ctrl_c_once_it_printed_the_awaited_line() -> None:
-    # A server that would otherwise run for longer than the test may take
+    # A server that would otherwise run for longer than the test may take; it says it serves from inside
+    # its Ctrl-C handling, as a sample's server must
     server = (
-        'python -c "import sys, time\n'
-        "print('serving on http://127.0.0.1:8080', flush=True)\n"
-        "try:\n    time.sleep(1000)\n"
+        'python -c "import time\n'
+        "try:\n    print('serving on http://127.0.0.1:8080', flush=True)\n    time.sleep(1000)\n"
         "except KeyboardInterrupt:\n    print('stopped', flush=True)\n\""
     )
 

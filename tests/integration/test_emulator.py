@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -31,6 +32,7 @@ from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcore.signer.signer import Signer
 
+import cbr_emulator.__main__ as emulator_cli
 from cbr_emulator import Emulator, Fault
 
 PROJECT_ID = "0b6f1c2d3e4f5a6b7c8d9e0f1a2b3c4d"
@@ -882,3 +884,24 @@ def test_the_emulator_shares_no_code_with_the_client() -> None:
     loaded = ast.literal_eval(completed.stdout.strip())
     assert loaded
     assert all(name.startswith("cbr_emulator") for name in loaded)
+
+
+def test_ctrl_c_the_moment_the_url_is_printed_stops_the_emulator_cleanly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Whoever waits for the URL (a terminal, the README's harness) may press Ctrl-C as soon as it shows.
+    def print_then_interrupted(*args: Any, **kwargs: Any) -> None:
+        print(*args, **kwargs)
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(emulator_cli, "print", print_then_interrupted, raising=False)
+
+    try:
+        emulator_cli.main(["--port", "0", "--vault", VAULT_ID])
+    except KeyboardInterrupt:
+        pytest.fail("a Ctrl-C right after the URL escaped the emulator as an error")
+
+    (url,) = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url, timeout=5)

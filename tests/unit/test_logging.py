@@ -266,3 +266,14 @@ def test_values_too_short_to_be_secrets_are_left_alone() -> None:
     registry = SecretRegistry()
     registry.remember("abc", None)
     assert registry.redact("abc") == "abc"
+
+
+# Remembered at import, as a module's credentials constant is when it is built: outside any test.
+remember("remembered-outside-any-test")
+
+
+def test_a_secret_remembered_outside_this_test_masks_nothing_in_it() -> None:
+    """Each test has a registry of its own (tests/conftest.py): no other test's secret masks its lines."""
+    assert redact("the remembered-outside-any-test line") == "the remembered-outside-any-test line"
+    remember("remembered-outside-any-test")
+    assert redact("the remembered-outside-any-test line") == f"the {REDACTED} line"
