@@ -556,8 +556,10 @@ class Bench:
                 }
             )
         # The smallest size at which a warm batch of 10 keeps the batch budget (1.5 x one CBR call):
-        # the costs differ by fractions of a cent per 1,000 checkpoints, the waits do not.
+        # the costs differ by fractions of a cent per 1,000 checkpoints, the waits do not. When none
+        # does, the largest comes closest: one full vCPU, all that one Python process can use.
         fitting = [size for size in self.results.memory if size["batch_ms"] <= 1.5 * LATENCY * 1000]
+        self.results.memory_fits = bool(fitting)
         self.results.recommended_memory = int((fitting[0] if fitting else self.results.memory[-1])["memory"])
 
 

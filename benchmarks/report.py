@@ -58,6 +58,7 @@ class Results:
     plot: dict[str, dict[int, float]] = field(default_factory=dict)
     memory: list[dict[str, float]] = field(default_factory=list)
     recommended_memory: int | None = None
+    memory_fits: bool = False  # whether the recommended size keeps the batch budget
     read_only: str = ""
 
     def add(self, row: Row) -> None:
@@ -114,7 +115,7 @@ def print_table(results: Results) -> None:
         print("memory size guidance (ours):")
         for line in _memory_lines(results)[2:]:
             print(line)
-        print(f"smallest size keeping a warm batch of 10 in budget: {results.recommended_memory} MB")
+        print(memory_advice(results))
     if results.plot:
         print()
         print(f"wall time (s) vs requests, emulator latency {LATENCY * 1000:.0f} ms:")
@@ -146,6 +147,16 @@ def write_plot(results: Results, path: Path) -> None:
     axes.legend()
     figure.tight_layout()
     figure.savefig(path)
+
+
+def memory_advice(results: Results, *, bold: bool = False) -> str:
+    size = f"**{results.recommended_memory} MB**" if bold else f"{results.recommended_memory} MB"
+    if results.memory_fits:
+        return f"Smallest size at which a warm SQS batch of 10 stays within 1.5 x one CBR call: {size}."
+    return (
+        "No size keeps a warm SQS batch of 10 within 1.5 x one CBR call; the largest, one full vCPU "
+        f"(all that one Python process can use), comes closest: {size}."
+    )
 
 
 def _memory_lines(results: Results) -> list[str]:
@@ -225,8 +236,7 @@ def write_markdown(
             "",
             *_memory_lines(results),
             "",
-            f"Smallest size at which a warm SQS batch of 10 stays within 1.5 x one CBR call: "
-            f"**{results.recommended_memory} MB**.",
+            memory_advice(results, bold=True),
         ]
     if results.plot and png is not None:
         lines += [

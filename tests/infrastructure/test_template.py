@@ -513,7 +513,7 @@ def test_runtime_and_packaging(resources: dict[str, Any], sam_template: Template
     assert function["Runtime"] == "python3.13"
     assert function["Architectures"] == ["arm64"]
     assert function["Timeout"] == 120
-    assert function["MemorySize"] == 256
+    assert function["MemorySize"] == 1769
     assert function["LoggingConfig"]["LogFormat"] == "JSON"
     assert function["LoggingConfig"]["ApplicationLogLevel"] == {"Ref": "LogLevel"}
     assert sam_template["Resources"][FUNCTION]["Properties"]["CodeUri"] == "dist/function.zip"
