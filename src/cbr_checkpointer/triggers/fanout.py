@@ -12,8 +12,7 @@ vault's request is derived from the selection's key, the vault, and the request'
 and parameters, so a message can only claim the key of the very request it asks for.
 """
 
-from __future__ import annotations
-
+# Annotations stay objects, not strings (no __future__ import): pydantic models evaluate strings at import.
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 

@@ -6,8 +6,7 @@ them schedule checks (a check publishes final events and claims ledger records).
 any other queue is Rejected; a record of the watch queue that is not a watch message is too.
 """
 
-from __future__ import annotations
-
+# Annotations stay objects, not strings (no __future__ import): pydantic models evaluate strings at import.
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
