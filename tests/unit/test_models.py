@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, get_args
 
 import pytest
@@ -13,6 +14,7 @@ from cbr_checkpointer.models import (
     Resource,
     ResourceType,
     VaultBackupReq,
+    is_valid_name,
 )
 
 VAULT = "3b5816b5-f29c-4172-9d9a-76c719a659ce"
@@ -392,3 +394,19 @@ def test_skipped_resources_carry_code_and_reason() -> None:
 def test_response_without_a_checkpoint_id_is_rejected() -> None:
     checkpoint = {key: value for key, value in DOCS_RESPONSE["checkpoint"].items() if key != "id"}
     assert error_of({"checkpoint": checkpoint}, CreateCheckpointResponse) == (("checkpoint", "id"), "missing")
+
+
+# CBR's documented rule for a checkpoint name, as a regex: the reference `is_valid_name` must agree with.
+CBR_NAME_RULE = re.compile(r"[A-Za-z0-9_\-\u4e00-\u9fa5]{1,64}")
+NAME_CHARACTERS = "aZ09_-" + "\u4e00\u9fa5" + "\u4dff\u9fa6 .~/\u00e9\u3042\uff21\U00020000\n<"
+
+
+@pytest.mark.parametrize("char", NAME_CHARACTERS)
+@pytest.mark.parametrize("length", [1, 63, 64, 65])
+def test_the_name_check_agrees_with_cbrs_rule(char: str, length: int) -> None:
+    for name in (char * length, "a" * (length - 1) + char, char + "b" * (length - 1)):
+        assert is_valid_name(name) == bool(CBR_NAME_RULE.fullmatch(name)), repr(name)
+
+
+def test_the_empty_name_breaks_the_rule() -> None:
+    assert not is_valid_name("")

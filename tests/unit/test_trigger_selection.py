@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 from cbr_checkpointer.domain import BackupRequest, Rejected, Selection
 from cbr_checkpointer.expansion import expand_selection
-from cbr_checkpointer.models import NAME_PATTERN, VaultBackupReq
+from cbr_checkpointer.models import VaultBackupReq
 from cbr_checkpointer.triggers import (
     RequestDefaults,
     RequestItem,
@@ -21,6 +22,8 @@ from cbr_checkpointer.triggers import (
     parse_sqs_record,
 )
 from devtools.records import sqs_record
+
+CBR_NAME_RULE = re.compile(r"[A-Za-z0-9_\-\u4e00-\u9fa5]{1,64}")  # CBR's documented checkpoint-name rule
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 PROJECT = "4229d7a4e1b64c4f9e7a2b1c3d5e6f70"
@@ -184,7 +187,7 @@ def test_a_selection_expands_into_one_whole_vault_request_per_vault() -> None:
         VaultBackupReq.model_validate(request.body)
         assert "resources" not in request.body["checkpoint"]["parameters"]
         assert request.body["checkpoint"]["parameters"]["description"] == "fleet"
-        assert NAME_PATTERN.fullmatch(request.name)
+        assert CBR_NAME_RULE.fullmatch(request.name)
         assert (request.project_id, request.region, request.trigger) == (PROJECT, "cn-north-4", item.trigger)
         assert request.idempotency_key.startswith("d:")
     assert first.idempotency_key != second.idempotency_key

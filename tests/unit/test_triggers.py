@@ -14,7 +14,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cbr_checkpointer.domain import BackupRequest, Rejected, Selection
-from cbr_checkpointer.models import NAME_PATTERN
 from cbr_checkpointer.triggers import (
     MAX_ERRORS,
     RequestDefaults,
@@ -40,6 +39,8 @@ NO_DEFAULTS = RequestDefaults(
     project_id=None, default_vault_id=None, allowed_project_ids=frozenset({PROJECT})
 )
 DERIVED = re.compile(r"d:[0-9a-f]{64}")
+
+CBR_NAME_RULE = re.compile(r"[A-Za-z0-9_\-\u4e00-\u9fa5]{1,64}")  # CBR's documented checkpoint-name rule
 
 
 def invoke(
@@ -114,7 +115,7 @@ def test_shorthand_becomes_the_native_body_with_explicit_defaults() -> None:
             "parameters": {"auto_trigger": False, "incremental": True, "name": parameters(item)["name"]},
         }
     }
-    assert NAME_PATTERN.fullmatch(parameters(item)["name"])
+    assert CBR_NAME_RULE.fullmatch(parameters(item)["name"])
     assert is_derived(item.idempotency_key)
     assert (item.project_id, item.region, item.dry_run) == (PROJECT, None, False)
     assert (item.trigger.kind, item.trigger.id, item.trigger.time) == ("direct", "req-1", NOW)
@@ -177,7 +178,7 @@ def test_derived_names_are_deterministic_per_key_and_valid() -> None:
     other = accepted({"vault_id": VAULT, "idempotency_key": "k-2"})
     assert parameters(first)["name"] == parameters(again)["name"]
     assert parameters(first)["name"] != parameters(other)["name"]
-    assert NAME_PATTERN.fullmatch(parameters(first)["name"])
+    assert CBR_NAME_RULE.fullmatch(parameters(first)["name"])
     assert len(parameters(first)["name"]) == len("cbr-") + 20
 
 

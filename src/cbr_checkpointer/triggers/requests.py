@@ -44,7 +44,6 @@ from cbr_checkpointer.idempotency_keys import (
     user_key,
 )
 from cbr_checkpointer.models import (
-    NAME_PATTERN,
     NAME_RULE,
     PROJECT_ID_PATTERN,
     UUID_PATTERN,
@@ -54,6 +53,7 @@ from cbr_checkpointer.models import (
     ResourceExtraInfoIncludeVolumes,
     VaultBackup,
     VaultBackupReq,
+    is_valid_name,
 )
 from cbr_checkpointer.triggers.selection import CRITERIA, read_selector
 
@@ -479,7 +479,7 @@ def _render_name(template: str, time: datetime) -> str:
     if len(template) > MAX_NAME_TEMPLATE_LENGTH:
         raise _NameTemplateError(f"is a template longer than {MAX_NAME_TEMPLATE_LENGTH} characters")
     rendered, placeholders = _PLACEHOLDER.subn(render, template)
-    if placeholders and not NAME_PATTERN.fullmatch(rendered):
+    if placeholders and not is_valid_name(rendered):
         raise _NameTemplateError(f"renders to {show(rendered)}, which breaks the name rule: it {NAME_RULE}")
     return rendered
 
