@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import FrozenInstanceError
 from inspect import get_annotations
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, TypeVar, dataclass_transform, overload
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, dataclass_transform, overload
 
 __all__ = ["field", "replace", "value"]
 
@@ -175,40 +175,38 @@ def _build(cls: type[_T], frozen: bool) -> type[_T]:
     return built
 
 
+_REQUIRED: Any = object()
+_FACTORY: Any = object()
+
+
 def _init(cls: type, fields: _Fields, setters: list[Callable[[Any, Any], None]]) -> Callable[..., None]:
     names, defaults, factories = fields.names, fields.defaults, fields.factories
     count = len(names)
     positions = {name: position for position, name in enumerate(names)}
-    required = count - len(defaults) - len(factories)
+    # What a position holds until an argument fills it; the markers are found again by identity.
+    fill = [defaults.get(name, _FACTORY if name in factories else _REQUIRED) for name in names]
+    unfilled = [position for position, name in enumerate(names) if name not in defaults]
+    unfilled_from = [[position for position in unfilled if position >= given] for given in range(count + 1)]
+    made_by = {positions[name]: factory for name, factory in factories.items()}
     post_init = hasattr(cls, "__post_init__")
-    function = f"{cls.__qualname__}.__init__()"
+    refuse = _refusal(f"{cls.__qualname__}.__init__()", names, count - len(defaults) - len(factories), fill)
 
     def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
-        # The checks, their order and their messages are the interpreter's for a function of this signature.
         given = len(args)
-        for key in kwargs:
-            position = positions.get(key)
-            if position is None:
-                raise TypeError(f"{function} got an unexpected keyword argument {key!r}")
-            if position < given:
-                raise TypeError(f"{function} got multiple values for argument {key!r}")
         if given > count:
-            takes = f"from {required + 1} to {count + 1}" if required < count else str(count + 1)
-            plural = "s" if required < count or count else ""
-            raise TypeError(
-                f"{function} takes {takes} positional argument{plural} but {given + 1} were given"
-            )
-        missing = [name for name in names[given:] if name not in kwargs and name not in defaults | factories]
-        if missing:
-            raise TypeError(f"{function} missing {_count_of(missing)}: {_listed(missing)}")
-        values = list(args)
-        for name in names[given:]:
-            if name in kwargs:
-                values.append(kwargs[name])
-            elif name in defaults:
-                values.append(defaults[name])
-            else:
-                values.append(factories[name]())
+            refuse(args, kwargs)
+        values = [*args, *fill[given:]]
+        for key, item in kwargs.items():
+            position = positions.get(key, -1)
+            if position < given:
+                refuse(args, kwargs)
+            values[position] = item
+        for position in unfilled_from[given]:
+            item = values[position]
+            if item is _FACTORY:
+                values[position] = made_by[position]()
+            elif item is _REQUIRED:
+                refuse(args, kwargs)
         return values
 
     def __init__(self: Any, /, *args: Any, **kwargs: Any) -> None:
@@ -221,6 +219,35 @@ def _init(cls: type, fields: _Fields, setters: list[Callable[[Any, Any], None]])
             self.__post_init__()
 
     return __init__
+
+
+def _refusal(
+    function: str, names: list[str], required: int, fill: list[Any]
+) -> Callable[[tuple[Any, ...], dict[str, Any]], NoReturn]:
+    count = len(names)
+
+    def refuse(args: tuple[Any, ...], kwargs: dict[str, Any]) -> NoReturn:
+        # The checks, their order and their messages are the interpreter's for a function of this signature.
+        given = len(args)
+        for key in kwargs:
+            if key not in names:
+                raise TypeError(f"{function} got an unexpected keyword argument {key!r}")
+            if names.index(key) < given:
+                raise TypeError(f"{function} got multiple values for argument {key!r}")
+        if given > count:
+            takes = f"from {required + 1} to {count + 1}" if required < count else str(count + 1)
+            plural = "s" if required < count or count else ""
+            raise TypeError(
+                f"{function} takes {takes} positional argument{plural} but {given + 1} were given"
+            )
+        missing = [
+            name
+            for position, name in enumerate(names)
+            if position >= given and fill[position] is _REQUIRED and name not in kwargs
+        ]
+        raise TypeError(f"{function} missing {_count_of(missing)}: {_listed(missing)}")
+
+    return refuse
 
 
 def _count_of(missing: list[str]) -> str:
