@@ -3,7 +3,7 @@
 `@dataclass` writes each class's `__init__`, `__eq__`, `__repr__`, ... as source text and compiles it with
 `exec`. Measured on python3.13, that cost ~4M instructions (~1.3 ms) per class, 70% of it compiling, and
 the ~40 value classes the handler imports spent ~10% of Lambda's init on it. `value` builds the same
-methods as closures over the field list instead.
+methods as closures over the field list instead, for ~0.3M instructions a class.
 
 A `@value` class behaves as `@dataclass(frozen=True, slots=True)` does, and `@value(frozen=False)` as
 `@dataclass(slots=True)`, for what the package uses: construction (positional, keyword, defaults, default
