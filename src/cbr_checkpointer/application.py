@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from cbr_checkpointer.completion import CompletionService
@@ -31,9 +30,10 @@ from cbr_checkpointer.domain import (
 from cbr_checkpointer.fanout import FanoutService
 from cbr_checkpointer.ports import EventSink, NoObserver, Observer
 from cbr_checkpointer.service import CheckpointService
+from cbr_checkpointer.values import value
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class InvocationResult:
     """What came of a timer, rule or direct invocation."""
 
@@ -66,7 +66,7 @@ class InvocationResult:
         return [summary(outcome) for outcome in self.outcomes]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class BatchResult:
     """What came of an SQS batch: `item_failures` are the ids of the messages to deliver again."""
 

@@ -21,11 +21,11 @@ counting checks, scheduling the next one and recording the end are the completio
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from cbr_checkpointer.domain import ErrorInfo, ResourceError, ResourceResult
 from cbr_checkpointer.statuses import Phase, backup_phase, checkpoint_phase
+from cbr_checkpointer.values import replace, value
 
 # ShowCheckpoint may not know a checkpoint for a little while after the create answered.
 NOT_FOUND_GRACE_SECONDS = 120
@@ -34,7 +34,7 @@ MAX_ERROR_MESSAGE = 1024
 _NOT_ENDED = (Phase.RUNNING, Phase.UNKNOWN)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Verdict:
     """What one look at a checkpoint found: still running, or a final result.
 
@@ -54,7 +54,7 @@ class Verdict:
         return str((self.checkpoint or {}).get("status") or "")
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class UnexplainedFailure:
     """The checkpoint failed; the reasons of its resources are in its backup tasks, not read yet."""
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -55,6 +54,7 @@ from cbr_checkpointer.domain import (
 )
 from cbr_checkpointer.observability import logger
 from cbr_checkpointer.ports import MAX_DELAY_SECONDS, Cbr, Clock, Ledger, SystemClock, WatchQueue
+from cbr_checkpointer.values import replace
 
 T = TypeVar("T")
 

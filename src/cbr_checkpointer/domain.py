@@ -7,9 +7,10 @@ adapters translate their own failures into the errors below; nothing here knows 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
+
+from cbr_checkpointer.values import value
 
 TriggerKind = Literal["schedule", "rule", "eventbridge", "sqs", "direct"]
 ErrorKind = Literal["validation", "api", "auth", "throttled", "timeout", "network"]
@@ -18,7 +19,7 @@ ErrorKind = Literal["validation", "api", "auth", "throttled", "timeout", "networ
 OutcomeKind = Literal["created", "failed", "rejected", "validated", "completed", "timed_out"]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Trigger:
     """Where a request came from: the kind of trigger, its id and its time (if it carries one)."""
 
@@ -33,7 +34,7 @@ class Trigger:
         return detail
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class BackupRequest:
     """A validated request: the exact JSON body for `POST /v3/{project_id}/checkpoints`."""
 
@@ -57,7 +58,7 @@ class BackupRequest:
         return str(self.body["checkpoint"]["parameters"]["name"])
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class FieldError:
     """One broken rule, with the dotted path of the field that broke it."""
 
@@ -68,7 +69,7 @@ class FieldError:
         return f"{self.field}: {self.message}"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Rejected:
     """A payload that broke the contract; nothing is sent to CBR for it."""
 
@@ -90,7 +91,7 @@ class Rejected:
 WorkItem = BackupRequest | Rejected
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class WatchCheck:
     """One scheduled look at a created checkpoint, on its way to `available` or `error`.
 
@@ -111,7 +112,7 @@ class WatchCheck:
     region: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ErrorInfo:
     """Why a request failed, in the shape of the event's `error` object."""
 
@@ -133,7 +134,7 @@ class ErrorInfo:
         return detail
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ResourceError:
     """Why one resource's backup did not complete (`code` None when CBR gave none)."""
 
@@ -148,7 +149,7 @@ class ResourceError:
 _ALWAYS_SHOWN = frozenset({"resource_id", "backup_id", "status"})
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ResourceResult:
     """How one resource's backup in a followed checkpoint ended, or stands."""
 
@@ -189,7 +190,7 @@ class ResourceResult:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Outcome:
     """The end of one work item: what the publisher turns into one event."""
 
@@ -205,7 +206,7 @@ class Outcome:
 # -- the idempotency ledger's records ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class StoredOutcome:
     """The end of a request (or of following its checkpoint), kept so that a redelivery serves it again."""
 
@@ -231,7 +232,7 @@ class StoredOutcome:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class StepDone:
     """A step of following a checkpoint that was done: the first check `scheduled`, the `next_attempt`
     check scheduled, or the check that ended it (`final`, by the SQS message `message_id`)."""
@@ -245,7 +246,7 @@ class StepDone:
 StoredResult = StoredOutcome | StepDone
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Claimed:
     """The caller holds the key. `reconcile_since` is set when an earlier holder may have created it.
 
@@ -257,7 +258,7 @@ class Claimed:
     request: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Completed:
     """The key already has a result; serve it again instead of calling CBR. `request` is the request
     pinned by the key's first claim (None when the ledger has none)."""
@@ -266,7 +267,7 @@ class Completed:
     request: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Busy:
     """Another live invocation holds the key until `lease_until`."""
 
@@ -331,7 +332,7 @@ class QueueUnavailable(DependencyUnavailable):
     """The watch queue or the request queue did not take a message."""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Selection:
     """Every vault of a project that matches `selector`, each to get one whole-vault checkpoint.
 
@@ -350,7 +351,7 @@ class Selection:
     dry_run: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Expansion:
     """What came of listing a selection's vaults: the ids listed (`vault_ids`, sorted), and how many of
     their requests went to the request queue rather than running here (`queued`). With `error` the

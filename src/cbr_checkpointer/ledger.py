@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 from cbr_checkpointer.aws import AwsError, AwsJsonApi
@@ -30,9 +29,10 @@ from cbr_checkpointer.domain import (
     StoredOutcome,
     StoredResult,
 )
+from cbr_checkpointer.values import value
 
 
-@dataclass(slots=True)
+@value(frozen=False)
 class _Entry:
     status: str
     claimed_at: float

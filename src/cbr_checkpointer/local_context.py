@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, field
+
+from cbr_checkpointer.values import field, value
 
 FUNCTION_NAME = "cbr-checkpointer"
 
 
-@dataclass
+@value(frozen=False)
 class LocalContext:
     """The parts of the Lambda context object that the function and Powertools read."""
 

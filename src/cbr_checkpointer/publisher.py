@@ -6,7 +6,6 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -16,6 +15,7 @@ from cbr_checkpointer.aws.partial_batch import PartialBatchSender, put_events
 from cbr_checkpointer.domain import BackupRequest, Expansion, Outcome, OutcomeKind, Rejected, WatchCheck
 from cbr_checkpointer.observability import SERVICE
 from cbr_checkpointer.retry import Retrier
+from cbr_checkpointer.values import value
 
 logger = Logger(service=SERVICE, child=True)
 
@@ -181,7 +181,7 @@ def _payload_fields(payload: Any, limit_bytes: int) -> dict[str, Any]:
     return {"payload": text[:limit_bytes].decode("utf-8", errors="ignore"), "payload_truncated": True}
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class _Entry:
     fields: dict[str, Any]
     size: int

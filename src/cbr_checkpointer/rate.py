@@ -28,8 +28,9 @@ import math
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Literal, Protocol
+
+from cbr_checkpointer.values import value
 
 # A call either reached CBR (admitted), was refused by the gateway's throttle, or got no answer (unknown).
 Verdict = Literal["admitted", "throttled", "unknown"]
@@ -64,7 +65,7 @@ class SystemClock:
         time.sleep(seconds)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Permit:
     """Leave to start one call; give it back with `AdaptiveLimiter.release`."""
 

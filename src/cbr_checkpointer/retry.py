@@ -11,14 +11,14 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
 from cbr_checkpointer.ports import Clock, SystemClock
+from cbr_checkpointer.values import value
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RetryPolicy:
     """Exponential backoff with full jitter, bounded by attempts and by the invocation's deadline.
 

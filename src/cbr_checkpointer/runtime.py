@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 from cbr_checkpointer.application import Application
 from cbr_checkpointer.aws import AwsCredentials, AwsJsonClient, aws_json_client
@@ -32,10 +31,11 @@ from cbr_checkpointer.retry import Deadline, Retrier, RetryPolicy
 from cbr_checkpointer.service import CheckpointService
 from cbr_checkpointer.settings import ConfigurationError, Settings, get_settings
 from cbr_checkpointer.triggers import RequestDefaults, watch_queue_arn
+from cbr_checkpointer.values import value
 from cbr_checkpointer.watch_queue import SqsWatchQueue
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Runtime:
     settings: Settings
     defaults: RequestDefaults

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -25,6 +24,7 @@ from cbr_checkpointer.models import CheckpointCreate
 from cbr_checkpointer.observability import logger
 from cbr_checkpointer.ports import Cbr, Clock, Ledger, NoObserver, Observer, SystemClock
 from cbr_checkpointer.retry import RetryPolicy
+from cbr_checkpointer.values import replace
 
 # The shortest wait for a create's answer worth trying when the invocation is nearly out of time.
 MIN_CALL_SECONDS = 1.0

@@ -8,7 +8,6 @@ in test_checkpoint_verdict.py; here, that each check asks for it, acts on it and
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,6 +39,7 @@ from cbr_checkpointer.domain import (
 )
 from cbr_checkpointer.ports import MAX_DELAY_SECONDS
 from cbr_checkpointer.publisher import detail_type, event_detail
+from cbr_checkpointer.values import replace
 
 PROJECT = "4229d7a4e1b64c4f9e7a2b1c3d5e6f70"
 VAULT = "3b5816b5-f29c-4172-9d9a-76c719a659ce"

@@ -4,7 +4,6 @@ tests/fakes.py; the ledger is the real MemoryLedger (or it, failing on demand)."
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 
 import pytest
 from tests.fakes import FakeCbr, FakeClock, FlakyLedger, RecordingObserver, checkpoint
@@ -32,6 +31,7 @@ from cbr_checkpointer.service import (
     CheckpointService,
     pinned_request,
 )
+from cbr_checkpointer.values import replace
 
 NOW = 1_800_000_000.0
 PROJECT = "4229d7a4e1b64c4f9e7a2b1c3d5e6f70"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +27,7 @@ from cbr_checkpointer.triggers import (
     parse_sqs_record,
 )
 from cbr_checkpointer.triggers.limits import MAX_DEPTH, MAX_DOCUMENT_BYTES
+from cbr_checkpointer.values import replace
 from devtools.records import sqs_record
 
 PROJECT = "4229d7a4e1b64c4f9e7a2b1c3d5e6f70"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +17,7 @@ from cbr_checkpointer.triggers import (
     watch_message,
     watch_queue_arn,
 )
+from cbr_checkpointer.values import replace
 from devtools.records import ACCOUNT, sqs_record
 
 PROJECT = "4229d7a4e1b64c4f9e7a2b1c3d5e6f70"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx2 as httpx
@@ -15,13 +14,14 @@ from cbr_checkpointer.aws.sigv4 import AwsCredentials, SigV4Auth
 from cbr_checkpointer.observability import SERVICE
 from cbr_checkpointer.retry import Retrier, parse_retry_after
 from cbr_checkpointer.tls import tls_context_for
+from cbr_checkpointer.values import value
 
 logger = Logger(service=SERVICE, child=True)
 
 JsonVersion = Literal["1.0", "1.1"]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class JsonService:
     """How one AWS service speaks the JSON protocol: its `X-Amz-Target` prefix and protocol version."""
 

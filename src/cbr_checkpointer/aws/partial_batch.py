@@ -9,12 +9,12 @@ ends the entries of that call.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from cbr_checkpointer.aws.api import AwsJsonApi
 from cbr_checkpointer.aws.client import AwsError
 from cbr_checkpointer.retry import Retrier
+from cbr_checkpointer.values import value
 
 Entry = TypeVar("Entry")
 
@@ -23,7 +23,7 @@ Entry = TypeVar("Entry")
 PUT_EVENTS_RETRYABLE_CODES = frozenset({"InternalFailure", "ThrottlingException"})
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class EntryFailure:
     """Why one entry was not taken, and whether sending it again may succeed."""
 

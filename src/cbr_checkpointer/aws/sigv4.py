@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote, urlsplit
 
@@ -17,6 +16,7 @@ import httpx2 as httpx
 from pydantic import SecretStr
 
 from cbr_checkpointer.redaction import remember
+from cbr_checkpointer.values import value
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 SIGNED_FIELDS = frozenset({"authorization", "x-amz-date", "x-amz-security-token"})
@@ -42,7 +42,7 @@ UNSIGNED_HEADERS = frozenset(
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AwsCredentials:
     """An access key pair, with the session token of temporary credentials (as Lambda provides)."""
 
@@ -121,9 +121,9 @@ def sign(
         sent["X-Amz-Security-Token"] = credentials.session_token.get_secret_value()
 
     signed: dict[str, list[str]] = {}
-    for name, value in sent.items():
+    for name, header_value in sent.items():
         if name.lower() not in UNSIGNED_HEADERS:
-            signed.setdefault(name.lower(), []).append(" ".join(value.split()))
+            signed.setdefault(name.lower(), []).append(" ".join(header_value.split()))
     signed.setdefault("host", [_host(url)])
     names = sorted(signed)
     canonical_headers = "".join(f"{name}:{','.join(signed[name])}\n" for name in names)

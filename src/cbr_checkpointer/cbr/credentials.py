@@ -5,12 +5,12 @@ Building credentials makes their secrets known to redaction, so no log line or e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 from pydantic import SecretStr
 
 from cbr_checkpointer.redaction import remember
+from cbr_checkpointer.values import value
 
 
 def _check_text(field: str, value: str | SecretStr | None) -> None:
@@ -22,7 +22,7 @@ def _check_text(field: str, value: str | SecretStr | None) -> None:
         raise ValueError(f"{field} holds a control character (a trailing newline?)")
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AkSkCredentials:
     """An access key pair; `security_token` is set for temporary credentials (sent as X-Security-Token)."""
 
@@ -36,7 +36,7 @@ class AkSkCredentials:
         remember(self.sk, self.security_token)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class PasswordCredentials:
     """An IAM user's password, exchanged for a project-scoped token."""
 

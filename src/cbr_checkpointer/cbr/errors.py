@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx2 as httpx
@@ -18,11 +17,12 @@ import httpx2 as httpx
 from cbr_checkpointer.domain import CbrCallFailed, ErrorInfo, ErrorKind
 from cbr_checkpointer.redaction import redact
 from cbr_checkpointer.retry import parse_retry_after
+from cbr_checkpointer.values import replace, value
 
 MAX_MESSAGE_LENGTH = 512
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ErrorRule:
     """How to treat one error code."""
 
@@ -189,7 +189,7 @@ def clip_message(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE_LENGTH else text[: MAX_MESSAGE_LENGTH - 3] + "..."
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ErrorBody:
     """What an error body says, found the way the SDK's `DefaultExceptionHandler` looks for it."""
 
@@ -211,9 +211,9 @@ def _find_code(document: Mapping[str, Any]) -> tuple[str | None, str | None, str
                 None if message is None else str(message),
                 None if request_id is None else str(request_id),
             )
-    for value in document.values():
-        if isinstance(value, dict):
-            found = _find_code(value)
+    for member in document.values():
+        if isinstance(member, dict):
+            found = _find_code(member)
             if found[0] is not None or found[1] is not None:
                 return found
     return None, None, None

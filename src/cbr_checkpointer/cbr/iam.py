@@ -7,7 +7,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx2 as httpx
@@ -24,6 +23,7 @@ from cbr_checkpointer.domain import ErrorInfo
 from cbr_checkpointer.observability import SERVICE
 from cbr_checkpointer.redaction import redact, remember
 from cbr_checkpointer.tls import tls_context_for
+from cbr_checkpointer.values import field, value
 
 logger = Logger(service=SERVICE, child=True)
 
@@ -39,7 +39,7 @@ MAX_CACHED_TOKENS = 64
 _TokenKey = tuple[str, str, str]
 
 
-@dataclass(slots=True)
+@value(frozen=False)
 class _Fetch:
     """The lock that lets one thread at a time ask IAM for one key's token, and how many want it."""
 
@@ -47,7 +47,7 @@ class _Fetch:
     waiting: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class _Token:
     value: str = field(repr=False)
     renew_at: float

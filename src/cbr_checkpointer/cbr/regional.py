@@ -11,11 +11,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from cbr_checkpointer.cbr.client import MAX_VAULT_PAGES, CbrClient
 from cbr_checkpointer.models import CheckpointCreate, Vault
+from cbr_checkpointer.values import value
 
 # Clients of other regions than the configured one kept at once. Past it, the least recently used
 # one that no call is using is closed (its region gets a new client when next named); when every
@@ -23,7 +23,7 @@ from cbr_checkpointer.models import CheckpointCreate, Vault
 MAX_REGIONAL_CLIENTS = 8
 
 
-@dataclass(slots=True)
+@value(frozen=False)
 class _Regional:
     client: CbrClient
     in_use: int = 0

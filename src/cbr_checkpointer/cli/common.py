@@ -11,10 +11,11 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from cbr_checkpointer.values import value
 
 if TYPE_CHECKING:
     from cbr_checkpointer.triggers import RequestDefaults, RequestItem
@@ -92,7 +93,7 @@ def too_large(text: str, carried_as: str, what: str) -> str | None:
     )
 
 
-@dataclass(frozen=True)
+@value
 class Group:
     """The work items of one invocation, or of one record of an SQS batch (`label` names the record)."""
 

@@ -16,12 +16,12 @@ import os
 import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from cbr_checkpointer.cli.common import EXIT_OK, EXIT_PROBLEM, CommandError, read_json, work_items
 from cbr_checkpointer.local_context import LocalContext
+from cbr_checkpointer.values import field, value
 
 if TYPE_CHECKING:
     from cbr_checkpointer.domain import BackupRequest, ErrorInfo, Outcome, WorkItem
@@ -87,7 +87,7 @@ def function_output(*, verbose: bool) -> Iterator[None]:
         yield
 
 
-@dataclass
+@value(frozen=False)
 class Result:
     """How one request ended, for a person and for `--json`."""
 
@@ -203,7 +203,7 @@ class Recorder:
         return sorted(results, key=lambda result: self._order.get(result.idempotency_key, self._total))
 
 
-@dataclass
+@value(frozen=False)
 class Run:
     """One invocation of the handler and what came of it."""
 

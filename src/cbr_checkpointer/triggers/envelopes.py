@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +34,7 @@ from cbr_checkpointer.triggers.requests import (
     parse_time,
     reject,
 )
+from cbr_checkpointer.values import replace
 
 _EPOCH_MILLIS = re.compile(r"[0-9]{1,13}")
 _MAX_IDENTIFIER_LENGTH = 256

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -56,6 +55,7 @@ from cbr_checkpointer.models import (
     is_valid_name,
 )
 from cbr_checkpointer.triggers.selection import CRITERIA, read_selector
+from cbr_checkpointer.values import replace, value
 
 ENVELOPE_FIELDS = frozenset(
     {"project_id", "region", "idempotency_key", "scheduled_time", "schedule_arn", "dry_run"}
@@ -99,7 +99,7 @@ _MAX_TIME_LENGTH = 64
 # What a request document becomes.
 
 
-@dataclass(frozen=True)
+@value
 class RequestDefaults:
     """The function's configuration, as far as a request is concerned: what it falls back to when it
     does not say, and what it may not ask for.
@@ -128,7 +128,7 @@ class RequestDefaults:
         return region in self.regions if self.regions is not None else True
 
 
-@dataclass(frozen=True)
+@value
 class Origin:
     """What the trigger itself says: kind, id and time, and the payload to quote when rejecting."""
 
@@ -144,7 +144,7 @@ class Origin:
         return derived_key(self.kind, self.id)
 
 
-@dataclass(frozen=True)
+@value
 class _Envelope:
     """The envelope fields of one request, each None when absent or invalid."""
 
