@@ -171,7 +171,8 @@ def _build(cls: type[_T], frozen: bool) -> type[_T]:
         method.__qualname__ = f"{cls.__qualname__}.{name}"
         setattr(built, name, method)
     if not explicit_hash and not frozen:
-        built.__hash__ = None  # type: ignore[assignment]
+        # Mutable and compared by value, so unhashable (type.__setattr__: a class's __hash__ may be None).
+        type.__setattr__(built, "__hash__", None)
     return built
 
 
