@@ -360,7 +360,7 @@ class _Reader:
             return self.endpoint("CBR_ENDPOINT") or ""
         if region is None:
             if "CBR_REGION" not in self.problems:
-                self.refuse("CBR_REGION", "is not set: set it, or CBR_ENDPOINT, to reach Huawei CBR")
+                self.refuse("CBR_REGION", "is not set: set CBR_REGION (or CBR_ENDPOINT) to reach Huawei CBR")
             return ""
         return self.cbr_endpoint_of(region)
 
