@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, fields
+
 import pytest
 
 from cbr_checkpointer.regions import CBR_REGIONS
-from cbr_checkpointer.settings import ConfigurationError, Settings
+from cbr_checkpointer.settings import AWS_SERVICE_ENV_IDS, ENVIRONMENT, ConfigurationError, Settings
 
 
 def test_defaults_derive_the_endpoints_from_the_region() -> None:
@@ -77,7 +79,7 @@ def test_secrets_never_show_in_repr_or_errors() -> None:
     )
 
     assert "very-secret" not in repr(settings)
-    assert "very-secret" not in str(settings.model_dump())
+    assert "very-secret" not in str(asdict(settings))
     with pytest.raises(ConfigurationError) as raised:
         Settings.from_env({"CBR_ENDPOINT": "http://cbr.example.com", "HUAWEICLOUD_SDK_SK": "sk-very-secret"})
     assert "very-secret" not in str(raised.value)
@@ -293,3 +295,218 @@ def test_requests_may_name_every_reachable_region_unless_allowed_regions_narrows
 def test_allowed_regions_must_be_reachable_region_ids(value: str) -> None:
     with pytest.raises(ConfigurationError, match="ALLOWED_REGIONS"):
         Settings.from_env({"CBR_REGION": "cn-north-4", "ALLOWED_REGIONS": value})
+
+
+# -- one parser per kind of value ------------------------------------------------------------------------
+
+REGION = {"CBR_REGION": "cn-north-4"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "field", "default"),
+    [
+        ("CBR_READ_TIMEOUT_SECONDS", "cbr_read_timeout_seconds", 30.0),
+        ("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "secrets_extension_port", 2773),
+        ("EVENT_BUS_NAME", "event_bus_name", "default"),
+        ("EVENT_SOURCE", "event_source", "cbr.checkpointer"),
+        ("IDEMPOTENCY_TABLE", "idempotency_table", "memory"),
+        ("IDEMPOTENCY_TTL_SECONDS", "idempotency_ttl_seconds", 7 * 24 * 3600),
+        ("WATCH_MAX_AGE_SECONDS", "watch_max_age_seconds", 24 * 3600.0),
+        ("FANOUT_INLINE_MAX", "fanout_inline_max", 10),
+        ("MAX_CONCURRENCY", "max_concurrency", 10),
+        ("DRY_RUN", "dry_run", False),
+        ("AWS_REGION", "aws_region", "us-east-1"),
+        ("HUAWEICLOUD_SDK_PROJECT_ID", "project_id", None),
+        ("ALLOWED_PROJECT_IDS", "allowed_project_ids", frozenset()),
+        ("ALLOWED_REGIONS", "allowed_regions", frozenset()),
+        ("HUAWEICLOUD_SDK_AK", "huawei_ak", None),
+        ("CBR_CREDENTIALS_SECRET", "credentials_secret", None),
+        ("WATCH_QUEUE_URL", "watch_queue_url", None),
+        ("REQUEST_QUEUE_URL", "request_queue_url", None),
+        ("DEFAULT_VAULT_ID", "default_vault_id", None),
+        ("AWS_ENDPOINT_URL", "aws_endpoint_url", None),
+    ],
+)
+def test_an_unset_or_empty_variable_takes_its_default(variable: str, field: str, default: object) -> None:
+    unset = Settings.from_env(REGION)
+    empty = Settings.from_env(REGION | {variable: ""})
+
+    assert getattr(unset, field) == default
+    assert getattr(empty, field) == default
+    assert type(getattr(empty, field)) is type(default)
+    assert empty == unset
+
+
+def test_an_empty_value_of_every_variable_reads_as_unset() -> None:
+    assert Settings.from_env(REGION | dict.fromkeys(set(ENVIRONMENT) - {"CBR_REGION"}, "")) == (
+        Settings.from_env(REGION)
+    )
+
+
+def test_the_aws_region_falls_back_to_aws_default_region() -> None:
+    assert Settings.from_env(REGION | {"AWS_DEFAULT_REGION": "eu-west-1"}).aws_region == "eu-west-1"
+    both = REGION | {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": "ap-east-1"}
+    assert Settings.from_env(both).aws_region == "ap-east-1"
+
+
+@pytest.mark.parametrize(
+    ("variable", "field", "lowest", "highest"),
+    [
+        ("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "secrets_extension_port", 1, 65535),
+        ("IDEMPOTENCY_TTL_SECONDS", "idempotency_ttl_seconds", 60, None),
+        ("FANOUT_INLINE_MAX", "fanout_inline_max", 0, 1000),
+        ("MAX_CONCURRENCY", "max_concurrency", 1, 100),
+    ],
+)
+def test_a_whole_number_is_held_to_its_bounds(
+    variable: str, field: str, lowest: int, highest: int | None
+) -> None:
+    accepted = f"from {lowest} to {highest}" if highest is not None else f"of at least {lowest}"
+    assert getattr(Settings.from_env(REGION | {variable: str(lowest)}), field) == lowest
+    with pytest.raises(ConfigurationError, match=rf"{variable}: must be a whole number {accepted}$"):
+        Settings.from_env(REGION | {variable: str(lowest - 1)})
+    if highest is not None:
+        assert getattr(Settings.from_env(REGION | {variable: str(highest)}), field) == highest
+        with pytest.raises(ConfigurationError, match=rf"{variable}: must be a whole number {accepted}$"):
+            Settings.from_env(REGION | {variable: str(highest + 1)})
+
+
+@pytest.mark.parametrize(
+    ("value", "number"), [("12", 12), (" 12\n", 12), ("+12", 12), ("1_2", 12), ("12.00", 12)]
+)
+def test_a_whole_number_may_be_written_as_python_and_pydantic_write_one(value: str, number: int) -> None:
+    assert Settings.from_env(REGION | {"MAX_CONCURRENCY": value}).max_concurrency == number
+
+
+@pytest.mark.parametrize(
+    "value", ["12.5", "1e1", "0x10", "1__2", "_12", "12.", "\uff11\uff12", " ", "1" * 5000]
+)
+def test_a_whole_number_in_another_form_is_refused(value: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"MAX_CONCURRENCY: must be a whole number from 1 to 100$"):
+        Settings.from_env(REGION | {"MAX_CONCURRENCY": value})
+
+
+@pytest.mark.parametrize(
+    ("variable", "field", "highest", "accepted"),
+    [
+        ("CBR_READ_TIMEOUT_SECONDS", "cbr_read_timeout_seconds", 900.0, "greater than 0 and at most 900"),
+        ("WATCH_MAX_AGE_SECONDS", "watch_max_age_seconds", 1_209_600.0, "greater than 0 and at most 1209600"),
+    ],
+)
+def test_a_number_is_held_to_its_bounds(variable: str, field: str, highest: float, accepted: str) -> None:
+    for value, number in ((" 0.5 ", 0.5), ("1e2", 100.0), (str(highest), highest)):
+        assert getattr(Settings.from_env(REGION | {variable: value}), field) == number
+    for bad in ("0", "-1", f"{highest}1", "nan", "inf", "-inf", "1,5", "\uff10.5", "soon"):
+        with pytest.raises(ConfigurationError, match=rf"{variable}: must be a number {accepted}$"):
+            Settings.from_env(REGION | {variable: bad})
+
+
+@pytest.mark.parametrize(
+    ("value", "flag"),
+    [
+        *((spelling, True) for spelling in ("true", "True", "TRUE", "1", "yes", "y", "on", "t")),
+        *((spelling, False) for spelling in ("false", "False", "0", "no", "n", "off", "f")),
+    ],
+)
+def test_a_flag_takes_the_usual_spellings_in_any_case(value: str, flag: bool) -> None:
+    assert Settings.from_env(REGION | {"DRY_RUN": value}).dry_run is flag
+
+
+@pytest.mark.parametrize("value", ["perhaps", "2", " true", "true\n", "1.0", "enabled"])
+def test_a_flag_in_another_spelling_is_refused_saying_what_is_accepted(value: str) -> None:
+    with pytest.raises(
+        ConfigurationError, match=r"DRY_RUN: must be true or false \(or, in any case, 1/0, yes/no"
+    ):
+        Settings.from_env(REGION | {"DRY_RUN": value})
+
+
+def test_a_project_id_is_refused_naming_its_variable_and_the_accepted_form() -> None:
+    longest = "a_B-0" * 12 + "abcd"
+    assert Settings.from_env(REGION | {"HUAWEICLOUD_SDK_PROJECT_ID": longest}).project_id == longest
+    for bad in ("a" * 65, "p/0", "p0\n"):
+        with pytest.raises(
+            ConfigurationError, match="HUAWEICLOUD_SDK_PROJECT_ID: must be 1-64 letters, digits"
+        ):
+            Settings.from_env(REGION | {"HUAWEICLOUD_SDK_PROJECT_ID": bad})
+
+
+def test_text_is_taken_as_it_is() -> None:
+    settings = Settings.from_env(
+        REGION
+        | {
+            "EVENT_BUS_NAME": "bus",
+            "EVENT_SOURCE": "my.source",
+            "IDEMPOTENCY_TABLE": "ledger",
+            "CBR_CREDENTIALS_SECRET": "cbr/credentials",
+            "DEFAULT_VAULT_ID": "vault-1",
+        }
+    )
+
+    assert (settings.event_bus_name, settings.event_source, settings.idempotency_table) == (
+        "bus",
+        "my.source",
+        "ledger",
+    )
+    assert (settings.credentials_secret, settings.default_vault_id) == ("cbr/credentials", "vault-1")
+
+
+def test_every_problem_is_named_at_once_and_no_secret_is_repeated() -> None:
+    environment = {
+        "CBR_REGION": "cn-north-4.evil",
+        "AWS_LAMBDA_FUNCTION_NAME": "cbr-checkpointer",
+        "MAX_CONCURRENCY": "0",
+        "DRY_RUN": "perhaps",
+        "HUAWEICLOUD_SDK_SK": "sk-very-secret\n",
+        "HUAWEICLOUD_SDK_IAM_ENDPOINT": "http://iam.example.com",
+        "AWS_ENDPOINT_URL_SQS": "https://user:very-secret@sqs.example.com",
+        "AWS_ENDPOINT_URL_DYNAMODB": "http://10.0.0.5",
+    }
+
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env(environment)
+
+    message = str(raised.value)
+    named = {variable for variable in environment if f"{variable}: " in message}
+    assert named == set(environment) - {"AWS_LAMBDA_FUNCTION_NAME"}
+    assert "IDEMPOTENCY_TABLE: is required in Lambda" in message
+    assert message.count("HUAWEICLOUD_SDK_IAM_ENDPOINT: ") == 1  # one problem, however many regions use it
+    assert "very-secret" not in message
+
+
+def test_a_bad_override_name_does_not_make_the_allowed_regions_unreachable() -> None:
+    environ = REGION | {"HUAWEICLOUD_SDK_REGION_CBR_NOT A REGION": "https://cbr.example.com"}
+
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env(environ | {"ALLOWED_REGIONS": "eu-west-0"})
+
+    assert "HUAWEICLOUD_SDK_REGION_CBR_NOT A REGION: does not name a region" in str(raised.value)
+    assert "ALLOWED_REGIONS" not in str(raised.value)
+
+
+class _RecordingEnvironment(dict[str, str]):
+    """An environment that remembers every variable looked up by name."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.read: set[str] = set()
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+
+def test_environment_lists_every_variable_the_settings_read_and_only_those() -> None:
+    environ = _RecordingEnvironment(dict(REGION))
+
+    Settings.from_env(environ)
+
+    regional = {f"HUAWEICLOUD_SDK_REGION_CBR_{region.upper().replace('-', '_')}" for region in CBR_REGIONS}
+    other_sources = {"AWS_DEFAULT_REGION", "AWS_LAMBDA_FUNCTION_NAME"} | {
+        f"AWS_ENDPOINT_URL_{service}" for service in AWS_SERVICE_ENV_IDS.values()
+    }
+    assert environ.read - regional - other_sources == set(ENVIRONMENT)
+    assert set(ENVIRONMENT.values()) <= {field.name for field in fields(Settings)}
