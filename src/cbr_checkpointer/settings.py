@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 
 from pydantic import SecretStr
@@ -25,6 +24,7 @@ from cbr_checkpointer.regions import (
     reachable_regions,
     safe_endpoint,
 )
+from cbr_checkpointer.values import value
 
 # Environment variable -> Settings field. The Huawei SDK's own names are used where they exist.
 ENVIRONMENT: dict[str, str] = {
@@ -77,7 +77,7 @@ class ConfigurationError(ValueError):
     """The environment does not describe a usable configuration; the message names the variable."""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RegionEndpoints:
     """Where one region's CBR and IAM are reached."""
 
@@ -85,7 +85,7 @@ class RegionEndpoints:
     iam: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Settings:
     """Everything the function needs from its environment. Secrets are SecretStr and never printed.
 
