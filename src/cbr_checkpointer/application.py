@@ -3,17 +3,17 @@
 For a timer, rule or direct invocation: expand its selections (`FanoutService`), run its requests
 (concurrently, bounded), publish their outcomes, schedule the completion follow-up of each created
 checkpoint, and ask for the invocation to be retried when anything could not be finished, published
-or followed. For an SQS batch: the same per message, and the ids of the messages that must be
-delivered again. The Lambda event, Powertools and metrics stay in the handler; everything here goes
-through ports and is tested with fakes.
+or followed. For an SQS batch: the same per message (the messages concurrently, bounded), and the ids
+of the messages that must be delivered again. The Lambda event and metrics stay in the handler;
+everything here goes through ports and is tested with fakes.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeAlias
 
 from cbr_checkpointer.completion import CompletionService
 from cbr_checkpointer.domain import (
@@ -28,9 +28,17 @@ from cbr_checkpointer.domain import (
     WorkItem,
 )
 from cbr_checkpointer.fanout import FanoutService
+from cbr_checkpointer.observability import logger
 from cbr_checkpointer.ports import EventSink, NoObserver, Observer
 from cbr_checkpointer.service import CheckpointService
 from cbr_checkpointer.values import value
+
+MessageBody: TypeAlias = Sequence[RequestItem] | WatchCheck | Rejected
+"""What one SQS message asks for: requests, or (a watch queue's message) a completion check or the
+rejection of a malformed one."""
+SqsMessage: TypeAlias = tuple[str, Callable[[], MessageBody]]
+"""One message of an SQS batch: its message id, and how to read its body (called in the thread that
+runs the message, so that a body that cannot be read fails that message alone)."""
 
 
 @value
@@ -132,9 +140,15 @@ class Application:
             unpublished_expansions=tuple(unpublished_expansions),
         )
 
-    def sqs_batch(self, *, deadline: float) -> SqsBatch:
-        """A batch to run message by message (from any thread), then to `finish`."""
-        return SqsBatch(self, deadline=deadline)
+    def run_sqs_batch(self, messages: Sequence[SqsMessage], *, deadline: float) -> BatchResult:
+        """Run an SQS batch's messages concurrently (at most `max_workers` at once), then publish and
+        follow what finished.
+
+        A message whose reading or running raises, whatever the exception, goes back to its queue and
+        the others are not affected; when every message fails, every one goes back and nothing is
+        raised. The log lines written while a message runs carry its `message_id`.
+        """
+        return SqsBatch(self, deadline=deadline).run(messages, max_workers=self._max_workers)
 
     def run_watch(self, item: WatchCheck | Rejected, *, deadline: float, message_id: str) -> Outcome | None:
         """One watch message: a completion check (its final outcome, or None when it goes on), or the
@@ -190,19 +204,47 @@ class Application:
 
 
 class SqsBatch:
-    """One SQS batch in progress. Each message runs through `run_requests` or `run_watch` (which raise
-    TransientFailure when that message must be delivered again), then `finish` publishes what finished
-    and names every message to deliver again."""
+    """One SQS batch in progress: `run` runs each message in a thread of a pool, then publishes what
+    finished and names every message to deliver again."""
 
     def __init__(self, application: Application, *, deadline: float) -> None:
         self._application = application
         self._deadline = deadline
-        self._finished: list[tuple[str, Outcome]] = []
-        self._expansions: list[tuple[str, Expansion]] = []
+        # (position of the message in the batch, message id, ...): published in the batch's order,
+        # whatever order the threads finished in.
+        self._finished: list[tuple[int, str, Outcome]] = []
+        self._expansions: list[tuple[int, str, Expansion]] = []
         self._checks = 0
         self._lock = threading.Lock()
 
-    def run_requests(self, message_id: str, items: Sequence[RequestItem]) -> None:
+    def run(self, messages: Sequence[SqsMessage], *, max_workers: int) -> BatchResult:
+        failed: list[str] = []
+        if messages:
+            with ThreadPoolExecutor(
+                max_workers=min(max_workers, len(messages)), thread_name_prefix="sqs-message"
+            ) as pool:
+                ran = pool.map(self._run_message, range(len(messages)), messages)
+                failed = [message_id for message_id in ran if message_id is not None]
+        return self._finish(failed)
+
+    def _run_message(self, position: int, message: SqsMessage) -> str | None:
+        """Read and run one message; its id when it must be delivered again."""
+        message_id, read = message
+        logger.thread_safe_append_keys(message_id=message_id)  # replaces the previous message's
+        try:
+            body = read()
+            if isinstance(body, WatchCheck | Rejected):
+                self._run_watch(position, message_id, body)
+            else:
+                self._run_requests(position, message_id, body)
+        except TransientFailure:
+            return message_id  # the service and the completion check logged why
+        except Exception:
+            logger.exception("message failed; it goes back to its queue")
+            return message_id
+        return None
+
+    def _run_requests(self, position: int, message_id: str, items: Sequence[RequestItem]) -> None:
         """Every request of one message (its selections expanded); the first transient failure is raised
         after all were tried."""
         first_failure: TransientFailure | None = None
@@ -217,7 +259,7 @@ class SqsBatch:
                 first_failure = first_failure or failure
                 continue
             with self._lock:
-                self._expansions.append((message_id, expansion))
+                self._expansions.append((position, message_id, expansion))
             work.extend(expanded)
         for item in work:
             try:
@@ -226,28 +268,29 @@ class SqsBatch:
                 first_failure = first_failure or failure
                 continue
             with self._lock:
-                self._finished.append((message_id, outcome))
+                self._finished.append((position, message_id, outcome))
         if first_failure is not None:
             raise first_failure
 
-    def run_watch(self, message_id: str, item: WatchCheck | Rejected) -> None:
+    def _run_watch(self, position: int, message_id: str, item: WatchCheck | Rejected) -> None:
         with self._lock:
             self._checks += 1
         final = self._application.run_watch(item, deadline=self._deadline, message_id=message_id)
         if final is not None:
             with self._lock:
-                self._finished.append((message_id, final))
+                self._finished.append((position, message_id, final))
 
-    def finish(self, failed_message_ids: Collection[str]) -> BatchResult:
+    def _finish(self, failed_message_ids: Sequence[str]) -> BatchResult:
         """Publish and follow what finished; `failed_message_ids` are the messages that raised.
 
         A message goes back to its queue when it failed, when one of its outcomes was not published, or
         when the first completion check of a checkpoint it created could not be scheduled.
         """
-        with self._lock:
-            finished = list(self._finished)
-            expansions = list(self._expansions)
-            checks = self._checks
+        # Each message appended from one thread, in its own order: a stable sort keeps that order.
+        finished = [(message_id, outcome) for _, message_id, outcome in sorted(self._finished, key=_position)]
+        expansions = [
+            (message_id, expansion) for _, message_id, expansion in sorted(self._expansions, key=_position)
+        ]
         outcomes = [outcome for _, outcome in finished]
         unpublished_expansions = self._application.publish_expansions(
             [expansion for _, expansion in expansions]
@@ -266,7 +309,7 @@ class SqsBatch:
             unpublished=tuple(unpublished),
             unfollowed=tuple(unfollowed),
             requeued=len(set(failed_message_ids)),
-            checks=checks,
+            checks=self._checks,
             expansions=tuple(expansion for _, expansion in expansions),
         )
 
@@ -307,3 +350,7 @@ def expansion_summary(expansion: Expansion) -> dict[str, Any]:
 def _among(outcome: Outcome, outcomes: Sequence[Outcome]) -> bool:
     """Whether this very outcome is one of `outcomes` (two equal outcomes of two messages are not)."""
     return any(outcome is other for other in outcomes)
+
+
+def _position(entry: tuple[int, str, Any]) -> int:
+    return entry[0]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cbr_checkpointer.application import expansion_summary, summary
+from cbr_checkpointer.application import MessageBody, SqsMessage, expansion_summary, summary
 from cbr_checkpointer.domain import Expansion, Outcome
 from cbr_checkpointer.observability import logger, metrics
 from cbr_checkpointer.runtime import Runtime, build_runtime_if_configured, get_runtime, process_observer
@@ -23,7 +24,6 @@ from cbr_checkpointer.triggers import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 OUTCOME_METRICS = {
@@ -76,32 +76,23 @@ def _handle_invocation(
 
 
 def _handle_sqs_batch(event: dict[str, Any], runtime: Runtime, deadline: float) -> dict[str, Any]:
-    batch = runtime.application.sqs_batch(deadline=deadline)
-
-    def handle_record(record: SQSRecord) -> None:
-        logger.thread_safe_clear_keys()
-        logger.thread_safe_append_keys(message_id=record.message_id)
-        watch = parse_watch_record(record.raw_event, runtime.watch_queue_arn, defaults=runtime.defaults)
-        if watch is not None:
-            batch.run_watch(record.message_id, watch)
-        else:
-            batch.run_requests(
-                record.message_id, parse_sqs_record(record.raw_event, defaults=runtime.defaults)
-            )
-
-    # Lazy: Powertools' batch utility costs ~25 ms at import, and only SQS batches need it.
-    from cbr_checkpointer.batch import ConcurrentSqsProcessor  # noqa: PLC0415
-
-    processor = ConcurrentSqsProcessor(max_workers=runtime.settings.max_concurrency)
-    with processor(records=event["Records"], handler=handle_record):
-        processor.process()
-    failed = [str(failure["itemIdentifier"]) for failure in processor.response()["batchItemFailures"]]
-    result = batch.finish(failed)
+    messages: list[SqsMessage] = [
+        (record["messageId"], partial(_read_record, record, runtime)) for record in event["Records"]
+    ]
+    result = runtime.application.run_sqs_batch(messages, deadline=deadline)
     if result.checks:
         metrics.add_metric(name="CompletionChecks", unit=MetricUnit.Count, value=result.checks)
     _report(result.outcomes, result.unpublished, result.unfollowed, requeued=result.requeued)
     _report_expansions(result.expansions)
     return result.response()
+
+
+def _read_record(record: dict[str, Any], runtime: Runtime) -> MessageBody:
+    """A completion check when the record comes from the watch queue, else the requests of its body."""
+    watch = parse_watch_record(record, runtime.watch_queue_arn, defaults=runtime.defaults)
+    if watch is not None:
+        return watch
+    return parse_sqs_record(record, defaults=runtime.defaults)
 
 
 def _report_expansions(expansions: Sequence[Expansion]) -> None:

@@ -3,8 +3,13 @@ fakes of tests/fakes.py."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import io
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from tests.fakes import (
@@ -18,7 +23,7 @@ from tests.fakes import (
     RecordingObserver,
 )
 
-from cbr_checkpointer.application import Application, BatchResult, SqsBatch
+from cbr_checkpointer.application import Application, BatchResult, MessageBody
 from cbr_checkpointer.completion import CompletionService
 from cbr_checkpointer.domain import (
     BackupRequest,
@@ -31,9 +36,9 @@ from cbr_checkpointer.domain import (
     TransientFailure,
     Trigger,
     WatchCheck,
-    WorkItem,
 )
 from cbr_checkpointer.fanout import FanoutService
+from cbr_checkpointer.observability import logger
 from cbr_checkpointer.retry import RetryPolicy
 from cbr_checkpointer.service import MIN_CALL_SECONDS, CheckpointService
 
@@ -94,22 +99,18 @@ class World:
 
     def batch(
         self,
-        messages: Sequence[tuple[str, Sequence[WorkItem] | WatchCheck | Rejected]],
+        messages: Sequence[tuple[str, MessageBody]],
         *,
         deadline: float = NOW + 60,
     ) -> BatchResult:
-        """Run messages as Powertools' partial-batch processor does: a message that raises has failed."""
-        batch: SqsBatch = self.application.sqs_batch(deadline=deadline)
-        failed: list[str] = []
-        for message_id, work in messages:
-            try:
-                if isinstance(work, WatchCheck | Rejected):
-                    batch.run_watch(message_id, work)
-                else:
-                    batch.run_requests(message_id, work)
-            except Exception:  # what Powertools' processor does: any exception fails the message
-                failed.append(message_id)
-        return batch.finish(failed)
+        """Run messages whose bodies are already read."""
+        return self.application.run_sqs_batch(
+            [(message_id, reading(body)) for message_id, body in messages], deadline=deadline
+        )
+
+
+def reading(body: MessageBody) -> Callable[[], MessageBody]:
+    return lambda: body
 
 
 def keys(ended: Sequence[Outcome | TransientFailure]) -> list[str]:
@@ -304,6 +305,152 @@ def test_given_the_ledger_down_then_the_message_goes_back_and_the_others_are_pub
 
     assert result.item_failures == ("m1",)
     assert keys(world.events.published) == ["r"]
+
+
+# -- running a batch's messages (what goes back to SQS) ---------------------------------------------
+
+
+class Captured:
+    """The lines the function's logger writes while a test runs."""
+
+    def __init__(self) -> None:
+        self.stream = io.StringIO()
+
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stream.getvalue().splitlines()]
+
+
+@pytest.fixture
+def captured() -> Iterator[Captured]:
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    capture = Captured()
+    previous = handler.setStream(capture.stream)
+    try:
+        yield capture
+    finally:
+        handler.setStream(previous)
+
+
+def failing(error: Exception) -> Callable[[], MessageBody]:
+    def read() -> MessageBody:
+        raise error
+
+    return read
+
+
+@pytest.mark.parametrize(
+    "error", [KeyError("body"), ValueError("not a number"), RuntimeError("boom"), TypeError("None")]
+)
+def test_given_one_message_raising_any_exception_then_it_alone_goes_back(error: Exception) -> None:
+    world = World()
+
+    result = world.application.run_sqs_batch(
+        [("m1", reading([request("a")])), ("m2", failing(error)), ("m3", reading([request("c")]))],
+        deadline=NOW + 60,
+    )
+
+    assert result.response() == {"batchItemFailures": [{"itemIdentifier": "m2"}]}
+    assert result.requeued == 1
+    assert keys(world.events.published) == ["a", "c"]
+
+
+def test_given_an_exception_that_is_not_ours_while_a_message_runs_then_it_alone_goes_back() -> None:
+    world = World()
+    world.cbr.creates = [RuntimeError("the client broke")]  # the first create only
+
+    result = world.batch([("m1", [request("a")])])
+    second = world.batch([("m2", [request("b")])])
+
+    assert result.response() == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert second.item_failures == ()
+
+
+def test_given_every_message_failing_then_every_one_goes_back_and_nothing_is_raised() -> None:
+    world = World()
+    world.hold("busy")
+
+    result = world.application.run_sqs_batch(
+        [
+            ("m1", failing(ValueError("x"))),
+            ("m2", reading([request("busy")])),
+            ("m3", failing(KeyError("y"))),
+        ],
+        deadline=NOW + 60,
+    )
+
+    assert result.item_failures == ("m1", "m2", "m3")  # in the batch's order
+    assert result.requeued == 3
+    assert (result.outcomes, world.events.published) == ((), [])
+
+
+def test_given_no_message_then_nothing_goes_back_and_nothing_is_published() -> None:
+    world = World()
+
+    result = world.application.run_sqs_batch([], deadline=NOW + 60)
+
+    assert result.response() == {"batchItemFailures": []}
+    assert (result.outcomes, result.requeued, result.checks) == ((), 0, 0)
+    assert world.events.published == []
+
+
+def test_the_messages_of_a_batch_run_at_most_max_workers_at_once() -> None:
+    world = World()  # max_workers=4
+    # The first four messages can pass only together, then the next four: fewer at once breaks the
+    # barrier (its timeout bounds the wait), which fails those messages.
+    together = threading.Barrier(4, timeout=10)
+    lock = threading.Lock()
+    running = 0
+    peak = 0
+    workers: set[str] = set()
+
+    def read(key: str) -> Callable[[], MessageBody]:
+        def body() -> MessageBody:
+            nonlocal running, peak
+            with lock:
+                running += 1
+                peak = max(peak, running)
+                workers.add(threading.current_thread().name)
+            together.wait()
+            with lock:
+                running -= 1
+            return [request(key)]
+
+        return body
+
+    result = world.application.run_sqs_batch(
+        [(f"m{index}", read(f"k{index}")) for index in range(8)], deadline=NOW + 60
+    )
+
+    assert result.item_failures == ()
+    assert peak == 4
+    assert len(workers) == 4
+    assert sorted(keys(result.outcomes)) == [f"k{index}" for index in range(8)]
+
+
+def test_each_message_runs_with_its_own_message_id_in_the_log_keys(captured: Captured) -> None:
+    world = World()
+    seen: dict[str, object] = {}
+    lock = threading.Lock()
+
+    def read(message_id: str) -> Callable[[], MessageBody]:
+        def body() -> MessageBody:
+            with lock:
+                seen[message_id] = logger.thread_safe_get_current_keys().get("message_id")
+            if message_id == "m5":
+                raise ValueError("unreadable")
+            return [request(message_id)]
+
+        return body
+
+    result = world.application.run_sqs_batch(
+        [(f"m{index}", read(f"m{index}")) for index in range(8)], deadline=NOW + 60
+    )
+
+    assert seen == {f"m{index}": f"m{index}" for index in range(8)}  # 8 messages on 4 reused threads
+    assert result.item_failures == ("m5",)
+    failure = [line for line in captured.lines() if line["message"].startswith("message failed")]
+    assert [(line["message_id"], line["exception_name"]) for line in failure] == [("m5", "ValueError")]
 
 
 # -- watch checks ------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest
@@ -84,16 +85,15 @@ class World:
 
     def deliver_queue(self) -> BatchResult:
         """Deliver what the request queue holds through the real SQS parser, and empty it."""
-        batch = self.application.sqs_batch(deadline=self.clock.now() + 600)
-        failed = []
-        for index, (sent, vault_id) in enumerate(self.queue.sent):
-            record = sqs_record(fanout_message(sent, vault_id), message_id=f"m-{index}")
-            try:
-                batch.run_requests(record["messageId"], parse_sqs_record(record, defaults=DEFAULTS))
-            except Exception:
-                failed.append(record["messageId"])
+        records = [
+            sqs_record(fanout_message(sent, vault_id), message_id=f"m-{index}")
+            for index, (sent, vault_id) in enumerate(self.queue.sent)
+        ]
         self.queue.sent.clear()
-        return batch.finish(failed)
+        messages = [
+            (record["messageId"], partial(parse_sqs_record, record, defaults=DEFAULTS)) for record in records
+        ]
+        return self.application.run_sqs_batch(messages, deadline=self.clock.now() + 600)
 
     def created_vaults(self) -> list[str]:
         return [call["body"]["checkpoint"]["vault_id"] for name, call in self.cbr.calls if name == "create"]

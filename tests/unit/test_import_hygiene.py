@@ -1,4 +1,5 @@
-"""Importing the handler is cheap and boto3-free: no boto3, no botocore.session, no environment needed."""
+"""Importing the handler is cheap and boto3-free: no boto3, no botocore.session, no environment needed;
+and it is all of what the function imports: no invocation imports a module of its own."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import cbr_checkpointer.handler
 print(json.dumps({
     "boto3": "boto3" in sys.modules,
     "botocore_session": "botocore.session" in sys.modules,
+    "powertools_batch": "aws_lambda_powertools.utilities.batch" in sys.modules,
     "httpx_client_built": any(name == "cbr_checkpointer.runtime" and sys.modules[name]._runtime is not None
                               for name in sys.modules),
 }))
@@ -38,10 +40,16 @@ def test_importing_the_handler_needs_no_environment_and_never_imports_boto3() ->
         check=False,
     )
 
-    # Then the import succeeds, builds no clients and pulls in no AWS SDK
+    # Then the import succeeds, builds no clients and pulls in no AWS SDK, nor Powertools' batch
+    # utility (asyncio, subprocess and its middleware factory, for a contract of one list)
     assert completed.returncode == 0, completed.stderr
     facts = json.loads(completed.stdout.strip().splitlines()[-1])
-    assert facts == {"boto3": False, "botocore_session": False, "httpx_client_built": False}
+    assert facts == {
+        "boto3": False,
+        "botocore_session": False,
+        "powertools_batch": False,
+        "httpx_client_built": False,
+    }
 
 
 INIT_PROBE = """
@@ -306,6 +314,51 @@ def test_the_package_imports_nothing_that_ships_only_with_the_repository() -> No
             ]
 
     assert reaching_out == []
+
+
+# The command line imports lazily on purpose: each command loads what it uses.
+IMPORTS_ON_DEMAND = {"cbr_checkpointer.__main__", "cbr_checkpointer.cli"}
+# (module, what it imports inside a function): only a rejected payload's "did you mean" hint needs it.
+LAZY_BY_DESIGN = {("cbr_checkpointer.triggers.requests", "difflib")}
+
+
+def test_what_lambda_runs_imports_at_module_level_so_no_invocation_pays_for_an_import() -> None:
+    # An import inside a function runs in the invocation that first reaches it, at the memory size's
+    # share of a CPU, instead of in init: for an SQS batch, the fleet's cold start.
+    lazy: set[tuple[str, str]] = set()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = module_name(path)
+        if any(module == root or module.startswith(root + ".") for root in IMPORTS_ON_DEMAND):
+            continue
+        for function in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                lazy.update(
+                    (module, name)
+                    for node in ast.walk(function)
+                    if isinstance(node, ast.Import | ast.ImportFrom)
+                    for name in imported_names(node)
+                )
+
+    assert lazy == LAZY_BY_DESIGN
+
+
+def imported_names(node: ast.Import | ast.ImportFrom) -> list[str]:
+    if isinstance(node, ast.ImportFrom):
+        return [node.module or "."]
+    return [alias.name for alias in node.names]
+
+
+def test_the_package_never_imports_powertools_batch_utility() -> None:
+    # The application runs a batch and builds its partial batch response; the utility would import
+    # asyncio, subprocess and its middleware factory into init, or into the first batch's invocation.
+    importing = [
+        f"{module_name(path)} imports {name}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for name in every_import_of(path)
+        if name.startswith("aws_lambda_powertools.utilities.batch")
+    ]
+
+    assert importing == []
 
 
 def test_the_graph_is_read_from_the_real_package() -> None:
