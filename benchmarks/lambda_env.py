@@ -34,6 +34,9 @@ BENCH_PYTHON = BENCH / "python3.13" / "bin" / "python"
 OURS_ZIP = ROOT / "dist" / "function-x86_64.zip"
 REFERENCE_TASK = BENCH / "reference-task"
 OURS_TASK = BENCH / "ours-task"
+# Ours' libraries without ours, plus benchmarks/libraries_handler.py: the floor of ours' init.
+LIBRARIES_TASK = BENCH / "libraries-task"
+LIBRARIES_HANDLER = ROOT / "benchmarks" / "libraries_handler.py"
 LOGS = BENCH / "logs"
 CLONE_NEWNS = 0x00020000
 # The template's MemorySize, as AWS_LAMBDA_FUNCTION_MEMORY_SIZE says it; the bench does not limit memory.
@@ -47,7 +50,8 @@ class BenchEnvironmentError(RuntimeError):
 
 
 def prepare_tasks() -> dict[str, Path]:
-    """The two task directories, checked, made read-only; raises with the make target to run if missing."""
+    """The task directories (ours, the reference, ours' libraries alone), checked; raises with the make target
+    to run if missing."""
     if not BENCH_PYTHON.exists() or not OURS_ZIP.exists() or not (REFERENCE_TASK / ".built").exists():
         raise BenchEnvironmentError("the bench environments are missing: run `make bench-environments`")
     if OURS_TASK.exists():
@@ -55,7 +59,15 @@ def prepare_tasks() -> dict[str, Path]:
         shutil.rmtree(OURS_TASK)
     with zipfile.ZipFile(OURS_ZIP) as archive:
         archive.extractall(OURS_TASK)
-    tasks = {"ours": OURS_TASK, "reference": REFERENCE_TASK}
+    if LIBRARIES_TASK.exists():
+        _writable(LIBRARIES_TASK)
+        shutil.rmtree(LIBRARIES_TASK)
+    shutil.copytree(OURS_TASK, LIBRARIES_TASK, ignore=shutil.ignore_patterns("cbr_checkpointer"))
+    shutil.copy2(LIBRARIES_HANDLER, LIBRARIES_TASK)
+    handler = LIBRARIES_TASK / LIBRARIES_HANDLER.name
+    compile_handler = [str(BENCH_PYTHON), "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash"]
+    subprocess.run([*compile_handler, str(handler)], check=True)
+    tasks = {"ours": OURS_TASK, "reference": REFERENCE_TASK, "libraries": LIBRARIES_TASK}
     for task in tasks.values():
         if not any(task.rglob("*.cpython-313.pyc")):
             raise BenchEnvironmentError(f"{task} holds no python3.13 bytecode")

@@ -20,6 +20,9 @@ HANDLERS = {
     THREADS: ("reference", "reference_handler.threaded_handler"),
 }
 MODULES = {"ours": "cbr_checkpointer.handler", "reference": "reference_handler"}
+# Informative, beside the cold-start rows only: ours' libraries without ours (its task and handler).
+LIBRARIES = "ours' libraries alone"
+LIBRARIES_ONLY = ("libraries", "libraries_handler.lambda_handler")
 EVENTS = ROOT / "events"
 NOTES = ROOT / "benchmarks" / "notes.md"
 LATENCY = 0.2

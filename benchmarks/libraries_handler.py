@@ -1,0 +1,36 @@
+"""The libraries alone: what `cbr_checkpointer` does with its libraries at init, and none of its own code.
+
+It imports pydantic and builds one model (as the first of ours does: the schema machinery and
+pydantic's plugin scan), imports httpx2 and opens one client over a TLS context without authorities
+(as ours does for a plain-http endpoint, which imports httpcore2), and wraps its handler in Powertools'
+Logger and Metrics (as ours does). The bench starts it from the libraries of ours' task directory, so
+its init is the floor of ours: what no change to our own code can take away.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import httpx2
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging import correlation_paths
+from pydantic import BaseModel
+
+logger = Logger(service="libraries-only")
+metrics = Metrics(namespace="libraries-only", service="libraries-only")
+
+
+class Request(BaseModel):
+    vault_id: str
+    retention_days: int | None = None
+
+
+Request.model_validate({"vault_id": "v"})
+client = httpx2.Client(verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
+@metrics.log_metrics(raise_on_empty_metrics=False)
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return {"outcomes": []}
