@@ -1,4 +1,4 @@
-"""Configuration, read from the environment once per execution environment into one frozen dataclass.
+"""Configuration, read from the environment once per execution environment into one frozen value class.
 
 The environment is parsed by hand, one small parser per kind of value, rather than by a pydantic model:
 as a model, this module's import built a validation schema that cost ~35M instructions, some 3% of the
