@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+
+# Init makes ~70,000 objects that live as long as the execution environment. Letting the cyclic garbage
+# collector scan them again and again while they are made cost ~9% of init's instructions; it is paused
+# until init ends, and what init made is then frozen out of every later collection.
+_collecting = gc.isenabled()
+gc.disable()
+
 from collections import Counter
 from datetime import UTC, datetime
 from functools import partial
@@ -40,7 +48,12 @@ class InvocationFailed(Exception):
     """Raised from a timer or direct invocation so that Lambda's retries and failure destination take over."""
 
 
-build_runtime_if_configured()
+try:
+    build_runtime_if_configured()
+finally:
+    gc.freeze()
+    if _collecting:
+        gc.enable()
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
