@@ -3,19 +3,24 @@
 It imports pydantic and builds one model (as the first of ours does: the schema machinery and
 pydantic's plugin scan), imports httpx2 and opens one client over a TLS context without authorities
 (as ours does for a plain-http endpoint, which imports httpcore2), and wraps its handler in Powertools'
-Logger and Metrics (as ours does). The bench starts it from the libraries of ours' task directory, so
-its init is the floor of ours: what no change to our own code can take away.
+Logger and Metrics (as ours does), with the garbage collector paused meanwhile (as ours pauses it). The
+bench starts it from the libraries of ours' task directory, so its init is the floor of ours: what no
+change to our own code can take away.
 """
 
 from __future__ import annotations
 
-import ssl
-from typing import Any
+import gc
 
-import httpx2
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging import correlation_paths
-from pydantic import BaseModel
+gc.disable()
+
+import ssl  # noqa: E402
+from typing import Any  # noqa: E402
+
+import httpx2  # noqa: E402
+from aws_lambda_powertools import Logger, Metrics  # noqa: E402
+from aws_lambda_powertools.logging import correlation_paths  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
 
 logger = Logger(service="libraries-only")
 metrics = Metrics(namespace="libraries-only", service="libraries-only")
@@ -28,6 +33,8 @@ class Request(BaseModel):
 
 Request.model_validate({"vault_id": "v"})
 client = httpx2.Client(verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+gc.freeze()
+gc.enable()
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
