@@ -92,6 +92,22 @@ def checkpoint(checkpoint_id: str, project_id: str, status: str = "protecting") 
     )
 
 
+def backup_task(
+    checkpoint_id: str, resource_id: str, status: str, code: str = "", message: str = ""
+) -> dict[str, Any]:
+    """One backup task of ListOpLogs, as CBR lists it: its checkpoint, resource, status and error."""
+    return {
+        "checkpoint_id": checkpoint_id,
+        "operation_type": "backup",
+        "status": status,
+        "error_info": {"code": code, "message": message},
+        "extra_info": {
+            "resource": {"id": resource_id, "type": "OS::Cinder::Volume", "name": f"task-{resource_id[:4]}"},
+            "backup": {"backup_id": f"b-of-{resource_id[:4]}"},
+        },
+    }
+
+
 class FakeClock:
     """Time that moves only when told to, or when someone sleeps."""
 

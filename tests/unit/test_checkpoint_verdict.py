@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.fakes import backup_task
 
 from cbr_checkpointer.checkpoint_verdict import (
     MAX_ERROR_MESSAGE,
@@ -61,17 +62,7 @@ def backup(
 def task(
     resource_id: str, status: str, code: str = "", message: str = "", *, checkpoint: str = CHECKPOINT
 ) -> dict[str, Any]:
-    """One backup task of ListOpLogs."""
-    return {
-        "checkpoint_id": checkpoint,
-        "operation_type": "backup",
-        "status": status,
-        "error_info": {"code": code, "message": message},
-        "extra_info": {
-            "resource": {"id": resource_id, "type": "OS::Cinder::Volume", "name": f"task-{resource_id[:4]}"},
-            "backup": {"backup_id": f"b-of-{resource_id[:4]}"},
-        },
-    }
+    return backup_task(checkpoint, resource_id, status, code, message)
 
 
 def judge(

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tests.fakes import FakeCbr, FakeClock, FakeWatchQueue, FlakyLedger
+from tests.fakes import FakeCbr, FakeClock, FakeWatchQueue, FlakyLedger, backup_task
 
 from cbr_checkpointer.cbr import CbrError
 from cbr_checkpointer.completion import (
@@ -116,18 +116,6 @@ def backup(resource_id: str, status: str, backup_id: str = "b-1") -> dict[str, A
     }
 
 
-def task(
-    resource_id: str, status: str, code: str = "", message: str = "", checkpoint: str = CHECKPOINT
-) -> dict[str, Any]:
-    return {
-        "checkpoint_id": checkpoint,
-        "operation_type": "backup",
-        "status": status,
-        "error_info": {"code": code, "message": message},
-        "extra_info": {"resource": {"id": resource_id, "type": "OS::Nova::Server", "name": "r"}},
-    }
-
-
 def cbr_error(code: str, status: int, *, retryable: bool) -> CbrError:
     return CbrError(ErrorInfo("api", f"{code} said no", code=code, http_status=status, retryable=retryable))
 
@@ -208,16 +196,15 @@ def test_a_failed_backup_reads_the_backup_tasks_from_before_the_create_for_its_r
     world = World()
     world.cbr.status = "error"
     world.cbr.backups = [backup(SERVER, "available", "b-1"), backup(VOLUME, "error", "b-2")]
-    world.cbr.logs = [task(VOLUME, "failed", "BackupService.7003", "The disk status does not allow backup.")]
+    refused = "The disk status does not allow backup."
+    world.cbr.logs = [backup_task(CHECKPOINT, VOLUME, "failed", "BackupService.7003", refused)]
 
     outcome = world.check(make_check())
 
     assert outcome is not None
     assert outcome.kind == "failed"
     by_id = {entry.resource_id: entry for entry in outcome.resources or ()}
-    assert by_id[VOLUME].error == ResourceError(
-        "BackupService.7003", "The disk status does not allow backup."
-    )
+    assert by_id[VOLUME].error == ResourceError("BackupService.7003", refused)
     assert outcome.error is not None
     assert outcome.error.code == "BackupService.7003"
     # Tasks are read from 5 minutes before the checkpoint was seen created: a busy vault's newer ones
