@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 
 # Init makes ~70,000 objects that live as long as the execution environment. Letting the cyclic garbage
-# collector scan them again and again while they are made cost ~9% of init's instructions; it is paused
+# collector scan them again and again while they are made cost ~10% of init's instructions; it is paused
 # until init ends, and what init made is then frozen out of every later collection.
 _collecting = gc.isenabled()
 gc.disable()
