@@ -8,6 +8,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx2 as httpx
+
+from cbr_checkpointer import http
 from cbr_checkpointer.aws import AwsError
 from cbr_checkpointer.domain import (
     BackupRequest,
@@ -359,3 +362,32 @@ class HighestJitter(random.Random):
 
     def uniform(self, a: float, b: float) -> float:
         return b
+
+
+class AnsweringTransport:
+    """An HTTP transport answered in memory by `answer`, as httpx2's `MockTransport` is.
+
+    `answer` reads each request as httpx2 parses it (`httpx2.Request`: URL, headers, body) and returns an
+    `httpx2.Response`, or raises one of `cbr_checkpointer.http`'s transport errors. The timeout each
+    request was sent with is kept in `timeouts`.
+    """
+
+    def __init__(self, answer: Callable[[httpx.Request], httpx.Response]) -> None:
+        self._answer = answer
+        self.timeouts: list[http.Timeout] = []
+        self.closed = False
+
+    def send(self, request: http.Request, timeout: http.Timeout) -> http.Response:
+        self.timeouts.append(timeout)
+        reply = self._answer(
+            httpx.Request(
+                request.method, request.url, headers=list(request.headers.items()), content=request.content
+            )
+        )
+        headers = http.Headers()
+        for name, text in reply.headers.multi_items():
+            headers.add(name, text)
+        return http.Response(reply.status_code, headers, reply.read())
+
+    def close(self) -> None:
+        self.closed = True

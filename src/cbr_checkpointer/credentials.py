@@ -8,17 +8,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx2 as httpx
 from aws_lambda_powertools import Logger
 from pydantic import SecretStr
 
+from cbr_checkpointer import http
 from cbr_checkpointer.aws import AwsError, AwsJsonClient
 from cbr_checkpointer.cbr import AkSkCredentials, CbrError, PasswordCredentials
 from cbr_checkpointer.cbr.credentials import control_character_in
 from cbr_checkpointer.domain import ErrorInfo
 from cbr_checkpointer.observability import SERVICE
 from cbr_checkpointer.retry import Retrier, RetryPolicy
-from cbr_checkpointer.tls import tls_context_for
 
 logger = Logger(service=SERVICE, child=True)
 
@@ -112,14 +111,17 @@ class SecretsExtension:
         session_token: SecretStr | None,
         *,
         retry: Retrier | None = None,
-        transport: httpx.BaseTransport | None = None,
+        transport: http.Transport | None = None,
     ) -> None:
-        self._base_url = f"http://127.0.0.1:{port}"
         self._session_token = session_token
         self._retry = retry or Retrier(EXTENSION_RETRY)
-        self._transport = transport
-        self._client: httpx.Client | None = None
-        self._lock = threading.Lock()
+        self._http = http.Client(
+            f"http://127.0.0.1:{port}",
+            timeout=http.timeout(2.0, connect=0.2),
+            max_connections=2,
+            max_keepalive_connections=1,
+            transport=transport,
+        )
         self.available = session_token is not None
 
     def secret_string(self, secret_id: str) -> str | None:
@@ -128,17 +130,18 @@ class SecretsExtension:
         attempt = 1
         while True:
             try:
-                response = self._http().get(
+                response = self._http.request(
+                    "GET",
                     "/secretsmanager/get",
                     params={"secretId": secret_id},
                     headers={EXTENSION_AUTH_HEADER: self._session_token.get_secret_value()},
                 )
-            except httpx.ConnectError:
+            except http.ConnectError:
                 # Nothing listens there: the layer is not attached. Do not ask again.
                 self.available = False
                 logger.info("secrets extension not reachable; reading secrets through the API")
                 return None
-            except httpx.HTTPError as error:
+            except http.TransportError as error:
                 logger.warning(
                     "secrets extension failed (%s); reading the secret through the API", type(error).__name__
                 )
@@ -154,26 +157,10 @@ class SecretsExtension:
             return None
 
     def close(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
-
-    def _http(self) -> httpx.Client:
-        with self._lock:
-            if self._client is None:
-                self._client = httpx.Client(
-                    base_url=self._base_url,
-                    timeout=httpx.Timeout(2.0, connect=0.2),
-                    limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
-                    trust_env=False,
-                    verify=tls_context_for(self._base_url),
-                    transport=self._transport,
-                )
-            return self._client
+        self._http.close()
 
 
-def _secret_string_of(response: httpx.Response) -> str | None:
+def _secret_string_of(response: http.Response) -> str | None:
     try:
         document = response.json()
     except ValueError:

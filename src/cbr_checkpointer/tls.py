@@ -14,12 +14,14 @@ import ssl
 from functools import cache
 from urllib.parse import urlsplit
 
-import httpx2 as httpx
+import httpcore2
 
 
 @cache
 def verified_tls_context() -> ssl.SSLContext:
-    return httpx.create_ssl_context(verify=True, trust_env=False)
+    # The bundle OpenSSL was built to read; SSL_CERT_FILE and SSL_CERT_DIR are not read, since CA bundles
+    # come from configuration, not the environment (httpx2 asks httpcore2 for the same context).
+    return httpcore2.default_ssl_context(_trust_env=False)
 
 
 @cache

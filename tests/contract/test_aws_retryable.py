@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx2 as httpx
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
@@ -12,6 +11,7 @@ from botocore.exceptions import HTTPClientError
 from botocore.retries import standard
 from botocore.session import get_session
 
+from cbr_checkpointer import http
 from cbr_checkpointer.aws.client import JSON_SERVICES
 from cbr_checkpointer.aws.retryable import (
     MODELED_RETRYABLE_ERROR_CODES,
@@ -93,24 +93,24 @@ def test_an_error_answer_is_retried_exactly_when_botocore_retries_it(code: str |
 @pytest.mark.parametrize(
     "error",
     [
-        httpx.ConnectError("refused"),
-        httpx.ConnectTimeout("slow"),
-        httpx.ReadTimeout("slow"),
-        httpx.ReadError("reset"),
-        httpx.WriteError("broken pipe"),
-        httpx.RemoteProtocolError("closed without a response"),
-        httpx.PoolTimeout("no connection free"),
+        http.ConnectError("refused"),
+        http.ConnectTimeout("slow"),
+        http.ReadTimeout("slow"),
+        http.ReadError("reset"),
+        http.WriteError("broken pipe"),
+        http.RemoteProtocolError("closed without a response"),
+        http.PoolTimeout("no connection free"),
     ],
     ids=lambda error: type(error).__name__,
 )
-def test_a_request_that_got_no_answer_is_retried(error: httpx.TransportError) -> None:
+def test_a_request_that_got_no_answer_is_retried(error: http.TransportError) -> None:
     assert is_retryable_transport_error(error)
 
 
 @pytest.mark.parametrize(
     "error",
-    [httpx.UnsupportedProtocol("ftp://"), httpx.LocalProtocolError("bad header")],
+    [http.UnsupportedProtocol("ftp://"), http.LocalProtocolError("bad header")],
     ids=lambda error: type(error).__name__,
 )
-def test_a_request_that_could_not_be_made_is_not(error: httpx.TransportError) -> None:
+def test_a_request_that_could_not_be_made_is_not(error: http.TransportError) -> None:
     assert not is_retryable_transport_error(error)

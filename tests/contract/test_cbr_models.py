@@ -13,7 +13,7 @@ from huaweicloudsdkcbr.v1 import CbrClient as SdkCbrClient
 from huaweicloudsdkcbr.v1 import model as sdk
 from huaweicloudsdkcore.utils.http_utils import sanitize_for_serialization
 from pydantic import BaseModel, SecretStr
-from tests.fakes import FakeClock, FakeWatchQueue
+from tests.fakes import AnsweringTransport, FakeClock, FakeWatchQueue
 
 from cbr_checkpointer import models
 from cbr_checkpointer.cbr import AkSkCredentials, CbrClient, RegionalCbr, StaticCredentials
@@ -365,7 +365,7 @@ def scripted_client(cbr: ScriptedCbr) -> CbrClient:
         "https://cbr.cn-north-4.myhuaweicloud.com",
         credentials,
         iam_endpoint="https://iam.cn-north-4.myhuaweicloud.com",
-        transport=httpx.MockTransport(cbr),
+        transport=AnsweringTransport(cbr),
     )
 
 

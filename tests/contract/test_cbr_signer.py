@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import quote
 
@@ -13,8 +14,10 @@ from huaweicloudsdkcore.signer.signer import Signer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
+from tests.fakes import AnsweringTransport
 
-from cbr_checkpointer.cbr import AkSkAuth, AkSkCredentials, PasswordCredentials, StaticCredentials, sign
+from cbr_checkpointer import http
+from cbr_checkpointer.cbr import AkSkCredentials, AkSkSigner, PasswordCredentials, StaticCredentials, sign
 
 AK = "AKEXAMPLE"
 SK = "SKEXAMPLE"
@@ -166,7 +169,7 @@ def test_generated_requests_sign_like_the_sdk(
     if date_given:
         headers["X-Sdk-Date"] = now.strftime("%Y%m%dT%H%M%SZ")
     resource_path = _path(segments)
-    url = httpx.URL(f"https://{host}{resource_path}", params=query)
+    url = str(httpx.URL(f"https://{host}{resource_path}", params=query))
 
     # When both sign it (the SDK with the date we chose, when we chose one)
     ours = sign(method, url, headers, body, ak=AK, sk=SK, now=now)
@@ -205,37 +208,48 @@ def test_unencoded_paths_sign_like_the_sdk(segments: list[str], now: datetime) -
     assert ours["Authorization"] == sdk.header_params["Authorization"]
 
 
-def _capture(auth: httpx.Auth, request: httpx.Request) -> httpx.Request:
+def _capture(
+    signer: AkSkSigner,
+    method: str,
+    url: str,
+    *,
+    params: Sequence[tuple[str, str]] | None = None,
+    content: bytes = b"",
+    headers: Mapping[str, str] | None = None,
+) -> httpx.Request:
+    """The request `signer` signs, as it reaches the transport."""
     seen: list[httpx.Request] = []
 
     def handler(sent: httpx.Request) -> httpx.Response:
         seen.append(sent)
         return httpx.Response(200)
 
-    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
-        client.send(request, auth=auth)
+    client = http.Client(
+        url, timeout=http.timeout(1.0), max_connections=1, transport=AnsweringTransport(handler)
+    )
+    client.request(method, "", params=params, content=content, headers=headers, sign=signer)
     return seen[0]
 
 
 @settings(max_examples=100, deadline=None)
 @given(query=QUERY, body=st.binary(max_size=64), token=st.booleans(), now=DATES)
-def test_auth_signs_what_it_sends_like_the_sdk_with_temporary_credentials(
+def test_the_signer_signs_what_is_sent_like_the_sdk_with_temporary_credentials(
     query: list[tuple[str, str]], body: bytes, token: bool, now: datetime
 ) -> None:
     # Given (temporary) credentials and a CBR request
     security_token = "tmp-security-token/+=" if token else None
     credentials = AkSkCredentials(AK, SecretStr(SK), SecretStr(security_token) if security_token else None)
-    auth = AkSkAuth(StaticCredentials(credentials), project_id="proj123", clock=lambda: now)
-    request = httpx.Request(
+    signer = AkSkSigner(StaticCredentials(credentials), project_id="proj123", clock=lambda: now)
+
+    # When our signer signs it on its way out
+    sent = _capture(
+        signer,
         "POST",
         "https://cbr.cn-north-4.myhuaweicloud.com/v3/proj123/checkpoints",
-        params=tuple(query),
+        params=query,
         content=body,
         headers={"Content-Type": "application/json;charset=UTF-8", "User-Agent": "agent/1"},
     )
-
-    # When our auth signs and sends it
-    sent = _capture(auth, request)
 
     # Then the SDK, given the same request and credentials, produces the same headers and the same URI
     sdk_credentials = BasicCredentials(AK, SK, "proj123")
@@ -260,13 +274,13 @@ def test_auth_signs_what_it_sends_like_the_sdk_with_temporary_credentials(
     assert sent.url.raw_path.decode("ascii") == sdk.uri
 
 
-def test_auth_refuses_password_credentials() -> None:
+def test_the_signer_refuses_password_credentials() -> None:
     # Given password credentials, which sign nothing
-    auth = AkSkAuth(StaticCredentials(PasswordCredentials("user", SecretStr("pw"), "domain")))
+    signer = AkSkSigner(StaticCredentials(PasswordCredentials("user", SecretStr("pw"), "domain")))
 
     # Then signing refuses, without showing the password
     with pytest.raises(TypeError, match="AK/SK") as caught:
-        _capture(auth, httpx.Request("GET", "https://h/"))
+        _capture(signer, "GET", "https://h/")
     assert "pw" not in str(caught.value)
 
 
@@ -278,7 +292,7 @@ def test_credentials_never_show_their_secrets() -> None:
         str(aksk),
         repr(password),
         repr(StaticCredentials(password)),
-        repr(AkSkAuth(StaticCredentials(aksk))),
+        repr(AkSkSigner(StaticCredentials(aksk))),
     ):
         assert "the-secret-key" not in text
         assert "the-security-token" not in text

@@ -15,6 +15,7 @@ from huaweicloudsdkcbr.v1 import model as sdk
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.utils.http_utils import sanitize_for_serialization
 from pydantic import BaseModel, SecretStr
+from tests.fakes import AnsweringTransport
 
 from cbr_checkpointer import models
 from cbr_checkpointer.cbr import AkSkCredentials, CbrClient, StaticCredentials
@@ -140,7 +141,7 @@ def recorded() -> Iterator[Callable[..., tuple[CbrClient, Recorder]]]:
             "https://cbr.cn-north-4.myhuaweicloud.com",
             StaticCredentials(AkSkCredentials(AK, SecretStr(SK))),
             iam_endpoint="https://iam.cn-north-4.myhuaweicloud.com",
-            transport=httpx.MockTransport(recorder),
+            transport=AnsweringTransport(recorder),
         )
         clients.append(client)
         return client, recorder

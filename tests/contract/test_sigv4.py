@@ -15,8 +15,10 @@ from botocore.credentials import Credentials
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
+from tests.fakes import AnsweringTransport
 
-from cbr_checkpointer.aws import AwsCredentials, SigV4Auth, sign
+from cbr_checkpointer import http
+from cbr_checkpointer.aws import AwsCredentials, SigV4Signer, sign
 
 SIGNING_HEADERS = ("Authorization", "X-Amz-Date", "X-Amz-Security-Token")
 
@@ -205,7 +207,7 @@ def test_generated_requests_sign_like_botocore(
     assert "user-agent" not in ours["Authorization"]
 
 
-def test_the_httpx_auth_signs_exactly_what_httpx_sends() -> None:
+def test_the_signer_signs_exactly_what_the_client_sends() -> None:
     credentials = AwsCredentials(
         "AKIAIOSFODNN7EXAMPLE", SecretStr("secret/key+EXAMPLE"), SecretStr("session-token")
     )
@@ -216,16 +218,20 @@ def test_the_httpx_auth_signs_exactly_what_httpx_sends() -> None:
         sent.append(request)
         return httpx.Response(200, json={})
 
-    auth = SigV4Auth(credentials, region="us-east-1", service="dynamodb", clock=lambda: now)
-    with httpx.Client(transport=httpx.MockTransport(answer), auth=auth) as client:
-        client.post(
-            "http://127.0.0.1:5000/",
-            content=b'{"TableName":"ledger"}',
-            headers={
-                "X-Amz-Target": "DynamoDB_20120810.GetItem",
-                "Content-Type": "application/x-amz-json-1.0",
-            },
-        )
+    signer = SigV4Signer(credentials, region="us-east-1", service="dynamodb", clock=lambda: now)
+    client = http.Client(
+        "http://127.0.0.1:5000",
+        timeout=http.timeout(1.0),
+        max_connections=1,
+        transport=AnsweringTransport(answer),
+    )
+    client.request(
+        "POST",
+        "/",
+        content=b'{"TableName":"ledger"}',
+        headers={"X-Amz-Target": "DynamoDB_20120810.GetItem", "Content-Type": "application/x-amz-json-1.0"},
+        sign=signer,
+    )
 
     (request,) = sent
     unsigned = {

@@ -11,8 +11,9 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 from pydantic import SecretStr
-from tests.fakes import FakeClock, HighestJitter
+from tests.fakes import AnsweringTransport, FakeClock, HighestJitter
 
+from cbr_checkpointer import http
 from cbr_checkpointer.aws import AwsCredentials, AwsJsonClient, aws_json_client
 from cbr_checkpointer.domain import (
     BackupRequest,
@@ -29,6 +30,7 @@ from cbr_checkpointer.domain import (
 from cbr_checkpointer.ports import SystemClock
 from cbr_checkpointer.publisher import MAX_ENTRY_BYTES, RESOURCE_LISTS, EventPublisher, event_detail
 from cbr_checkpointer.retry import Deadline, Retrier, RetryPolicy
+from cbr_checkpointer.tls import trusting_no_one
 
 pytestmark = pytest.mark.integration
 
@@ -68,17 +70,17 @@ def make_outcome(kind: OutcomeKind, key: str = "key-1", *, payload: Any = None) 
     return Outcome(kind="validated", item=item)
 
 
-class CountingTransport(httpx.BaseTransport):
-    """A real HTTP transport that counts the PutEvents calls going through it."""
+class CountingTransport:
+    """A real connection pool (to moto on loopback) that counts the PutEvents calls going through it."""
 
     def __init__(self) -> None:
-        self._inner = httpx.HTTPTransport()
+        self._inner = http.ConnectionPool(ssl_context=trusting_no_one(), max_connections=10)
         self.put_events_calls = 0
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    def send(self, request: http.Request, timeout: http.Timeout) -> http.Response:
         if request.headers.get("x-amz-target") == "AWSEvents.PutEvents":
             self.put_events_calls += 1
-        return self._inner.handle_request(request)
+        return self._inner.send(request, timeout)
 
     def close(self) -> None:
         self._inner.close()
@@ -269,7 +271,7 @@ def test_a_missing_bus_leaves_every_outcome_unpublished(moto: str) -> None:
     events.close()
 
 
-# Failures moto cannot produce: a scripted PutEvents answering through httpx.MockTransport.
+# Failures moto cannot produce: a scripted PutEvents answering through an AnsweringTransport.
 
 
 class ScriptedPutEvents:
@@ -291,7 +293,7 @@ class ScriptedPutEvents:
             "https://events.example.test",
             REGION,
             CREDENTIALS,
-            transport=httpx.MockTransport(self),
+            transport=AnsweringTransport(self),
             retry=retry,
         )
 

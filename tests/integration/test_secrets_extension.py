@@ -20,6 +20,7 @@ import pytest
 from pydantic import SecretStr
 from tests.fakes import FakeClock
 
+from cbr_checkpointer import http
 from cbr_checkpointer.aws import AwsJsonClient, aws_json_client
 from cbr_checkpointer.cbr import AkSkCredentials, PasswordCredentials
 from cbr_checkpointer.credentials import (
@@ -32,6 +33,7 @@ from cbr_checkpointer.credentials import (
 from cbr_checkpointer.handler import lambda_handler
 from cbr_checkpointer.local_context import LocalContext
 from cbr_checkpointer.retry import Retrier
+from cbr_checkpointer.tls import trusting_no_one
 from devtools.sandbox import AWS_TEST_CREDENTIALS, IAM_USER, REGION, SECOND_VAULT_ID, Sandbox
 
 SECRET_ID = "cbr-checkpointer/huawei"
@@ -92,16 +94,16 @@ class FakeExtension:
         self._server.server_close()
 
 
-class CountingTransport(httpx.BaseTransport):
-    """A real HTTP transport that counts what goes through it."""
+class CountingTransport:
+    """A real connection pool (to loopback) that counts what goes through it."""
 
     def __init__(self) -> None:
-        self.inner = httpx.HTTPTransport()
+        self.inner = http.ConnectionPool(ssl_context=trusting_no_one(), max_connections=2)
         self.calls = 0
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    def send(self, request: http.Request, timeout: http.Timeout) -> http.Response:
         self.calls += 1
-        return self.inner.handle_request(request)
+        return self.inner.send(request, timeout)
 
     def close(self) -> None:
         self.inner.close()

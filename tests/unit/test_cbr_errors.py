@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import get_args
 
-import httpx2 as httpx
 import pytest
 
+from cbr_checkpointer import http
 from cbr_checkpointer.cbr import ERROR_CODES, CbrError, classify_response, classify_transport_error
 from cbr_checkpointer.cbr.errors import MAX_MESSAGE_LENGTH, ErrorRule, parse_error_body
 from cbr_checkpointer.domain import ErrorKind
@@ -273,23 +273,21 @@ def test_retry_after_is_taken_from_the_answer() -> None:
 
 # --- transport failures ---------------------------------------------------------------------------
 
-REQUEST = httpx.Request("POST", "https://cbr.example.com/v3/p/checkpoints")
-
 
 @pytest.mark.parametrize(
     ("failure", "kind", "ambiguous"),
     [
-        (httpx.ConnectError("refused", request=REQUEST), "network", False),
-        (httpx.ConnectTimeout("slow connect", request=REQUEST), "timeout", False),
-        (httpx.PoolTimeout("no free connection", request=REQUEST), "timeout", False),
-        (httpx.ReadTimeout("slow answer", request=REQUEST), "timeout", True),
-        (httpx.WriteTimeout("slow send", request=REQUEST), "timeout", True),
-        (httpx.RemoteProtocolError("Server disconnected", request=REQUEST), "network", True),
-        (httpx.ReadError("reset", request=REQUEST), "network", True),
-        (httpx.WriteError("broken pipe", request=REQUEST), "network", True),
+        (http.ConnectError("refused"), "network", False),
+        (http.ConnectTimeout("slow connect"), "timeout", False),
+        (http.PoolTimeout("no free connection"), "timeout", False),
+        (http.ReadTimeout("slow answer"), "timeout", True),
+        (http.WriteTimeout("slow send"), "timeout", True),
+        (http.RemoteProtocolError("Server disconnected"), "network", True),
+        (http.ReadError("reset"), "network", True),
+        (http.WriteError("broken pipe"), "network", True),
     ],
 )
-def test_transport_failures(failure: httpx.RequestError, kind: str, ambiguous: bool) -> None:
+def test_transport_failures(failure: http.TransportError, kind: str, ambiguous: bool) -> None:
     error = classify_transport_error(failure)
     assert (error.info.kind, error.info.retryable, error.ambiguous, error.is_auth_failure) == (
         kind,

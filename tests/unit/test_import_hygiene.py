@@ -23,7 +23,8 @@ print(json.dumps({
     "boto3": "boto3" in sys.modules,
     "botocore_session": "botocore.session" in sys.modules,
     "powertools_batch": "aws_lambda_powertools.utilities.batch" in sys.modules,
-    "httpx_client_built": any(name == "cbr_checkpointer.runtime" and sys.modules[name]._runtime is not None
+    "httpx2": "httpx2" in sys.modules,
+    "runtime_built": any(name == "cbr_checkpointer.runtime" and sys.modules[name]._runtime is not None
                               for name in sys.modules),
 }))
 """
@@ -41,14 +42,16 @@ def test_importing_the_handler_needs_no_environment_and_never_imports_boto3() ->
     )
 
     # Then the import succeeds, builds no clients and pulls in no AWS SDK, nor Powertools' batch
-    # utility (asyncio, subprocess and its middleware factory, for a contract of one list)
+    # utility (asyncio, subprocess and its middleware factory, for a contract of one list), nor httpx2
+    # (a test tool here: the function speaks HTTP through httpcore2)
     assert completed.returncode == 0, completed.stderr
     facts = json.loads(completed.stdout.strip().splitlines()[-1])
     assert facts == {
         "boto3": False,
         "botocore_session": False,
         "powertools_batch": False,
-        "httpx_client_built": False,
+        "httpx2": False,
+        "runtime_built": False,
     }
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import io
 import json
 import logging
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, quote_plus
 
 import httpcore2
-import httpx2 as httpx
 import pytest
 from aws_lambda_powertools.logging import correlation_paths
 from httpcore2._backends.mock import MockBackend
@@ -24,6 +24,7 @@ import cbr_checkpointer.cbr.client as cbr_client
 import cbr_checkpointer.cbr.iam as iam
 import cbr_checkpointer.credentials as credentials
 import cbr_checkpointer.publisher as publisher
+from cbr_checkpointer import http
 from cbr_checkpointer.cbr.errors import classify_transport_error
 from cbr_checkpointer.local_context import LocalContext
 from cbr_checkpointer.observability import HTTP_TRACE_LOGGERS, SERVICE, logger
@@ -57,7 +58,7 @@ class Captured:
 
 @pytest.fixture
 def captured() -> Iterator[Captured]:
-    """What the function writes, with httpx2 and httpcore2 traced at DEBUG."""
+    """What the function writes, with httpcore2 traced at DEBUG."""
     handler = logger.registered_handler
     assert isinstance(handler, logging.StreamHandler)
     stream = io.StringIO()
@@ -85,13 +86,16 @@ def in_invocation(body: Callable[[], None]) -> str:
     return context.aws_request_id
 
 
-def mock_client(answer: list[bytes]) -> httpx.Client:
-    transport = httpx.HTTPTransport()
-    transport._pool = httpcore2.ConnectionPool(network_backend=MockBackend(answer))
-    return httpx.Client(base_url="https://iam.example.test", transport=transport)
+def mock_client(answer: list[bytes]) -> http.Client:
+    """A client whose pool runs httpcore2's HTTP/1.1 code over its in-memory backend, answering `answer`."""
+    pool = http.ConnectionPool(ssl_context=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), max_connections=1)
+    pool._pool = httpcore2.ConnectionPool(network_backend=MockBackend(answer))
+    return http.Client(
+        "https://iam.example.test", timeout=http.timeout(5.0), max_connections=1, transport=pool
+    )
 
 
-def test_every_line_of_ours_and_of_httpx2_and_httpcore2_is_json_with_the_invocation_keys(
+def test_every_line_of_ours_and_of_httpcore2_is_json_with_the_invocation_keys(
     captured: Captured,
 ) -> None:
     def body() -> None:
@@ -99,8 +103,8 @@ def test_every_line_of_ours_and_of_httpx2_and_httpcore2_is_json_with_the_invocat
         iam.logger.warning("IAM answered", extra={"status": 201})
         credentials.logger.info("secrets extension not reachable")
         publisher.logger.error("event not published")
-        with mock_client(_ANSWER) as client:
-            assert client.post("/v3/auth/tokens", content=b"{}").status_code == 201
+        client = mock_client(_ANSWER)
+        assert client.request("POST", "/v3/auth/tokens", content=b"{}").status_code == 201
 
     request_id = in_invocation(body)
 
@@ -113,7 +117,6 @@ def test_every_line_of_ours_and_of_httpx2_and_httpcore2_is_json_with_the_invocat
         f"{SERVICE}.cbr_checkpointer.publisher",
     ]
     assert any(name.startswith("httpcore2.") for name in names)
-    assert "httpx2" in names
     for line in lines:
         assert line["correlation_id"] == CORRELATION_ID, line
         assert line["function_request_id"] == request_id, line
@@ -129,7 +132,7 @@ def test_keys_appended_in_a_thread_reach_every_logger_of_that_thread_only(captur
     def record(message_id: str) -> None:
         logger.thread_safe_append_keys(message_id=message_id)
         cbr_client.logger.info("from %s", message_id)
-        logging.getLogger("httpx2").info("trace of %s", message_id)
+        logging.getLogger("httpcore2").info("trace of %s", message_id)
 
     def body() -> None:
         threads = [threading.Thread(target=record, args=(f"msg-{n}",)) for n in range(4)]
@@ -199,14 +202,14 @@ def test_h11_refusing_a_token_with_a_trailing_newline_never_shows_the_token(capt
     remember(token)
 
     def body() -> None:
-        with mock_client(_ANSWER) as client, pytest.raises(httpx.LocalProtocolError) as refused:
-            client.get("/v3/p/checkpoints", headers={"X-Auth-Token": token})
+        with pytest.raises(http.LocalProtocolError) as refused:
+            mock_client(_ANSWER).request("GET", "/v3/p/checkpoints", headers={"X-Auth-Token": token})
         assert "Illegal header value" in str(refused.value)
         failure = classify_transport_error(refused.value)
         assert "MIIhiddentoken" not in failure.info.message
         try:
             raise refused.value
-        except httpx.LocalProtocolError:
+        except http.LocalProtocolError:
             cbr_client.logger.exception("CBR call failed: %s", failure.info.message)
 
     in_invocation(body)
@@ -217,11 +220,11 @@ def test_h11_refusing_a_token_with_a_trailing_newline_never_shows_the_token(capt
 
 def test_a_line_written_outside_an_invocation_is_json_too(captured: Captured) -> None:
     remember(PLANTED)
-    logging.getLogger("httpx2").info("during init: %r", PLANTED)
+    logging.getLogger("httpcore2").info("during init: %r", PLANTED)
 
     (line,) = captured.lines()
     assert line["message"] == f"during init: '{REDACTED}'"
-    assert (line["name"], line["service"], line["level"]) == ("httpx2", SERVICE, "INFO")
+    assert (line["name"], line["service"], line["level"]) == ("httpcore2", SERVICE, "INFO")
 
 
 def test_records_are_masked_in_place_for_every_handler_after_ours(caplog: pytest.LogCaptureFixture) -> None:

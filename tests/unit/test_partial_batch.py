@@ -9,7 +9,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 from pydantic import SecretStr
-from tests.fakes import FakeClock, HighestJitter
+from tests.fakes import AnsweringTransport, FakeClock, HighestJitter
 
 from cbr_checkpointer.aws import AwsCredentials, AwsError, AwsJsonClient, aws_json_client
 from cbr_checkpointer.aws.partial_batch import (
@@ -148,7 +148,7 @@ def client_answering(service: str, answer: dict[str, Any], sent: list[dict[str, 
         return httpx.Response(200, json=answer)
 
     return aws_json_client(
-        service, "https://aws.example.test", "eu-west-1", CREDENTIALS, transport=httpx.MockTransport(handler)
+        service, "https://aws.example.test", "eu-west-1", CREDENTIALS, transport=AnsweringTransport(handler)
     )
 
 

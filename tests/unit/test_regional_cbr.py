@@ -11,6 +11,7 @@ from collections import Counter
 import httpx2 as httpx
 import pytest
 from pydantic import SecretStr
+from tests.fakes import AnsweringTransport
 
 from cbr_checkpointer.cbr import AkSkCredentials, CbrClient, CbrError, RegionalCbr, StaticCredentials
 from cbr_checkpointer.domain import ErrorInfo
@@ -64,7 +65,7 @@ class World:
             return _answer(request)
 
         return CbrClient(
-            endpoint, CREDENTIALS, iam_endpoint="https://iam.test", transport=httpx.MockTransport(handle)
+            endpoint, CREDENTIALS, iam_endpoint="https://iam.test", transport=AnsweringTransport(handle)
         )
 
     def _connect(self, region: str) -> CbrClient:

@@ -1,8 +1,8 @@
-"""AWS without boto3: SigV4 signing and the AWS JSON protocol over httpx."""
+"""AWS without boto3: SigV4 signing and the AWS JSON protocol over httpcore2."""
 
 from cbr_checkpointer.aws.api import AwsJsonApi
 from cbr_checkpointer.aws.client import JSON_SERVICES, AwsError, AwsJsonClient, aws_json_client
-from cbr_checkpointer.aws.sigv4 import AwsCredentials, SigV4Auth, sign
+from cbr_checkpointer.aws.sigv4 import AwsCredentials, SigV4Signer, sign
 
 __all__ = [
     "JSON_SERVICES",
@@ -10,7 +10,7 @@ __all__ = [
     "AwsError",
     "AwsJsonApi",
     "AwsJsonClient",
-    "SigV4Auth",
+    "SigV4Signer",
     "aws_json_client",
     "sign",
 ]

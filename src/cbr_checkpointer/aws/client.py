@@ -1,19 +1,17 @@
-"""The AWS JSON protocol (awsJson1_0 / awsJson1_1) over one shared httpx client, signed with SigV4."""
+"""The AWS JSON protocol (awsJson1_0 / awsJson1_1) over one shared connection pool, signed with SigV4."""
 
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any, Literal
 
-import httpx2 as httpx
 from aws_lambda_powertools import Logger
 
+from cbr_checkpointer import http
 from cbr_checkpointer.aws.retryable import is_retryable_error, is_retryable_transport_error
-from cbr_checkpointer.aws.sigv4 import AwsCredentials, SigV4Auth
+from cbr_checkpointer.aws.sigv4 import AwsCredentials, SigV4Signer
 from cbr_checkpointer.observability import SERVICE
 from cbr_checkpointer.retry import Retrier, parse_retry_after
-from cbr_checkpointer.tls import tls_context_for
 from cbr_checkpointer.values import value
 
 logger = Logger(service=SERVICE, child=True)
@@ -61,7 +59,7 @@ class AwsError(Exception):
         self.retry_after = retry_after
 
 
-def _error_code(response: httpx.Response, body: dict[str, Any]) -> str:
+def _error_code(response: http.Response, body: dict[str, Any]) -> str:
     # awsJson: the header wins, then `__type`, then `code`; either may carry a namespace
     # (`ns#Code`) or a trailing URI (`Code:http://...`).
     raw = response.headers.get("x-amzn-errortype") or body.get("__type") or body.get("code") or ""
@@ -69,7 +67,7 @@ def _error_code(response: httpx.Response, body: dict[str, Any]) -> str:
     return code or f"HTTP{response.status_code}"
 
 
-def _parse_error(operation: str, response: httpx.Response) -> AwsError:
+def _parse_error(operation: str, response: http.Response) -> AwsError:
     try:
         parsed = response.json()
     except ValueError:
@@ -88,7 +86,7 @@ def _parse_error(operation: str, response: httpx.Response) -> AwsError:
 
 
 class AwsJsonClient:
-    """Calls one AWS JSON-protocol service; the httpx client is built on first use and shared by threads.
+    """Calls one AWS JSON-protocol service; its connection pool is made on first use and shared by threads.
 
     Throttles, transient errors and connection failures are tried again as `retry` allows (by default
     the retry policy with no deadline: attempts alone bound it).
@@ -105,34 +103,21 @@ class AwsJsonClient:
         json_version: JsonVersion,
         max_connections: int = 10,
         timeout: float = 10.0,
-        transport: httpx.BaseTransport | None = None,
+        transport: http.Transport | None = None,
         retry: Retrier | None = None,
     ) -> None:
         self.service = service
-        self._url = endpoint.rstrip("/") + "/"
-        self._auth = SigV4Auth(credentials, region=region, service=service)
+        self._sign = SigV4Signer(credentials, region=region, service=service)
         self._target_prefix = target_prefix
         self._content_type = f"application/x-amz-json-{json_version}"
-        self._limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
+        self._http = http.Client(
+            endpoint,
+            timeout=http.timeout(timeout),
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            transport=transport,
         )
-        self._timeout = timeout
-        self._transport = transport
         self._retry = retry or Retrier()
-        self._http: httpx.Client | None = None
-        self._lock = threading.Lock()
-
-    def _client(self) -> httpx.Client:
-        with self._lock:
-            if self._http is None:
-                self._http = httpx.Client(
-                    auth=self._auth,
-                    limits=self._limits,
-                    timeout=self._timeout,
-                    transport=self._transport,
-                    verify=tls_context_for(self._url),
-                )
-            return self._http
 
     def call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Send one operation and return its JSON answer; raise `AwsError` for anything but success,
@@ -157,8 +142,8 @@ class AwsJsonClient:
 
     def _attempt(self, operation: str, content: bytes, headers: dict[str, str]) -> dict[str, Any]:
         try:
-            response = self._client().post(self._url, content=content, headers=headers)
-        except httpx.TransportError as error:
+            response = self._http.request("POST", "/", content=content, headers=headers, sign=self._sign)
+        except http.TransportError as error:
             raise AwsError(
                 type(error).__name__,
                 f"{self.service} {operation}: {error}",
@@ -183,14 +168,11 @@ class AwsJsonClient:
         return answer
 
     def open(self) -> None:
-        """Make the connection pool now (the HTTP stack's imports, the CA bundle), not on the first call."""
-        self._client()
+        """Make the connection pool now (the CA bundle), not on the first call."""
+        self._http.open()
 
     def close(self) -> None:
-        with self._lock:
-            if self._http is not None:
-                self._http.close()
-                self._http = None
+        self._http.close()
 
 
 def aws_json_client(
@@ -201,7 +183,7 @@ def aws_json_client(
     *,
     max_connections: int = 10,
     timeout: float = 10.0,
-    transport: httpx.BaseTransport | None = None,
+    transport: http.Transport | None = None,
     retry: Retrier | None = None,
 ) -> AwsJsonClient:
     """A client for one of the services in `JSON_SERVICES`, e.g. `aws_json_client("events", ...)`."""

@@ -5,7 +5,7 @@ A contract test reads these tables against botocore's own, so that they cannot d
 
 from __future__ import annotations
 
-import httpx2 as httpx
+from cbr_checkpointer import http
 
 # botocore.retries.standard.ThrottledRetryableChecker
 THROTTLING_ERROR_CODES = frozenset(
@@ -35,11 +35,11 @@ THROTTLING_STATUSES = frozenset({429})
 # Errors the services called here model as retryable (botocore's ModeledRetryableChecker): DynamoDB's
 # write conflict on a multi-Region strongly consistent table.
 MODELED_RETRYABLE_ERROR_CODES = frozenset({"ReplicatedWriteConflictException"})
-# botocore retries every connection failure (its ConnectionError and HTTPClientError); httpx's failures
+# botocore retries every connection failure (its ConnectionError and HTTPClientError); the failures
 # that no second attempt can cure are a URL it cannot speak to and a request it could not even write.
-NOT_RETRYABLE_TRANSPORT_ERRORS: tuple[type[httpx.TransportError], ...] = (
-    httpx.UnsupportedProtocol,
-    httpx.LocalProtocolError,
+NOT_RETRYABLE_TRANSPORT_ERRORS: tuple[type[http.TransportError], ...] = (
+    http.UnsupportedProtocol,
+    http.LocalProtocolError,
 )
 
 
@@ -54,6 +54,6 @@ def is_retryable_error(code: str, http_status: int) -> bool:
     )
 
 
-def is_retryable_transport_error(error: httpx.TransportError) -> bool:
+def is_retryable_transport_error(error: http.TransportError) -> bool:
     """Whether a request that got no answer (refused, reset, timed out) may be sent again."""
     return not isinstance(error, NOT_RETRYABLE_TRANSPORT_ERRORS)

@@ -1,4 +1,4 @@
-"""AWS Signature Version 4 for requests sent with httpx.
+"""AWS Signature Version 4 for the function's HTTP requests.
 
 Follows https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html; the contract
 tests check it against botocore's `SigV4Auth`, header for header.
@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote, urlsplit
 
-import httpx2 as httpx
 from pydantic import SecretStr
 
+from cbr_checkpointer.http import Request
 from cbr_checkpointer.redaction import remember
 from cbr_checkpointer.values import value
 
@@ -160,10 +160,8 @@ def sign(
     return sent
 
 
-class SigV4Auth(httpx.Auth):
-    """Signs each httpx request at the moment it is sent."""
-
-    requires_request_body = True
+class SigV4Signer:
+    """Signs each request at the moment it is sent."""
 
     def __init__(
         self,
@@ -178,10 +176,10 @@ class SigV4Auth(httpx.Auth):
         self._service = service
         self._clock = clock
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def __call__(self, request: Request) -> None:
         signed = sign(
             request.method,
-            str(request.url),
+            request.url,
             dict(request.headers),
             request.content,
             credentials=self._credentials,
@@ -190,4 +188,3 @@ class SigV4Auth(httpx.Auth):
             now=self._clock(),
         )
         request.headers.update(signed)
-        yield request

@@ -1,4 +1,4 @@
-"""The Huawei side: CBR's wire format and errors, SDK-HMAC-SHA256 signing and IAM tokens, over httpx."""
+"""The Huawei side: CBR's wire format and errors, SDK-HMAC-SHA256 signing and IAM tokens, over HTTP."""
 
 from cbr_checkpointer.cbr.client import CbrClient
 from cbr_checkpointer.cbr.credentials import (
@@ -16,12 +16,12 @@ from cbr_checkpointer.cbr.errors import (
 )
 from cbr_checkpointer.cbr.iam import TokenIssuer
 from cbr_checkpointer.cbr.regional import RegionalCbr
-from cbr_checkpointer.cbr.signer import AkSkAuth, sign
+from cbr_checkpointer.cbr.signer import AkSkSigner, sign
 
 __all__ = [
     "ERROR_CODES",
-    "AkSkAuth",
     "AkSkCredentials",
+    "AkSkSigner",
     "CbrClient",
     "CbrError",
     "CredentialsProvider",

@@ -1,18 +1,17 @@
-"""The CBR calls this project makes, over one shared, thread-safe httpx connection pool."""
+"""The CBR calls this project makes, over one shared, thread-safe connection pool."""
 
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-import httpx2 as httpx
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ValidationError
 
+from cbr_checkpointer import http
 from cbr_checkpointer.cbr.credentials import AkSkCredentials, CredentialsProvider, secrets_of
 from cbr_checkpointer.cbr.errors import CbrError, classify_response, classify_transport_error, clip_message
 from cbr_checkpointer.cbr.iam import TokenIssuer
@@ -30,7 +29,6 @@ from cbr_checkpointer.models import (
 )
 from cbr_checkpointer.observability import SERVICE
 from cbr_checkpointer.rate import AdaptiveLimiter, Verdict
-from cbr_checkpointer.tls import tls_context_for
 
 logger = Logger(service=SERVICE, child=True)
 
@@ -46,14 +44,12 @@ ItemT = TypeVar("ItemT")
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-class _CbrAuth(httpx.Auth):
+class _CbrAuth:
     """Per call: AK/SK signature or IAM token, whichever the provider's current credentials allow.
 
     Remembers the token it sent (so only that one is dropped if refused) and the secrets in play (so
     they can be scrubbed from error messages).
     """
-
-    requires_request_body = True
 
     def __init__(
         self,
@@ -67,7 +63,7 @@ class _CbrAuth(httpx.Auth):
         self.token: str | None = None
         self.secrets: tuple[str, ...] = ()
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def __call__(self, request: http.Request) -> None:
         credentials = self._credentials.get()
         self.secrets = secrets_of(credentials)
         if isinstance(credentials, AkSkCredentials):
@@ -76,7 +72,6 @@ class _CbrAuth(httpx.Auth):
             self.token = self._tokens.token(credentials, self._project_id)
             self.secrets += (self.token,)
             request.headers["X-Auth-Token"] = self.token
-        yield request
 
 
 def _problems(error: ValidationError) -> str:
@@ -85,7 +80,7 @@ def _problems(error: ValidationError) -> str:
     return f"{error.error_count()} problem(s), first at {where}: {first['msg']}"
 
 
-def _unexpected_answer(what: str, detail: str, response: httpx.Response) -> CbrError:
+def _unexpected_answer(what: str, detail: str, response: http.Response) -> CbrError:
     info = ErrorInfo(
         "api",
         clip_message(f"unexpected answer to {what} (HTTP {response.status_code}): {detail}"),
@@ -97,7 +92,7 @@ def _unexpected_answer(what: str, detail: str, response: httpx.Response) -> CbrE
     return CbrError(info, ambiguous=what == "CreateCheckpoint")
 
 
-def _parsed(what: str, model: type[ModelT], response: httpx.Response) -> ModelT:
+def _parsed(what: str, model: type[ModelT], response: http.Response) -> ModelT:
     try:
         return model.model_validate_json(response.content)
     except ValidationError as error:
@@ -148,20 +143,22 @@ class CbrClient:
         max_connections: int = 8,
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
+        transport: http.Transport | None = None,
         limiter: AdaptiveLimiter | None = None,
     ) -> None:
-        self._endpoint = endpoint.rstrip("/")
         self._limiter = limiter or AdaptiveLimiter(max_connections)
         self._credentials = credentials
-        self._max_connections = max_connections
-        self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
-        self._transport = transport
+        self._http = http.Client(
+            endpoint,
+            timeout=http.timeout(read_timeout, connect=connect_timeout),
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=KEEPALIVE_SECONDS,
+            transport=transport,
+        )
         self._tokens = TokenIssuer(
             iam_endpoint, connect_timeout=connect_timeout, read_timeout=read_timeout, transport=transport
         )
-        self._client: httpx.Client | None = None
-        self._lock = threading.Lock()
 
     def create_checkpoint(
         self, project_id: str, body: Mapping[str, Any], *, time_left: float | None = None
@@ -296,34 +293,12 @@ class CbrClient:
         return list(dict.fromkeys(_every_page("ShowVaultResourceInstances", page_at, max_pages=max_pages)))
 
     def open(self) -> None:
-        """Make the connection pool now (the HTTP stack's imports, the CA bundle), not on the first call."""
-        self._http()
+        """Make the connection pool now (the CA bundle), not on the first call."""
+        self._http.open()
 
     def close(self) -> None:
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        self._http.close()
         self._tokens.close()
-
-    def _http(self) -> httpx.Client:
-        with self._lock:
-            if self._client is None:
-                self._client = httpx.Client(
-                    base_url=self._endpoint,
-                    timeout=self._timeout,
-                    limits=httpx.Limits(
-                        max_connections=self._max_connections,
-                        max_keepalive_connections=self._max_connections,
-                        keepalive_expiry=KEEPALIVE_SECONDS,
-                    ),
-                    verify=tls_context_for(self._endpoint),
-                    follow_redirects=False,
-                    # Endpoints, proxies and CA bundles come from configuration, not the environment.
-                    trust_env=False,
-                    transport=self._transport,
-                )
-            return self._client
 
     def _send(
         self,
@@ -335,7 +310,7 @@ class CbrClient:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         time_left: float | None = None,
-    ) -> httpx.Response:
+    ) -> http.Response:
         auth = _CbrAuth(self._credentials, self._tokens, project_id)
         try:
             return self._attempt(
@@ -363,19 +338,25 @@ class CbrClient:
         content: bytes | None,
         headers: Mapping[str, str] | None,
         time_left: float | None,
-    ) -> httpx.Response:
-        patience = time_left if time_left is not None else self._timeout.read or 0.0
+    ) -> http.Response:
+        patience = time_left if time_left is not None else self._http.timeout.read
         permit = self._limiter.acquire(within=patience)
         if permit is None:
             raise _no_permit_in_time(method, path, patience)
         timeout = self._timeout_for(None if time_left is None else time_left - permit.waited)
         verdict: Verdict = "unknown"
         try:
-            response = self._http().request(
-                method, path, params=params, content=content, headers=headers, auth=auth, timeout=timeout
+            response = self._http.request(
+                method,
+                path,
+                params=params,
+                content=content or b"",
+                headers=headers,
+                sign=auth,
+                timeout=timeout,
             )
             verdict = _verdict(response)
-        except httpx.RequestError as error:
+        except http.TransportError as error:
             failure = classify_transport_error(error).scrubbed(auth.secrets)
             logger.info("CBR %s %s failed: %s", method, path, failure.info.message)
             raise failure from None
@@ -396,18 +377,19 @@ class CbrClient:
         )
         raise failure.scrubbed(auth.secrets)
 
-    def _timeout_for(self, time_left: float | None) -> httpx.Timeout:
+    def _timeout_for(self, time_left: float | None) -> http.Timeout:
         """The configured timeouts, shortened to `time_left` when that is less."""
-        if time_left is None or self._timeout.read is None or time_left >= self._timeout.read:
-            return self._timeout
-        return httpx.Timeout(time_left, connect=min(time_left, self._timeout.connect or time_left))
+        configured = self._http.timeout
+        if time_left is None or time_left >= configured.read:
+            return configured
+        return http.timeout(time_left, connect=min(time_left, configured.connect))
 
     @staticmethod
-    def _checkpoint(what: str, response: httpx.Response) -> CheckpointCreate:
+    def _checkpoint(what: str, response: http.Response) -> CheckpointCreate:
         return _parsed(what, CreateCheckpointResponse, response).checkpoint
 
     @staticmethod
-    def _page(what: str, key: str, response: httpx.Response) -> tuple[list[dict[str, Any]], int | None]:
+    def _page(what: str, key: str, response: http.Response) -> tuple[list[dict[str, Any]], int | None]:
         try:
             document = json.loads(response.content)
         except ValueError:
@@ -444,7 +426,7 @@ def _every_page(what: str, page_at: Callable[[int], Sequence[ItemT]], *, max_pag
     return items
 
 
-def _verdict(response: httpx.Response) -> Verdict:
+def _verdict(response: http.Response) -> Verdict:
     """For the limiter: did the gateway let this call through?"""
     if response.status_code == 200:
         return "admitted"

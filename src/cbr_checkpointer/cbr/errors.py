@@ -12,8 +12,7 @@ import json
 from collections.abc import Collection, Mapping
 from typing import Any
 
-import httpx2 as httpx
-
+from cbr_checkpointer import http
 from cbr_checkpointer.domain import CbrCallFailed, ErrorInfo, ErrorKind
 from cbr_checkpointer.redaction import redact
 from cbr_checkpointer.retry import parse_retry_after
@@ -286,17 +285,17 @@ def classify_response(
 
 
 # Failures before the request left this process: the server cannot have acted on it.
-_NOT_SENT: tuple[tuple[type[httpx.RequestError], ErrorKind], ...] = (
-    (httpx.ConnectTimeout, "timeout"),
-    (httpx.PoolTimeout, "timeout"),
-    (httpx.ConnectError, "network"),
-    (httpx.ProxyError, "network"),
-    (httpx.UnsupportedProtocol, "network"),
-    (httpx.LocalProtocolError, "network"),
+_NOT_SENT: tuple[tuple[type[http.TransportError], ErrorKind], ...] = (
+    (http.ConnectTimeout, "timeout"),
+    (http.PoolTimeout, "timeout"),
+    (http.ConnectError, "network"),
+    (http.ProxyError, "network"),
+    (http.UnsupportedProtocol, "network"),
+    (http.LocalProtocolError, "network"),
 )
 
 
-def classify_transport_error(error: httpx.RequestError) -> CbrError:
+def classify_transport_error(error: http.TransportError) -> CbrError:
     """The error for a call that got no HTTP answer.
 
     Anything after the request may have been sent (read or write timeout, connection dropped, broken
@@ -308,6 +307,6 @@ def classify_transport_error(error: httpx.RequestError) -> CbrError:
         if isinstance(error, error_type):
             message = clip_message(f"request not sent ({description})")
             return CbrError(ErrorInfo(not_sent_kind, message, retryable=True))
-    kind: ErrorKind = "timeout" if isinstance(error, httpx.TimeoutException) else "network"
+    kind: ErrorKind = "timeout" if isinstance(error, http.TimeoutException) else "network"
     message = clip_message(f"no complete answer ({description})")
     return CbrError(ErrorInfo(kind, message, retryable=True), ambiguous=True)

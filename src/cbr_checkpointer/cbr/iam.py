@@ -9,9 +9,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import httpx2 as httpx
 from aws_lambda_powertools import Logger
 
+from cbr_checkpointer import http
 from cbr_checkpointer.cbr.credentials import PasswordCredentials
 from cbr_checkpointer.cbr.errors import (
     CbrError,
@@ -22,7 +22,6 @@ from cbr_checkpointer.cbr.errors import (
 from cbr_checkpointer.domain import ErrorInfo
 from cbr_checkpointer.observability import SERVICE
 from cbr_checkpointer.redaction import redact, remember
-from cbr_checkpointer.tls import tls_context_for
 from cbr_checkpointer.values import field, value
 
 logger = Logger(service=SERVICE, child=True)
@@ -111,15 +110,18 @@ class TokenIssuer:
         *,
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
+        transport: http.Transport | None = None,
         clock: Callable[[], float] = time.time,
         max_tokens: int = MAX_CACHED_TOKENS,
     ) -> None:
-        self._iam_endpoint = iam_endpoint.rstrip("/")
-        self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
-        self._transport = transport
+        self._http = http.Client(
+            iam_endpoint,
+            timeout=http.timeout(read_timeout, connect=connect_timeout),
+            max_connections=2,
+            max_keepalive_connections=2,
+            transport=transport,
+        )
         self._clock = clock
-        self._client: httpx.Client | None = None
         self._lock = threading.Lock()
         self._tokens: OrderedDict[_TokenKey, _Token] = OrderedDict()
         self._max_tokens = max_tokens
@@ -165,10 +167,7 @@ class TokenIssuer:
                     del self._tokens[key]
 
     def close(self) -> None:
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        self._http.close()
 
     def _fresh(self, key: _TokenKey) -> str | None:
         cached = self._tokens.get(key)
@@ -183,31 +182,18 @@ class TokenIssuer:
         while len(self._tokens) > self._max_tokens:
             self._tokens.popitem(last=False)
 
-    def _http(self) -> httpx.Client:
-        with self._lock:
-            if self._client is None:
-                self._client = httpx.Client(
-                    base_url=self._iam_endpoint,
-                    timeout=self._timeout,
-                    limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
-                    verify=tls_context_for(self._iam_endpoint),
-                    follow_redirects=False,
-                    trust_env=False,
-                    transport=self._transport,
-                )
-            return self._client
-
     def _issue(self, credentials: PasswordCredentials, project_id: str) -> _Token:
         secrets = (credentials.password.get_secret_value(),)
         issued_at = self._clock()
         try:
-            response = self._http().post(
+            response = self._http.request(
+                "POST",
                 TOKEN_PATH,
                 params={"nocatalog": "true"},
                 content=_token_body(credentials, project_id),
                 headers={"Content-Type": "application/json;charset=utf8"},
             )
-        except httpx.RequestError as error:
+        except http.TransportError as error:
             cause = classify_transport_error(error).info.message
             raise _auth_error(redact(f"IAM token request failed: {cause}", secrets), retryable=True) from None
         request_id = response.headers.get("X-Request-Id")
@@ -224,7 +210,7 @@ class TokenIssuer:
         return _Token(token, _renew_at(issued_at, expires_at))
 
     @staticmethod
-    def _refusal(response: httpx.Response, secrets: tuple[str, ...]) -> CbrError:
+    def _refusal(response: http.Response, secrets: tuple[str, ...]) -> CbrError:
         status = response.status_code
         body = parse_error_body(response.content)
         detail = f": {body.message}" if body.message else ""

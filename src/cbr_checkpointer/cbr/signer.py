@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
-
-import httpx2 as httpx
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 from cbr_checkpointer.cbr.credentials import AkSkCredentials, CredentialsProvider
+from cbr_checkpointer.http import Request
 
 ALGORITHM = "SDK-HMAC-SHA256"
 DATE_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -47,7 +46,7 @@ def canonical_query_string(query: str) -> str:
 
 def sign(
     method: str,
-    url: str | httpx.URL,
+    url: str,
     headers: Mapping[str, str],
     body: bytes,
     *,
@@ -67,7 +66,7 @@ def sign(
         raise ValueError("sk is required")
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    parts = urlsplit(str(url))
+    parts = urlsplit(url)
     signed = dict(headers)
     added: dict[str, str] = {}
 
@@ -110,7 +109,7 @@ def sign(
 
 
 def sign_request(
-    request: httpx.Request, credentials: AkSkCredentials, *, project_id: str | None, now: datetime
+    request: Request, credentials: AkSkCredentials, *, project_id: str | None, now: datetime
 ) -> None:
     """Sign `request` in place: X-Security-Token and X-Project-Id first, then the signature headers.
 
@@ -121,7 +120,9 @@ def sign_request(
         request.headers["X-Security-Token"] = credentials.security_token.get_secret_value()
     if project_id:
         request.headers["X-Project-Id"] = project_id
-    to_sign = {name: value for name, value in request.headers.items() if name not in _TRANSPORT_HEADERS}
+    to_sign = {
+        name: value for name, value in request.headers.items() if name.lower() not in _TRANSPORT_HEADERS
+    }
     request.headers.update(
         sign(
             request.method,
@@ -133,19 +134,18 @@ def sign_request(
             now=now,
         )
     )
-    query = canonical_query_string(request.url.query.decode("ascii"))
+    parts = urlsplit(request.url)
+    query = canonical_query_string(parts.query)
     if query:
-        request.url = request.url.copy_with(query=query.encode("ascii"))
+        request.url = urlunsplit(parts._replace(query=query))
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class AkSkAuth(httpx.Auth):
-    """httpx authentication that signs every request with the provider's current AK/SK credentials."""
-
-    requires_request_body = True
+class AkSkSigner:
+    """Signs every request with the provider's current AK/SK credentials."""
 
     def __init__(
         self,
@@ -158,12 +158,11 @@ class AkSkAuth(httpx.Auth):
         self._project_id = project_id
         self._clock = clock
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def __call__(self, request: Request) -> None:
         credentials = self._credentials.get()
         if not isinstance(credentials, AkSkCredentials):
-            raise TypeError("AkSkAuth needs AK/SK credentials; password credentials use an IAM token")
+            raise TypeError("AkSkSigner needs AK/SK credentials; password credentials use an IAM token")
         sign_request(request, credentials, project_id=self._project_id, now=self._clock())
-        yield request
 
     def __repr__(self) -> str:
-        return f"AkSkAuth(project_id={self._project_id!r})"
+        return f"AkSkSigner(project_id={self._project_id!r})"
