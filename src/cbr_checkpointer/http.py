@@ -2,10 +2,11 @@
 
 httpcore2 is the HTTP core of the httpx family: the connection pool, HTTP/1.1 (h11), TLS and timeouts
 that httpx2's `Client` runs on. The function talks to it directly. Every call here goes to a fixed,
-configured endpoint, answers are read whole, and redirects, cookies, proxies from the environment and
-content decoding are never wanted, which is the part httpx2 adds. Importing httpx2 on top of httpcore2
-(its models, cookie jar, `urllib.request`, its version read through `importlib.metadata`, and anyio,
-which it requires) cost about a sixth of Lambda's init.
+configured endpoint, answers are read whole, and redirects, cookies and content decoding are never
+wanted, which is the part httpx2 adds; nor are proxies or CA bundles named by the environment
+(`HTTPS_PROXY`, `SSL_CERT_FILE`): endpoints come from configuration. Importing httpx2 on top of
+httpcore2 (its models, cookie jar, `urllib.request`, its version read through `importlib.metadata`,
+and anyio, which it requires) cost about a sixth of Lambda's init.
 
 - `Request`/`Response`: one exchange, the answer read whole; headers are looked up in any case.
 - `Client`: requests to one endpoint, each signed on its way out by the caller's `sign`, over a
@@ -56,6 +57,11 @@ __all__ = [
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+# How long an idle connection is kept for reuse (httpx's default). Lambda freezes an environment between
+# invocations and NAT gateways forget idle flows; a connection idle longer is not trusted again.
+KEEPALIVE_SECONDS = 5.0
+# Every request says who sent it, and that its answer must not be compressed: nothing here decodes one.
+DEFAULT_HEADERS = {"User-Agent": "cbr-checkpointer", "Accept-Encoding": "identity"}
 
 
 class TransportError(Exception):
@@ -189,8 +195,8 @@ def timeout(seconds: float, *, connect: float | None = None) -> Timeout:
 
 
 class Request:
-    """One request: its URL is absolute, its `Host` and `Content-Length` headers set, so that a signer
-    sees what is sent."""
+    """One request: its URL is absolute, its `Host`, `Content-Length` and `DEFAULT_HEADERS` set, so that
+    a signer sees what is sent."""
 
     __slots__ = ("content", "headers", "method", "url")
 
@@ -207,7 +213,7 @@ class Request:
             url = f"{url}{'&' if '?' in url else '?'}{urlencode(params, quote_via=quote)}"
         self.method = method
         self.url = url
-        self.headers = Headers({"Host": _host_header(url)})
+        self.headers = Headers({"Host": _host_header(url), **DEFAULT_HEADERS})
         if content or method in _METHODS_WITH_BODY:
             self.headers["Content-Length"] = str(len(content))
         if headers:
@@ -253,7 +259,7 @@ class ConnectionPool:
         ssl_context: ssl.SSLContext,
         max_connections: int,
         max_keepalive_connections: int | None = None,
-        keepalive_expiry: float | None = None,
+        keepalive_expiry: float = KEEPALIVE_SECONDS,
     ) -> None:
         self._pool = httpcore2.ConnectionPool(
             ssl_context=ssl_context,
@@ -266,7 +272,7 @@ class ConnectionPool:
         try:
             answer = self._pool.request(
                 request.method,
-                request.url,
+                _wire_url(request.url),
                 headers=_wire_headers(request.headers),
                 content=request.content if "Content-Length" in request.headers else None,
                 extensions={
@@ -307,7 +313,7 @@ class Client:
         timeout: Timeout,
         max_connections: int,
         max_keepalive_connections: int | None = None,
-        keepalive_expiry: float | None = None,
+        keepalive_expiry: float = KEEPALIVE_SECONDS,
         transport: Transport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -374,6 +380,18 @@ def _host_header(url: str) -> str:
     return f"{host}:{port}"
 
 
+def _wire_url(url: str) -> httpcore2.URL:
+    # Split as the signers split it: httpcore2's own parsing of a string would drop `;params` from the path.
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return httpcore2.URL(
+        scheme=parts.scheme.encode("ascii"),
+        host=(parts.hostname or "").encode("ascii"),
+        port=parts.port,
+        target=target.encode("ascii"),
+    )
+
+
 def _wire_headers(headers: Headers) -> list[tuple[bytes, bytes]]:
     wire = []
     for name, text in headers.items():
@@ -393,9 +411,9 @@ def _header_text(raw: bytes) -> str:
 
 
 def _transport_error(failure: Exception) -> TransportError | None:
-    """httpcore2's failure as ours, with its message; None for anything else."""
-    kind = type(failure)
-    if not kind.__module__.startswith("httpcore2"):
-        return None
-    ours = _FAILURES.get(kind.__name__)
-    return None if ours is None else ours(str(failure))
+    """httpcore2's failure as ours (its nearest class we name), with its message; None for anything else."""
+    for kind in type(failure).__mro__:
+        ours = _FAILURES.get(kind.__name__)
+        if ours is not None and kind.__module__.startswith("httpcore2"):
+            return ours(str(failure))
+    return None

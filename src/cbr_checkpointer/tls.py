@@ -10,18 +10,30 @@ complete a handshake with anyone.
 
 from __future__ import annotations
 
+import os
 import ssl
 from functools import cache
 from urllib.parse import urlsplit
 
-import httpcore2
+
+class NoCertificateAuthorities(RuntimeError):
+    """The operating system has no CA bundle where OpenSSL looks for one."""
 
 
 @cache
 def verified_tls_context() -> ssl.SSLContext:
-    # The bundle OpenSSL was built to read; SSL_CERT_FILE and SSL_CERT_DIR are not read, since CA bundles
-    # come from configuration, not the environment (httpx2 asks httpcore2 for the same context).
-    return httpcore2.default_ssl_context(_trust_env=False)
+    # The bundle OpenSSL was built to read, as httpx2 reads it with the environment ignored:
+    # `load_default_certs()` would also follow SSL_CERT_FILE and SSL_CERT_DIR, and CA bundles come from
+    # configuration, not the environment.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    paths = ssl.get_default_verify_paths()
+    cafile = paths.openssl_cafile if os.path.isfile(paths.openssl_cafile) else None
+    capath = paths.openssl_capath if os.path.isdir(paths.openssl_capath) else None
+    if cafile is None and capath is None:
+        missing = f"{paths.openssl_cafile} or {paths.openssl_capath}"
+        raise NoCertificateAuthorities(f"no CA bundle at {missing}: no https endpoint can be verified")
+    context.load_verify_locations(cafile, capath)
+    return context
 
 
 @cache

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import httpcore2
 import pytest
-from httpcore2._backends.mock import MockBackend
+from httpcore2._backends.mock import MockBackend, MockStream
 
 from cbr_checkpointer import http
 
@@ -23,6 +23,43 @@ def pool_answering(
     pool = http.ConnectionPool(ssl_context=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), max_connections=1)
     pool._pool = httpcore2.ConnectionPool(network_backend=backend or MockBackend(answer))
     return pool
+
+
+class RecordingStream(MockStream):
+    """Answers with its buffer; keeps what was written and the timeout of every read and write."""
+
+    def __init__(self, buffer: list[bytes]) -> None:
+        super().__init__(buffer)
+        self.written = b""
+        self.timeouts: list[tuple[str, float | None]] = []
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self.timeouts.append(("read", timeout))
+        return super().read(max_bytes, timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.timeouts.append(("write", timeout))
+        self.written += buffer
+
+
+class RecordingBackend(MockBackend):
+    """One connection, whose stream is `stream`; keeps the connect timeout."""
+
+    def __init__(self, stream: RecordingStream) -> None:
+        super().__init__([])
+        self.stream = stream
+        self.connect_timeouts: list[float | None] = []
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
+    ) -> httpcore2.NetworkStream:
+        self.connect_timeouts.append(timeout)
+        return self.stream
 
 
 class RefusingBackend(httpcore2.NetworkBackend):
@@ -54,6 +91,11 @@ class RefusingBackend(httpcore2.NetworkBackend):
 )
 def test_a_request_carries_the_host_header_it_will_be_sent_with(url: str, host: str) -> None:
     assert http.Request("GET", url).headers["host"] == host
+
+
+def test_every_request_names_its_sender_and_refuses_compressed_answers() -> None:
+    headers = http.Request("GET", "https://h/").headers
+    assert (headers["user-agent"], headers["accept-encoding"]) == ("cbr-checkpointer", "identity")
 
 
 def test_a_body_or_a_post_carries_its_length_and_a_bodiless_get_none() -> None:
@@ -180,3 +222,41 @@ def test_every_failure_httpcore2_raises_has_a_class_of_ours_in_the_same_place() 
         parent = kind.__mro__[1]
         expected_parent = http.TransportError if parent is Exception else ours[parent.__name__]
         assert ours[name].__mro__[1] is expected_parent, name
+
+
+def test_what_goes_on_the_wire_is_the_request_a_signer_saw() -> None:
+    # Given a signed request whose path has a `;` and whose query is canonical
+    stream = RecordingStream([b"HTTP/1.1 204 No Content\r\n\r\n"])
+    pool = pool_answering([], RecordingBackend(stream))
+    request = http.Request("POST", "https://cbr.example.com:8443/v3/p/a;b?x=1%202", content=b"{}")
+    request.headers["Authorization"] = "signed"
+
+    # When it is sent
+    pool.send(request, TIMEOUT)
+
+    # Then the request line and every header are the ones the request held, and nothing else
+    head, _, body = stream.written.partition(b"\r\n\r\n")
+    request_line, *header_lines = head.decode("ascii").split("\r\n")
+    assert request_line == "POST /v3/p/a;b?x=1%202 HTTP/1.1"
+    assert dict(line.split(": ", 1) for line in header_lines) == dict(request.headers)
+    assert body == b"{}"
+
+
+def test_each_timeout_reaches_the_connection() -> None:
+    stream = RecordingStream([b"HTTP/1.1 204 No Content\r\n\r\n"])
+    backend = RecordingBackend(stream)
+    pool = pool_answering([], backend)
+
+    pool.send(http.Request("GET", "https://h/"), http.Timeout(connect=1.0, read=2.0, write=3.0, pool=4.0))
+
+    assert backend.connect_timeouts == [1.0]
+    assert set(stream.timeouts) == {("write", 3.0), ("read", 2.0)}
+
+
+def test_idle_connections_expire_after_the_keepalive_time_unless_told_otherwise() -> None:
+    client = http.Client("http://127.0.0.1:9", timeout=TIMEOUT, max_connections=3)
+    client.open()
+    pool = client._transport_now()
+    assert isinstance(pool, http.ConnectionPool)
+    assert (pool._pool._keepalive_expiry, pool._pool._max_connections) == (http.KEEPALIVE_SECONDS, 3)
+    client.close()
