@@ -140,7 +140,7 @@ validate: $(STAMP) sam-validate
 # interface client (awslambdaric, in a bench-only venv from requirements/bench.txt) against a Runtime API
 # on loopback, from read-only task directories: ours is dist/function-x86_64.zip unzipped, the reference
 # is its pinned packages and benchmarks/reference_handler.py, compiled the same way. Prints the table with
-# PASS/MISS per budget, writes BENCHMARKS.md and benchmarks/batch-wall.png. About 6 minutes on 2 quiet cores.
+# PASS/MISS per budget, writes BENCHMARKS.md and benchmarks/batch-wall.png. About 8 minutes on 2 quiet cores.
 BENCH_PYTHON := build/bench/python3.13
 REFERENCE_TASK := build/bench/reference-task
 REFERENCE_PACKAGES := boto3 huaweicloudsdkcbr aws-lambda-powertools

@@ -611,7 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="cbr_checkpointer vs a reference handler, as Lambda runs them"
     )
-    parser.add_argument("--runs", type=int, default=7, help="runs per figure, medians reported (default 7)")
+    parser.add_argument("--runs", type=int, default=9, help="runs per figure, medians reported (default 9)")
     parser.add_argument("--plot-runs", type=int, default=3, help="runs per point of the plot (default 3)")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--png", type=Path, default=ROOT / "benchmarks" / "batch-wall.png")
