@@ -42,12 +42,14 @@ class RecordingStream(MockStream):
         self.written += buffer
 
 
-class RecordingBackend(MockBackend):
-    """One connection, whose stream is `stream`; keeps the connect timeout."""
+class ScriptedBackend(MockBackend):
+    """A network whose one connection is `stream`, or on which every connection fails as `failure`;
+    keeps the connect timeouts."""
 
-    def __init__(self, stream: RecordingStream) -> None:
+    def __init__(self, stream: RecordingStream | None = None, failure: Exception | None = None) -> None:
         super().__init__([])
         self.stream = stream
+        self.failure = failure
         self.connect_timeouts: list[float | None] = []
 
     def connect_tcp(
@@ -59,24 +61,10 @@ class RecordingBackend(MockBackend):
         socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
     ) -> httpcore2.NetworkStream:
         self.connect_timeouts.append(timeout)
+        if self.failure is not None:
+            raise self.failure
+        assert self.stream is not None
         return self.stream
-
-
-class RefusingBackend(httpcore2.NetworkBackend):
-    """A network where every connection attempt fails as `failure`."""
-
-    def __init__(self, failure: Exception) -> None:
-        self.failure = failure
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
-    ) -> httpcore2.NetworkStream:
-        raise self.failure
 
 
 @pytest.mark.parametrize(
@@ -182,7 +170,7 @@ def test_an_answer_is_read_whole_with_repeated_headers_joined() -> None:
 def test_httpcore2s_failures_are_raised_as_ours_with_their_message(
     failure: Exception, ours: type[http.TransportError]
 ) -> None:
-    pool = pool_answering([], RefusingBackend(failure))
+    pool = pool_answering([], ScriptedBackend(failure=failure))
 
     with pytest.raises(ours) as raised:
         pool.send(http.Request("GET", "https://h/"), TIMEOUT)
@@ -227,7 +215,7 @@ def test_every_failure_httpcore2_raises_has_a_class_of_ours_in_the_same_place() 
 def test_what_goes_on_the_wire_is_the_request_a_signer_saw() -> None:
     # Given a signed request whose path has a `;` and whose query is canonical
     stream = RecordingStream([b"HTTP/1.1 204 No Content\r\n\r\n"])
-    pool = pool_answering([], RecordingBackend(stream))
+    pool = pool_answering([], ScriptedBackend(stream))
     request = http.Request("POST", "https://cbr.example.com:8443/v3/p/a;b?x=1%202", content=b"{}")
     request.headers["Authorization"] = "signed"
 
@@ -244,7 +232,7 @@ def test_what_goes_on_the_wire_is_the_request_a_signer_saw() -> None:
 
 def test_each_timeout_reaches_the_connection() -> None:
     stream = RecordingStream([b"HTTP/1.1 204 No Content\r\n\r\n"])
-    backend = RecordingBackend(stream)
+    backend = ScriptedBackend(stream)
     pool = pool_answering([], backend)
 
     pool.send(http.Request("GET", "https://h/"), http.Timeout(connect=1.0, read=2.0, write=3.0, pool=4.0))
