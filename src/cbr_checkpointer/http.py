@@ -124,7 +124,7 @@ class UnsupportedProtocol(TransportError):
     pass
 
 
-# httpcore2 names its failures as these classes are named; the most specific class of each is kept.
+# httpcore2 names its failures as these classes are named: each maps to ours of the same name.
 _FAILURES: dict[str, type[TransportError]] = {
     failure.__name__: failure
     for failure in (
@@ -319,8 +319,8 @@ class Client:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._limits = (max_connections, max_keepalive_connections, keepalive_expiry)
-        self._transport = transport
-        self._pool: Transport | None = None
+        self._given = transport
+        self._transport: Transport | None = None
         self._lock = threading.Lock()
 
     def open(self) -> None:
@@ -346,24 +346,21 @@ class Client:
 
     def close(self) -> None:
         with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
+            transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
 
     def _transport_now(self) -> Transport:
         with self._lock:
-            if self._pool is None:
-                if self._transport is not None:
-                    self._pool = self._transport
-                else:
-                    max_connections, max_keepalive, expiry = self._limits
-                    self._pool = ConnectionPool(
-                        ssl_context=tls_context_for(self.base_url),
-                        max_connections=max_connections,
-                        max_keepalive_connections=max_keepalive,
-                        keepalive_expiry=expiry,
-                    )
-            return self._pool
+            if self._transport is None:
+                max_connections, max_keepalive, expiry = self._limits
+                self._transport = self._given or ConnectionPool(
+                    ssl_context=tls_context_for(self.base_url),
+                    max_connections=max_connections,
+                    max_keepalive_connections=max_keepalive,
+                    keepalive_expiry=expiry,
+                )
+            return self._transport
 
 
 def _host_header(url: str) -> str:
@@ -371,10 +368,7 @@ def _host_header(url: str) -> str:
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
+    port = parts.port
     if port is None or port == _DEFAULT_PORTS.get(parts.scheme.lower()):
         return host
     return f"{host}:{port}"

@@ -307,7 +307,7 @@ class CbrClient:
         path: str,
         *,
         params: Mapping[str, str] | None = None,
-        content: bytes | None = None,
+        content: bytes = b"",
         headers: Mapping[str, str] | None = None,
         time_left: float | None = None,
     ) -> http.Response:
@@ -335,7 +335,7 @@ class CbrClient:
         auth: _CbrAuth,
         *,
         params: Mapping[str, str] | None,
-        content: bytes | None,
+        content: bytes,
         headers: Mapping[str, str] | None,
         time_left: float | None,
     ) -> http.Response:
@@ -350,7 +350,7 @@ class CbrClient:
                 method,
                 path,
                 params=params,
-                content=content or b"",
+                content=content,
                 headers=headers,
                 sign=auth,
                 timeout=timeout,
