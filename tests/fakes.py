@@ -391,3 +391,65 @@ class AnsweringTransport:
 
     def close(self) -> None:
         self.closed = True
+
+
+class ScriptedStream:
+    """A connection whose peer answers with `answer`, one chunk per read, then closes (reads give b"").
+
+    It keeps what was written and the timeout of every read and write, and whether it was closed.
+    `peer_closed` makes it readable while idle, as a socket is once its peer has closed it; `read_failure`
+    and `write_failure` are raised by every read and write; `before_read` runs at every read (a test
+    holding the answer back).
+    """
+
+    def __init__(
+        self,
+        answer: Sequence[bytes] = (),
+        *,
+        read_failure: Exception | None = None,
+        write_failure: Exception | None = None,
+        before_read: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.answer = list(answer)
+        self.read_failure = read_failure
+        self.write_failure = write_failure
+        self.before_read = before_read
+        self.written = b""
+        self.timeouts: list[tuple[str, float]] = []
+        self.peer_closed = False
+        self.closed = False
+
+    def read(self, max_bytes: int, timeout: float) -> bytes:
+        self.timeouts.append(("read", timeout))
+        self.before_read()
+        if self.read_failure is not None:
+            raise self.read_failure
+        return self.answer.pop(0) if self.answer else b""
+
+    def write(self, data: bytes, timeout: float) -> None:
+        self.timeouts.append(("write", timeout))
+        if self.write_failure is not None:
+            raise self.write_failure
+        self.written += data
+
+    def is_readable(self) -> bool:
+        return self.peer_closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class ScriptedNetwork:
+    """A `ConnectionPool`'s connector that hands out `streams` in order, or raises `failure`; keeps the
+    origin and the timeout of every connection it was asked for."""
+
+    def __init__(self, *streams: ScriptedStream, failure: Exception | None = None) -> None:
+        self.streams = list(streams)
+        self.failure = failure
+        self.connects: list[tuple[http.Origin, float]] = []
+
+    def __call__(self, origin: http.Origin, timeout: float) -> http.NetworkStream:
+        self.connects.append((origin, timeout))
+        if self.failure is not None:
+            raise self.failure
+        return self.streams.pop(0)

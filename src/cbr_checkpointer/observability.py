@@ -5,8 +5,6 @@ appends (correlation id, Lambda request id, an SQS message id per thread), secre
 - `logger` is the service Logger; other modules log through its children
   (`Logger(service=SERVICE, child=True)`), whose records propagate to its handler and so carry the
   same keys.
-- httpcore2 gets the same handler (Powertools' `copy_config_to_registered_loggers`), its level
-  left alone: its DEBUG traces appear only when someone enables them, and then as JSON.
 - `RedactSecrets` on the handler masks every remembered secret in the record before anything formats
   it, and `RedactingFormatter` masks the finished line again (keys appended by anyone, JSON escapes).
 """
@@ -17,12 +15,10 @@ import logging
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
 from cbr_checkpointer.redaction import RedactSecrets, redact
 
 SERVICE = "cbr-checkpointer"
-HTTP_TRACE_LOGGERS = frozenset({"httpcore2"})
 
 
 class RedactingFormatter(LambdaPowertoolsFormatter):
@@ -36,15 +32,10 @@ logger = Logger(service=SERVICE, logger_formatter=RedactingFormatter(name="%(nam
 metrics = Metrics(namespace="CbrCheckpointer", service=SERVICE)
 
 
-def _one_path_for_every_logger() -> None:
+def _mask_every_record() -> None:
     handler = logger.registered_handler
     if not any(isinstance(existing, RedactSecrets) for existing in handler.filters):
         handler.addFilter(RedactSecrets())
-    for name in HTTP_TRACE_LOGGERS:
-        logging.getLogger(name)  # registered now, so that Powertools finds it before httpcore2 is imported
-    copy_config_to_registered_loggers(
-        source_logger=logger, include=set(HTTP_TRACE_LOGGERS), ignore_log_level=True
-    )
 
 
-_one_path_for_every_logger()
+_mask_every_record()

@@ -2,7 +2,7 @@
 
 A secret is remembered from the moment the process holds it (credentials when they are built, IAM
 tokens when they are issued). `redact` then masks it as it appears raw, stripped, escaped (a trailing
-newline shows as `\\n` in h11's "Illegal header value b'...\\n'"), repr'd as str or bytes, JSON-encoded
+newline shows as `\\n` in the repr of a header value), repr'd as str or bytes, JSON-encoded
 and URL-encoded, plus header values and signatures that are secret whatever their value.
 `RedactSecrets` applies it to every log record; the error paths use it when they build messages.
 """
@@ -26,7 +26,7 @@ MIN_SECRET_LENGTH = 4
 # Enough for the credentials in use and the IAM tokens of a day; the oldest are forgotten first.
 MAX_REMEMBERED_SECRETS = 64
 
-# Headers whose value is secret whatever it is, as httpcore2 traces them: (b'X-Auth-Token', b'...').
+# Headers whose value is secret whatever it is, in a header pair written out: (b'X-Auth-Token', b'...').
 _SECRET_HEADER_VALUE = re.compile(
     r"""(b?['"](?:x-subject-token|x-auth-token|x-security-token|x-amz-security-token|authorization|"""
     r"""x-aws-parameters-secrets-token)['"],\s*b?(['"]))(?:(?!\2).)*""",

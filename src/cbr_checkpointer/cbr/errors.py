@@ -289,7 +289,6 @@ _NOT_SENT: tuple[tuple[type[http.TransportError], ErrorKind], ...] = (
     (http.ConnectTimeout, "timeout"),
     (http.PoolTimeout, "timeout"),
     (http.ConnectError, "network"),
-    (http.ProxyError, "network"),
     (http.UnsupportedProtocol, "network"),
     (http.LocalProtocolError, "network"),
 )
