@@ -418,9 +418,11 @@ class ConnectionPool:
     """HTTP/1.1 connections kept alive and shared by threads: at most `max_connections` open, of which
     at most `max_keepalive_connections` idle, none of them idle longer than `keepalive_expiry` seconds.
 
-    A request takes the most recently used idle connection to its origin, unless its peer has closed it
-    meanwhile, or else opens one with `connect` (`connect_socket` over `ssl_context` unless a test gives
-    its own). A connection that failed, or that either end will not keep, is closed after its exchange.
+    A request takes the connection to its origin that has been idle longest, unless its peer has closed
+    it meanwhile, or else opens one with `connect` (`connect_socket` over `ssl_context` unless a test
+    gives its own): taken in turn, every connection a burst opened stays in use and none expires while
+    requests keep coming, so a later burst finds them open instead of paying for new handshakes. A
+    connection that failed, or that either end will not keep, is closed after its exchange.
     """
 
     def __init__(
@@ -443,7 +445,7 @@ class ConnectionPool:
         self._keepalive_expiry = keepalive_expiry
         self._clock = clock
         self._lock = threading.Lock()
-        self._idle: list[_Connection] = []  # the least recently used first
+        self._idle: list[_Connection] = []  # the longest idle first
         self._busy = 0  # requests that hold one of the max_connections turns
         # Requests waiting for a turn, first come first served: each waits on its own lock, which the
         # request ending its turn releases to hand the turn over (a semaphore lets a thread that just
@@ -518,7 +520,7 @@ class ConnectionPool:
         found: _Connection | None = None
         with self._lock:
             now = self._clock()
-            for connection in reversed(self._idle):
+            for connection in self._idle:
                 if now - connection.idle_since >= self._keepalive_expiry:
                     stale.append(connection)
                 elif found is None and connection.origin == origin:

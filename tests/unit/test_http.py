@@ -361,6 +361,31 @@ def test_a_connection_is_kept_for_the_next_request_to_its_origin() -> None:
     assert stream.closed
 
 
+def test_the_connection_idle_longest_is_taken_first_so_that_all_stay_in_use() -> None:
+    # Given two connections to one origin, the second made idle before the first
+    answer_first = threading.Event()
+    reading = threading.Event()
+
+    def hold() -> None:
+        reading.set()
+        assert answer_first.wait(10.0)
+
+    first = ScriptedStream([*NO_CONTENT, *NO_CONTENT], before_read=hold)
+    second = ScriptedStream([*NO_CONTENT, *NO_CONTENT])
+    pool = pool_over(ScriptedNetwork(first, second), max_connections=2)
+    busy = threading.Thread(target=pool.send, args=(http.Request("GET", "https://h/a"), TIMEOUT))
+    busy.start()
+    assert reading.wait(10.0)
+    pool.send(http.Request("GET", "https://h/b"), TIMEOUT)
+    answer_first.set()
+    busy.join(10.0)
+
+    # When two more requests are sent in turn, Then each takes the one idle longer
+    pool.send(http.Request("GET", "https://h/c"), TIMEOUT)
+    pool.send(http.Request("GET", "https://h/d"), TIMEOUT)
+    assert (second.written.count(b"GET /c "), first.written.count(b"GET /d ")) == (1, 1)
+
+
 def test_a_connection_idle_for_the_keepalive_time_is_closed_not_reused() -> None:
     clock = FakeClock(100.0)
     first, second = ScriptedStream(NO_CONTENT), ScriptedStream(NO_CONTENT)
