@@ -2,7 +2,7 @@
 
 One run, one CBR emulator and one moto server for all handlers:
 
-- ours: `cbr_checkpointer.handler.lambda_handler` from dist/function-x86_64.zip (httpcore2, own SigV4,
+- ours: `cbr_checkpointer.handler.lambda_handler` from dist/function-x86_64.zip (HTTP over h11, own SigV4,
   DynamoDB ledger over the JSON API);
 - reference: `reference_handler.lambda_handler` (huaweicloudsdkcbr, boto3, Powertools idempotency on
   DynamoDB, Powertools BatchProcessor: records one after another, one PutEvents per request);
@@ -261,8 +261,8 @@ class Bench:
                 "ms",
                 libraries["init"] * ms,
                 reference["init"] * ms,
-                note="informative: the floor of the init row; pydantic with one model built, httpcore2 with "
-                f"one pool, Powertools' Logger and Metrics (benchmarks/libraries_handler.py); ours adds "
+                note="informative: the floor of the init row; pydantic with one model built, h11 with a "
+                f"TLS context, Powertools' Logger and Metrics (benchmarks/libraries_handler.py); ours adds "
                 f"{(ours['init'] - libraries['init']) * ms:.0f} ms to it",
             )
         )
