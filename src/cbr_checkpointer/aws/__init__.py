@@ -1,4 +1,4 @@
-"""AWS without boto3: SigV4 signing and the AWS JSON protocol over httpcore2."""
+"""AWS without boto3: SigV4 signing and the AWS JSON protocol over the package's HTTP layer (h11)."""
 
 from cbr_checkpointer.aws.api import AwsJsonApi
 from cbr_checkpointer.aws.client import JSON_SERVICES, AwsError, AwsJsonClient, aws_json_client
