@@ -38,6 +38,29 @@ def answered(answer: Iterable[bytes], request: http.Request | None = None) -> ht
     return pool.send(request or http.Request("GET", "https://h/"), TIMEOUT)
 
 
+class HeldAnswer:
+    """A stream's answer held back (`hold` is its `before_read`) until the test calls `release`."""
+
+    def __init__(self) -> None:
+        self.reading = threading.Event()
+        self._released = threading.Event()
+
+    def hold(self) -> None:
+        self.reading.set()
+        assert self._released.wait(10.0)
+
+    def release(self) -> None:
+        self._released.set()
+
+
+def sending(pool: http.ConnectionPool, path: str, held: HeldAnswer) -> threading.Thread:
+    """A request sent from a thread of its own, returned once it waits for its held answer."""
+    thread = threading.Thread(target=pool.send, args=(http.Request("GET", f"https://h{path}"), TIMEOUT))
+    thread.start()
+    assert held.reading.wait(10.0)
+    return thread
+
+
 @pytest.mark.parametrize(
     ("url", "host"),
     [
@@ -363,21 +386,13 @@ def test_a_connection_is_kept_for_the_next_request_to_its_origin() -> None:
 
 def test_the_connection_idle_longest_is_taken_first_so_that_all_stay_in_use() -> None:
     # Given two connections to one origin, the second made idle before the first
-    answer_first = threading.Event()
-    reading = threading.Event()
-
-    def hold() -> None:
-        reading.set()
-        assert answer_first.wait(10.0)
-
-    first = ScriptedStream([*NO_CONTENT, *NO_CONTENT], before_read=hold)
+    held = HeldAnswer()
+    first = ScriptedStream([*NO_CONTENT, *NO_CONTENT], before_read=held.hold)
     second = ScriptedStream([*NO_CONTENT, *NO_CONTENT])
     pool = pool_over(ScriptedNetwork(first, second), max_connections=2)
-    busy = threading.Thread(target=pool.send, args=(http.Request("GET", "https://h/a"), TIMEOUT))
-    busy.start()
-    assert reading.wait(10.0)
+    busy = sending(pool, "/a", held)
     pool.send(http.Request("GET", "https://h/b"), TIMEOUT)
-    answer_first.set()
+    held.release()
     busy.join(10.0)
 
     # When two more requests are sent in turn, Then each takes the one idle longer
@@ -462,17 +477,9 @@ def test_a_new_origin_closes_an_idle_connection_rather_than_open_more_than_allow
 
 def test_a_request_waits_for_a_connection_no_longer_than_its_pool_timeout() -> None:
     # Given the pool's one connection busy: its answer held back until the test lets it through
-    answer_now = threading.Event()
-    reading = threading.Event()
-
-    def hold() -> None:
-        reading.set()
-        assert answer_now.wait(10.0)
-
-    pool = pool_over(ScriptedNetwork(ScriptedStream([*NO_CONTENT, *NO_CONTENT], before_read=hold)))
-    busy = threading.Thread(target=pool.send, args=(http.Request("GET", "https://h/"), TIMEOUT))
-    busy.start()
-    assert reading.wait(10.0)
+    held = HeldAnswer()
+    pool = pool_over(ScriptedNetwork(ScriptedStream([*NO_CONTENT, *NO_CONTENT], before_read=held.hold)))
+    busy = sending(pool, "/", held)
 
     # When another request may wait 0.05 s for it, Then it gets none
     with pytest.raises(http.PoolTimeout, match=r"within 0\.05 s"):
@@ -481,19 +488,15 @@ def test_a_request_waits_for_a_connection_no_longer_than_its_pool_timeout() -> N
         )
 
     # And once the answer is through, the connection serves the next request
-    answer_now.set()
+    held.release()
     busy.join(10.0)
     assert pool.send(http.Request("GET", "https://h/"), TIMEOUT).status_code == 204
 
 
 def test_waiting_requests_get_the_connection_in_the_order_they_came() -> None:
     # Given the pool's one connection busy and three requests queued behind it, in a known order
-    release = threading.Event()
-
-    def hold() -> None:
-        assert release.wait(10.0)
-
-    stream = ScriptedStream([*NO_CONTENT] * 4, before_read=hold)
+    held = HeldAnswer()
+    stream = ScriptedStream([*NO_CONTENT] * 4, before_read=held.hold)
     pool = pool_over(ScriptedNetwork(stream))
 
     def send(name: str) -> None:
@@ -506,7 +509,7 @@ def test_waiting_requests_get_the_connection_in_the_order_they_came() -> None:
             threading.Event().wait(0.001)
 
     # When the connection comes free
-    release.set()
+    held.release()
     for thread in threads:
         thread.join(10.0)
 
