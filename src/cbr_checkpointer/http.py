@@ -633,9 +633,9 @@ def _origin_and_target(url: str) -> tuple[Origin, bytes]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS or not parts.hostname:
-        raise UnsupportedProtocol(
-            f"an http or https URL with a host is needed, not {parts.scheme}://{parts.netloc}"
-        )
+        # Neither the URL nor its netloc is quoted: a user:password@ in it would be a credential.
+        found = f"scheme {parts.scheme!r}" + ("" if parts.hostname else " and no host")
+        raise UnsupportedProtocol(f"an http or https URL with a host is needed, not {found}")
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
         wire_target = target.encode("ascii")

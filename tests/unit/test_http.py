@@ -199,10 +199,18 @@ def test_a_header_that_is_not_ascii_is_refused_without_its_value() -> None:
     assert str(raised.value) == "the X-Auth-Token header is not ASCII"
 
 
-@pytest.mark.parametrize("url", ["ftp://h/file", "https:///no-host", "/relative"])
-def test_a_url_that_is_not_http_with_a_host_is_an_unsupported_protocol(url: str) -> None:
-    with pytest.raises(http.UnsupportedProtocol):
+@pytest.mark.parametrize(
+    ("url", "found"),
+    [
+        ("ftp://user:pa55word@h/file", "scheme 'ftp'"),
+        ("https:///no-host", "scheme 'https' and no host"),
+        ("/relative", "scheme '' and no host"),
+    ],
+)
+def test_a_url_that_is_not_http_with_a_host_is_an_unsupported_protocol(url: str, found: str) -> None:
+    with pytest.raises(http.UnsupportedProtocol) as raised:
         pool_over(ScriptedNetwork()).send(http.Request("GET", url), TIMEOUT)
+    assert str(raised.value) == f"an http or https URL with a host is needed, not {found}"
 
 
 def test_a_failed_connection_is_closed_and_the_failure_raised_as_it_came() -> None:
