@@ -488,24 +488,13 @@ class ConnectionPool:
             turn = threading.Lock()
             turn.acquire()
             self._waiting.append(turn)
-        try:
-            if turn.acquire(timeout=timeout):
-                return
-        except BaseException:
-            self._give_up(turn)
-            raise
+        if turn.acquire(timeout=timeout):  # a timeout send() checked: at least 0, at most TIMEOUT_MAX
+            return
         with self._lock:
             if turn in self._waiting:
                 self._waiting.remove(turn)
                 raise PoolTimeout(f"no connection came free within {timeout:g} s")
         # Handed over between the timeout and the lock: the turn is this request's after all.
-
-    def _give_up(self, turn: threading.Lock) -> None:
-        with self._lock:
-            if turn in self._waiting:
-                self._waiting.remove(turn)
-                return
-        self._end_turn()  # it was handed over meanwhile: it goes on to the next in line
 
     def _end_turn(self) -> None:
         with self._lock:
